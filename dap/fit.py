@@ -1,0 +1,228 @@
+"""The optimisation engine shared by every deep-prior task (denoise, inpaint, separate, ...).
+
+A task hands the engine a *generator* (an ``nn.Module`` whose ``forward()`` takes no argument:
+it holds its fixed latent input(s) and returns the predicted spectrogram(s)), a loss on that
+prediction, a decoder to waveforms, and optionally a tracker that scores waveforms against the
+clean reference. The engine runs Adam with the paper's step schedule and keeps, in the same run,
+the outputs of every *selection rule*:
+
+``oracle``  the iterate with the best tracked score against the clean reference: the authors'
+            protocol (early stopping that needs the answer; not available on real data);
+``last``    the final iterate (blind);
+``ema``     an exponential moving average of the decoded outputs (blind).
+
+Per-iteration history (loss, learning rate, tracked metrics of the current and EMA output) is
+kept for convergence plots. A NaN or exploding loss stops the fit: the result is marked failed
+with its reason and what was computed so far is returned, never raised to the grid.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from dap.errors import FitDiverged
+
+SELECTIONS = ("oracle", "last", "ema")
+SELECTION_NOTES = {
+    "oracle": "oracle early stopping: the iterate with the best SNR against the clean reference (the authors' protocol)",
+    "last": "blind: the last iterate",
+    "ema": "blind: exponential moving average of the outputs",
+}
+
+
+@dataclass
+class FitConfig:
+    """Settings of one fit. Defaults are the paper's (REFERENCE_NOTES.md, Optimisation)."""
+
+    iterations: int = 2000
+    lr: float = 1e-3
+    lr_step: int = 500            # x lr_gamma every lr_step iterations
+    lr_gamma: float = 0.1
+    precision: str = "auto"      # "auto": bf16 autocast + channels_last where supported; "fp32"
+    ema_decay: float = 0.99
+    track_every: int = 1          # score the outputs every k iterations (oracle granularity)
+    divergence_factor: float = 1e3  # loss above factor x the first loss counts as exploding
+    progress: bool = True
+    device: str | None = None     # None: cuda when available, else cpu
+
+    def resolved_device(self) -> torch.device:
+        return torch.device(self.device) if self.device else pick_device()
+
+    def resolved_precision(self, device: torch.device) -> str:
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', not {self.precision!r}")
+        if self.precision != "auto":
+            return self.precision
+        return "bf16" if bf16_supported(device) else "fp32"
+
+
+@dataclass
+class FitResult:
+    """What a fit returns.
+
+    outputs: selection rule -> waveforms ``(S, L)`` float32 (S = 1 for denoising and inpainting).
+    best_iteration: selection rule -> the iteration its output comes from (EMA: the last).
+    history: one row per tracked iteration: ``iteration, loss, lr`` and the tracked metrics of the
+    current output (``snr``, ...) and of the EMA output (``ema_snr``, ...).
+    """
+
+    outputs: dict[str, np.ndarray]
+    best_iteration: dict[str, int]
+    history: pd.DataFrame
+    seconds: float
+    iterations: int
+    device: str
+    precision: str
+    status: str = "ok"
+    error: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def pick_device() -> torch.device:
+    """CUDA when available, else CPU: chosen at run time, never hard-coded."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast is worth it on CUDA with bf16 and on CPUs with native bf16 (AMX / AVX512-BF16)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":  # oneDNN says whether this CPU has native bf16 kernels
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
+        decode: Callable[[torch.Tensor], torch.Tensor], config: FitConfig,
+        track: Callable[[np.ndarray], dict[str, float]] | None = None, select_key: str = "snr",
+        on_step: Callable[[int, dict], None] | None = None, stop: Callable[[], bool] | None = None) -> FitResult:
+    """Optimise ``generator``'s parameters and keep the output of every selection rule.
+
+    generator: ``forward() -> prediction`` (any tensor or tuple the task understands);
+    loss_fn(prediction) -> scalar; decode(prediction) -> waveforms ``(S, L)`` (clipped to
+    [-1, 1] here, as the authors did); track(waveforms numpy (S, L)) -> metrics dict used for the
+    oracle rule (``select_key``, higher is better) and the history; without ``track`` there is no
+    oracle output. ``on_step(iteration, info)`` is called at every tracked iteration (live plots);
+    ``stop()`` returning True ends the fit early (a Stop button), keeping what was computed.
+    """
+    device = config.resolved_device()
+    precision = config.resolved_precision(device)
+    generator = generator.to(device)
+    if precision == "bf16":
+        generator = generator.to(memory_format=torch.channels_last)
+    params = [p for p in generator.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=config.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
+                else torch.autocast(device.type, enabled=False))
+
+    history: list[dict] = []
+    outputs: dict[str, np.ndarray] = {}
+    best_iter: dict[str, int] = {}
+    best_score = -math.inf
+    ema: torch.Tensor | None = None
+    first_loss: float | None = None
+    status, error = "ok", ""
+    bar = _progress(config)
+    start = time.perf_counter()
+    it = 0
+    try:
+        for it in range(1, config.iterations + 1):
+            opt.zero_grad(set_to_none=True)
+            with autocast:
+                pred = generator()
+            loss = loss_fn(_to_float(pred))
+            loss_value = float(loss.detach())
+            if first_loss is None:
+                first_loss = max(loss_value, 1e-12)
+            if not math.isfinite(loss_value):
+                raise FitDiverged(f"loss is {loss_value} at iteration {it}")
+            if loss_value > config.divergence_factor * first_loss:
+                raise FitDiverged(f"loss exploded to {loss_value:.3g} (first loss {first_loss:.3g}) at iteration {it}")
+            loss.backward()
+            opt.step()
+            lr = opt.param_groups[0]["lr"]
+            sched.step()
+
+            with torch.no_grad():
+                wav = decode(_to_float(pred).detach()).clamp(-1, 1)
+                ema = wav.clone() if ema is None else ema.mul_(config.ema_decay).add_(wav, alpha=1 - config.ema_decay)
+            if it % config.track_every == 0 or it == config.iterations:
+                row = {"iteration": it, "loss": loss_value, "lr": lr}
+                current = wav.cpu().numpy()
+                if track is not None:
+                    scores = track(current)
+                    row.update(scores)
+                    row.update({f"ema_{k}": v for k, v in track(ema.cpu().numpy()).items()})
+                    score = scores[select_key]
+                    if score > best_score:  # NaN never wins
+                        best_score = score
+                        outputs["oracle"], best_iter["oracle"] = current, it
+                history.append(row)
+                if bar is not None:
+                    bar.set_postfix({"loss": f"{loss_value:.2e}", **({select_key: f"{row[select_key]:.2f}"} if track else {})},
+                                    refresh=False)
+                if on_step is not None:
+                    on_step(it, {**row, "waveforms": current})
+            if bar is not None:
+                bar.update(1)
+            if stop is not None and stop():
+                break
+        outputs["last"], best_iter["last"] = wav.cpu().numpy(), it
+    except FitDiverged as exc:
+        status, error = "failed", str(exc)
+        it -= 1  # the diverged step did not complete
+    finally:
+        if bar is not None:
+            bar.close()
+    if ema is not None and status == "ok":
+        outputs["ema"], best_iter["ema"] = ema.cpu().numpy(), it
+    return FitResult(outputs=outputs, best_iteration=best_iter, history=pd.DataFrame(history),
+                     seconds=time.perf_counter() - start, iterations=it, device=str(device),
+                     precision=precision, status=status, error=error)
+
+
+class LatentPrior(nn.Module):
+    """A prior network with its fixed latent input: ``forward() = prior(z)``.
+
+    z ~ N(0, 1) of ``shape`` (e.g. (1, 2, 512, 256)), drawn once from ``seed`` and never
+    re-perturbed (unlike Deep Image Prior), stored as a buffer so it follows ``.to(device)``.
+    """
+
+    def __init__(self, prior: nn.Module, shape: tuple[int, ...], seed: int):
+        super().__init__()
+        self.prior = prior
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("z", torch.randn(shape, generator=g))
+
+    def forward(self) -> torch.Tensor:
+        return self.prior(self.z)  # Module.to(memory_format=...) converts z along with the weights
+
+
+def _to_float(pred):
+    if isinstance(pred, (tuple, list)):
+        return type(pred)(_to_float(p) for p in pred)
+    return pred.float()
+
+
+def _progress(config: FitConfig):
+    if not config.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.iterations, desc="fit", unit="it", mininterval=2.0, leave=False)

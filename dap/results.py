@@ -1,0 +1,163 @@
+"""The results contract: one tidy row per fit and metric, written atomically, resumable.
+
+A *fit* (one design on one clip for one task, with its seed and settings) yields several rows:
+one per (selection rule, metric). All rows of a fit are written together, so after an
+interruption a fit is either fully recorded or absent, and a rerun skips exactly the fits that
+are recorded (:meth:`ResultStore.has`).
+
+Files are replaced atomically (write to a temporary file in the same folder, fsync, rename):
+killing the process at any moment leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+import dap
+
+#: Columns every row has, in this order (extra columns may follow).
+ROW_COLUMNS = [
+    "fit_id", "task", "dataset", "source", "clip_id", "design", "seed", "profile", "selection",
+    "metric", "value", "iterations", "best_iteration", "seconds", "device", "precision", "status",
+    "error", "dap_version", "git_commit",
+]
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Binary twin of :func:`atomic_write_text` (figures, arrays)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def results_root() -> Path:
+    """``$DAP_RESULTS`` (set by run_all.sh) or ``<repository>/results``."""
+    return Path(os.environ.get("DAP_RESULTS", Path(__file__).resolve().parent.parent / "results"))
+
+
+def notebook_dir(name: str) -> Path:
+    """``results/<name>/``, created: where notebook ``name`` writes rows, tables and figures."""
+    folder = results_root() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_metrics(folder: str | os.PathLike, values: dict) -> Path:
+    """Named scalars a notebook publishes (``metrics.json``), read back by the notebook tests."""
+    return atomic_write_text(Path(folder) / "metrics.json", json.dumps(values, indent=2, sort_keys=True, default=float))
+
+
+def fit_id(config: dict) -> str:
+    """Stable 12-hex id of a fit's identifying settings (order-independent)."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha1(blob).hexdigest()[:12]
+
+
+_COMMIT: str | None = None
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit (short), ``"unknown"`` outside a git checkout."""
+    global _COMMIT
+    if _COMMIT is None:
+        try:
+            out = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True,
+                                 cwd=Path(__file__).resolve().parent, timeout=10)
+            _COMMIT = out.stdout.strip() if out.returncode == 0 else "unknown"
+        except (OSError, subprocess.SubprocessError):
+            _COMMIT = "unknown"
+    return _COMMIT
+
+
+def provenance() -> dict:
+    """Fields stamped on every row: package version and commit."""
+    return {"dap_version": dap.__version__, "git_commit": git_commit()}
+
+
+def machine_description() -> str:
+    """One line naming the machine (CPU / GPU), for captions and summaries."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"CUDA: {torch.cuda.get_device_name(0)}"
+    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+class ResultStore:
+    """``rows.csv`` of one notebook, with resume.
+
+    >>> store = ResultStore("results/02_table1_gaussian_denoising")
+    >>> if not store.has(fid): store.add(rows)   # rows: list of dicts with ROW_COLUMNS
+    """
+
+    def __init__(self, folder: str | os.PathLike, filename: str = "rows.csv"):
+        self.folder = Path(folder)
+        self.path = self.folder / filename
+        self._rows = self._read()
+
+    def _read(self) -> pd.DataFrame:
+        if not self.path.exists():
+            return pd.DataFrame(columns=ROW_COLUMNS)
+        return pd.read_csv(self.path, keep_default_na=True)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """All rows recorded so far (a copy)."""
+        return self._rows.copy()
+
+    def has(self, fid: str) -> bool:
+        """Whether the fit ``fid`` is already recorded (successfully or as failed)."""
+        return bool((self._rows["fit_id"] == fid).any()) if len(self._rows) else False
+
+    def add(self, rows: list[dict]) -> None:
+        """Append all rows of one fit and rewrite ``rows.csv`` atomically."""
+        if not rows:
+            raise ValueError("ResultStore.add needs at least one row")
+        new = pd.DataFrame(rows)
+        for col in ROW_COLUMNS:
+            if col not in new:
+                new[col] = None
+        new = new[ROW_COLUMNS + [c for c in new.columns if c not in ROW_COLUMNS]]
+        fids = set(new["fit_id"])
+        old = self._rows[~self._rows["fit_id"].isin(fids)] if len(self._rows) else self._rows
+        merged = new if old.empty else pd.concat([old, new], ignore_index=True)
+        buf = io.StringIO()
+        merged.to_csv(buf, index=False)
+        atomic_write_text(self.path, buf.getvalue())
+        self._rows = merged

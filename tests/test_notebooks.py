@@ -1,0 +1,54 @@
+"""Execute every notebook in the smoke profile through the same runner as run_all.sh, then read
+back the named metrics each notebook published and assert them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One smoke run of every notebook into a temporary results folder."""
+    out = tmp_path_factory.mktemp("results")
+    env = dict(os.environ, DAP_RESULTS=str(out))
+    proc = subprocess.run([sys.executable, "-m", "dap.runner", "--profile", "smoke", "--timeout", "900"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    return out, proc
+
+
+def _metrics(out: Path, name: str) -> dict:
+    return json.loads((out / name / "metrics.json").read_text())
+
+
+@pytest.mark.notebooks
+def test_every_notebook_runs_in_the_smoke_profile(smoke_run):
+    out, proc = smoke_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in NOTEBOOKS:
+        assert (out / name / f"{name}.ipynb").exists(), f"{name} left no executed notebook"
+    assert (out / "SUMMARY.md").exists()
+
+
+@pytest.mark.notebooks
+def test_quickstart_publishes_its_checks(smoke_run):
+    m = _metrics(smoke_run[0], "00_quickstart")
+    assert (m["stft_bins"], m["stft_frames"]) == (512, 256)
+    assert m["round_trip_snr_db"] > 100
+    assert 0 < m["input_snr_db"] < 15  # sigma 0.1 on a peak-normalised clip
+
+
+def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
+    import nbformat
+
+    for name in NOTEBOOKS:
+        nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), name
+        assert any("parameters" in c.metadata.get("tags", []) for c in code), name

@@ -1,0 +1,60 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dap import report
+from dap.results import ResultStore, atomic_write_text, fit_id
+
+
+def _rows(fid, design="conv", value=1.0, status="ok"):
+    return [{"fit_id": fid, "task": "denoise", "dataset": "digits", "clip_id": "c", "design": design,
+             "selection": "oracle", "metric": "PSNR", "value": value, "status": status}]
+
+
+def test_fit_id_is_stable_and_order_independent():
+    assert fit_id({"a": 1, "b": 2}) == fit_id({"b": 2, "a": 1})
+    assert fit_id({"a": 1}) != fit_id({"a": 2})
+
+
+def test_store_resumes_and_replaces_a_fit(tmp_path):
+    store = ResultStore(tmp_path)
+    assert not store.has("f1")
+    store.add(_rows("f1"))
+    store.add(_rows("f2", value=2.0))
+    again = ResultStore(tmp_path)  # a new process reads what was written
+    assert again.has("f1") and again.has("f2") and len(again.rows) == 2
+    again.add(_rows("f1", value=5.0))  # re-adding a fit replaces its rows, never duplicates
+    rows = ResultStore(tmp_path).rows
+    assert len(rows) == 2 and rows.set_index("fit_id").loc["f1", "value"] == 5.0
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    atomic_write_text(tmp_path / "x.txt", "hello")
+    atomic_write_text(tmp_path / "x.txt", "world")
+    assert (tmp_path / "x.txt").read_text() == "world"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_aggregate_counts_failures_and_nans_separately():
+    rows = pd.DataFrame(_rows("a", value=1.0) + _rows("b", value=3.0) + _rows("c", value=np.nan)
+                        + _rows("d", value=np.nan, status="failed"))
+    agg = report.aggregate(rows).iloc[0]
+    assert agg["n"] == 2 and agg["mean"] == 2.0 and agg["median"] == 2.0
+    assert agg["std"] == pytest.approx(math.sqrt(2))
+    assert agg["n_failed"] == 1 and agg["n_nan"] == 1
+
+
+def test_compare_with_paper_and_ranking():
+    rows = pd.DataFrame(
+        _rows("a", design="conv", value=5.0) + _rows("b", design="dilated_exp_dense", value=9.0))
+    rows["dataset"] = "piano"
+    cmp = report.compare_with_paper(rows, "table1", "oracle")
+    piano = cmp[(cmp.dataset == "piano") & (cmp.metric == "PSNR")].set_index("design")
+    assert piano.loc["conv", "diff"] == pytest.approx(5.0 - 9.17)
+    assert math.isnan(piano.loc["dilated", "mean"])  # not computed: shown as missing, not zero
+    rank = report.ranking_holds(cmp).set_index(["dataset", "metric"])
+    assert rank.loc[("piano", "PSNR"), "agree"]
+    md = report.markdown_table(cmp, "caption")
+    assert "Dilated Conv. (exp) + Dense" in md and "paper 12.50 ± 1.11" in md

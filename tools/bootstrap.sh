@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Make .venv hold the pinned stack of pyproject.toml (created or refreshed when pyproject changes),
+# and make sure ffmpeg/ffprobe are on PATH (museval's musdb/stempeg dependency checks at import).
+# Sourced by run_all.sh and run_tests.sh; prints what it does.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3}"
+STAMP="$VENV/.dap-stamp"
+want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+
+if ! command -v "$PY" >/dev/null; then
+  echo "bootstrap: $PY not found; install Python >= 3.10 (or set PYTHON=/path/to/python3)" >&2; exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV with $("$PY" --version)"
+  "$PY" -m venv "$VENV"
+fi
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing the pinned stack into .venv (torch is ~5 GB; a few minutes the first time)"
+  t0=$(date +%s)
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+  if ! "$VENV/bin/python" -m pip install -e "$ROOT[test]" >"$VENV/.install.log" 2>&1; then
+    tail -n 30 "$VENV/.install.log" >&2
+    echo "bootstrap: pip install failed; full log in $VENV/.install.log" >&2; exit 1
+  fi
+  echo "$want" > "$STAMP"
+  echo "bootstrap: installed in $(( $(date +%s) - t0 )) s"
+else
+  echo "bootstrap: .venv is up to date"
+fi
+
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing ffmpeg with apt-get (museval needs ffmpeg and ffprobe at import)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+  else
+    echo "bootstrap: ffmpeg and ffprobe are needed on PATH (museval checks at import)." >&2
+    echo "           Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg; conda: see environment.yml" >&2
+    exit 1
+  fi
+fi
