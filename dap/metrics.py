@@ -263,9 +263,10 @@ def bss_eval(refs, ests, sr: int = SAMPLE_RATE, window: int | None = None, hop: 
 
     museval (v4: distortion filters fitted once on the whole clip) gives NaN for every source in
     a window where **any** reference or estimate is all zeros; those NaNs are kept (aggregate with
-    ``nanmedian``). A perfect estimate can give ``+inf``. A source that is all zeros over the whole clip makes every window NaN: with
-    ``on_silent="raise"`` (default) that raises :class:`UndefinedMetric` naming the source, with
-    ``on_silent="nan"`` the all-NaN arrays are returned.
+    ``nanmedian``). A perfect estimate can give ``+inf``. A source that is all zeros over the
+    whole clip makes every window NaN: with ``on_silent="raise"`` (default) that raises
+    :class:`UndefinedMetric` naming the source, with ``on_silent="nan"`` the all-NaN arrays are
+    returned.
     """
     if on_silent not in ("raise", "nan"):
         raise MetricError(f"bss_eval: on_silent must be 'raise' or 'nan', got {on_silent!r}")

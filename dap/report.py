@@ -17,16 +17,9 @@ import numpy as np
 import pandas as pd
 
 from dap import paper
+from dap.priors import DESIGN_LABELS
 from dap.results import atomic_write_bytes, atomic_write_text, git_commit, machine_description
 
-#: Row labels of the paper's tables.
-DESIGN_LABELS = {
-    "conv": "Convolution",
-    "dilated": "Dilated Conv.",
-    "dilated_exp": "Dilated Conv. (exp)",
-    "dilated_exp_dense": "Dilated Conv. (exp) + Dense",
-    "harmonic": "Harmonic Conv.",
-}
 DATASET_LABELS = {"speech": "LJSpeech-like", "digits": "Digits", "piano": "Piano", "drums": "Drums"}
 
 
@@ -171,3 +164,62 @@ def write_summary(results_dir: str | Path, run_log: pd.DataFrame | None = None, 
         for f in figures:
             parts += [f"![{f.stem}]({f.relative_to(results_dir).as_posix()})", ""]
     return atomic_write_text(results_dir / "SUMMARY.md", "\n".join(parts) + "\n")
+
+
+def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_text: str,
+                  selections=("oracle", "last", "ema")) -> pd.DataFrame:
+    """Write ``<table>.csv`` (every selection rule, paper cells side by side) and ``<table>.md``
+    (one markdown table per rule, oracle first, then the ranking check). Returns the comparison."""
+    from dap.fit import SELECTION_NOTES
+
+    parts, frames = [caption_text, ""], []
+    for rule in selections:
+        cmp = compare_with_paper(rows, table, rule)
+        frames.append(cmp)
+        parts.append(markdown_table(cmp, f"*Selection: {SELECTION_NOTES.get(rule, rule)}*"))
+        rank = ranking_holds(cmp)
+        held = int(rank["agree"].sum())
+        parts.append(f"Best design as in the paper in {held} of {len(rank)} columns "
+                     f"({', '.join(f'{r.dataset} {r.metric}: {DESIGN_LABELS.get(r.best_here, r.best_here)}' for r in rank.itertuples())}).\n")
+    both = pd.concat(frames, ignore_index=True)
+    write_table(both, folder, table, "\n".join(parts))
+    return both
+
+
+def selection_plot(rows: pd.DataFrame, metric: str):
+    """Mean ``metric`` per design under each selection rule, one panel per data set: how much of a
+    result comes from the oracle rule."""
+    import matplotlib.pyplot as plt
+
+    ok = rows[(rows["metric"] == metric) & (rows["status"] == "ok")]
+    datasets = list(dict.fromkeys(ok["dataset"]))
+    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(4.2 * max(1, len(datasets)), 3.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        table = ok[ok["dataset"] == dataset].pivot_table(index="design", columns="selection", values="value",
+                                                         aggfunc="mean", sort=False)
+        table.index = [DESIGN_LABELS.get(d, d).replace(" + ", "\n+ ") for d in table.index]
+        table.plot.bar(ax=ax, rot=0, fontsize=7)
+        ax.set_title(f"{DATASET_LABELS.get(dataset, dataset)}: {metric}", fontsize=9)
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def convergence_plot(histories: dict[str, pd.DataFrame], metric: str = "snr", ax=None, band: dict | None = None):
+    """``metric`` against iteration, one curve per design (Figures 1-2). ``band`` optionally maps a
+    design to (low, high) arrays drawn as a shaded spread over clips."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.4))
+    for design, h in histories.items():
+        line, = ax.plot(h["iteration"], h[metric], label=DESIGN_LABELS.get(design, design), lw=1.4)
+        if band and design in band:
+            lo, hi = band[design]
+            ax.fill_between(h["iteration"], lo, hi, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"{metric.upper()} (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax.figure

@@ -35,7 +35,8 @@ def load_clips(dataset: str, n: int | None = None, seed: int = 0, source: str = 
     if source != "embedded":
         raise DataArgumentError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}")
     if root is not None or split is not None:
-        given = ", ".join(f"{k}={v!r}" for k, v in (("root", root), ("split", split)) if v is not None)
+        given = ", ".join(f"{k}={v!r}" for k, v in (("root", root), ("split", split))
+                          if v is not None)
         raise DataArgumentError(f"{given} only applies to source='real'; the embedded set has one "
                                 f"fixed split per data set (pass source='real' to read a corpus)")
     # Imported here so that the real loaders work even while the embedded set is unavailable.

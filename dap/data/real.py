@@ -21,9 +21,9 @@ stems        ``musdb18hq/{train,test}/<track>/{mixture,vocals,drums,bass,other}.
 Clips are mono 16 kHz float32. One-shot corpora (digits, drums) give one clip per file, zero-padded
 or cropped to 16384 samples. Long-recording corpora (speech, piano, noise, stems) give windows cut
 on a non-overlapping grid whose phase and order come from the seed; a window must carry non-trivial
-energy (at least half of its 64-ms blocks within 30 dB of the whole file's RMS). Single-source clips are peak-normalised to 1 (the
-paper's pre-processing; the gain is in ``meta["gain"]``); stems keep their levels so that
-``target + accompaniment`` is the real mixture.
+energy (at least half of its 64-ms blocks within 30 dB of the whole file's RMS). Single-source
+clips are peak-normalised to 1 (the paper's pre-processing; the gain is in ``meta["gain"]``);
+stems keep their levels so that ``target + accompaniment`` is the real mixture.
 
 Reproducibility: file lists are sorted, the visiting order is ``default_rng(seed).permutation``
 and each file's window draw uses ``default_rng([seed, file_index])``. So the same seed gives the
@@ -88,31 +88,32 @@ CORPORA: dict[str, Corpus] = {
         "speech", "LJSpeech-1.1", "LJSpeech 1.1", "LJSpeech-1.1/wavs/LJ*.wav", CLIP_2S,
         "2.048-s windows (32768 samples) cut from the 22.05 kHz recordings; files shorter than "
         "that are skipped",
-        "get LJSpeech 1.1 (the LJ Speech Dataset by Keith Ito, public domain) from "
+        "download LJSpeech 1.1 (the LJ Speech Dataset by Keith Ito, public domain) from "
         "keithito.com/LJ-Speech-Dataset and unpack LJSpeech-1.1.tar.bz2 into <root>"),
     "digits": Corpus(
         "digits", "SC09", "SC09 spoken digits",
         "sc09/{train,valid,test}/<Digit>_<hash>_nohash_<n>.wav (or "
         "speech_commands*/{zero,...,nine}/*.wav)", CLIP_1S,
         "one clip per file, the 1-s recording zero-padded to 16384 samples",
-        "get SC09 from Chris Donahue's WaveGAN release (sc09.tar.gz, linked from the README of "
+        "download SC09 from Chris Donahue's WaveGAN release (sc09.tar.gz, linked from the "
+        "README of "
         "github.com/chrisdonahue/wavegan) and unpack it into <root>, or unpack Google's Speech "
         "Commands v0.02 (download.tensorflow.org, CC-BY-4.0) into <root>/speech_commands_v0.02"),
     "drums": Corpus(
         "drums", "WaveGAN-drums", "WaveGAN drum sounds", "drums/{train,valid,test}/*.wav", CLIP_1S,
         "one clip per one-shot file, zero-padded or cropped to 16384 samples",
-        "get the drum sound effects set of WaveGAN (drums.tar.gz, linked from the README of "
+        "download the drum sound effects set of WaveGAN (drums.tar.gz, linked from the README of "
         "github.com/chrisdonahue/wavegan) and unpack it into <root>"),
     "piano": Corpus(
         "piano", "WaveGAN-piano", "WaveGAN piano", "piano/{train,valid,test}/*.wav", CLIP_1S,
         "1.024-s windows (16384 samples) with non-trivial energy cut from the 48 kHz recordings",
-        "get the piano set of WaveGAN (piano.tar.gz, Bach piano performances, linked from the "
+        "download the piano set of WaveGAN (piano.tar.gz, Bach piano performances, linked from the "
         "README of github.com/chrisdonahue/wavegan) and unpack it into <root>"),
     "noise": Corpus(
         "noise", "DEMAND", "DEMAND noise", "DEMAND/{DLIVING,STRAFFIC}/ch01.wav", CLIP_2S,
         "2.048-s windows (32768 samples, long enough for every clean clip) cut from channel 1 of "
         "the living-room (domestic) and traffic recordings, half from each",
-        "get DEMAND (Thiemann, Ito & Vincent 2013) from Zenodo record 1227121: unzip "
+        "download DEMAND (Thiemann, Ito & Vincent 2013) from Zenodo record 1227121: unzip "
         "DLIVING_16k.zip and STRAFFIC_16k.zip (or the _48k ones) into <root>/DEMAND"),
     "stems": Corpus(
         "stems", "MUSDB18-HQ", "MUSDB18-HQ",
@@ -120,7 +121,7 @@ CORPORA: dict[str, Corpus] = {
         "8.192-s windows (131072 samples): audio = vocals, accompaniment = mixture - vocals; "
         "split train / valid = the first 80 / last 20 MUSDB training tracks in sorted order, "
         "test = the 50 test tracks (default)",
-        "get MUSDB18-HQ (uncompressed wav) from Zenodo record 3338373 and unzip it into "
+        "download MUSDB18-HQ (uncompressed wav) from Zenodo record 3338373 and unzip it into "
         "<root>/musdb18hq"),
 }
 
@@ -142,8 +143,8 @@ def data_root(root: str | os.PathLike | None = None, dataset: str | None = None)
     if root is None or str(root) == "":
         env = os.environ.get(ENV_VAR, "")
         if not env:
-            hint = (f" expected <root>/{CORPORA[dataset].pattern}; {CORPORA[dataset].obtain}."
-                    if dataset in CORPORA else "")
+            c = CORPORA.get(dataset or "")
+            hint = f" expected <root>/{c.pattern}; to get it: {c.obtain}." if c else ""
             raise DatasetError(
                 f"{what}: no data root given. Pass root=<folder> or set the environment variable "
                 f"{ENV_VAR} to the folder that holds the real corpora (e.g. export "
@@ -184,7 +185,7 @@ def load_real(dataset: str, n: int | None = None, seed: int = 0,
     if n is not None and len(clips) < n:
         raise DatasetError(f"{dataset} ({c.title}): asked for n={n} clips but only {len(clips)} "
                            f"usable ones could be made from <root>/{c.pattern} under {base} "
-                           f"(split={split!r}); ask for fewer or add files. {c.obtain}.")
+                           f"(split={split!r}); ask for fewer or add files. To get it: {c.obtain}.")
     return clips
 
 
@@ -292,7 +293,7 @@ def _wavegan_files(c: Corpus, base: Path, name: str, split: str | None) -> list[
     wanted = present if split is None else [split]
     if not present or (split is not None and split not in present):
         need = top / (split or "{train,valid,test}")
-        loose = f" ({len(list(top.glob('*.wav')))} wav files lie directly in {top})" \
+        loose = f" ({len(list(top.glob('*.wav')))} wav file(s) lie directly in {top})" \
             if any(top.glob("*.wav")) else ""
         raise DatasetError(f"{name} ({c.title}): expected split folders {need}/*.wav (pattern "
                            f"<root>/{c.pattern}), but {need} does not exist{loose}. "

@@ -22,7 +22,7 @@ Conventions chosen here (the definition leaves them open):
   so integer harmonics never suffer floating-point floor errors.
 
 Fast form ("harmonic lowering"): for each k build the frequency-zoomed copy
-``Z_k[c, f, t] = X[c, k*f/n, t]`` (one gather + one lerp), stack the copies as channels
+``Z_k[c, f, t] = X[c, k*f/n, t]`` (one sparse interpolation matrix applied along F), stack the copies as channels
 ``(B, C*K_f, F, T)`` and run one ordinary ``conv2d`` with a ``(1, K_t)`` kernel. This is exact, not an
 approximation: the sum over k becomes a sum over input channels of a standard convolution.
 
@@ -30,7 +30,7 @@ Mixture of anchors (optional, ``anchors=(n1, n2, ...)``): the layer computes
 ``sum_m a_m * HC_{n_m}(X; W) + b`` with **one shared kernel** ``W`` and mixing weights
 ``a = softmax(mix_logits)`` learned per layer (initialised uniform). Because harmonic convolution is
 linear in X, the mix is applied to the lowered copies before the single convolution, so a mixture
-costs extra gathers but no extra convolutions. (Zhang et al. mixed anchors with learned weights;
+costs extra lowering products but no extra convolutions. (Zhang et al. mixed anchors with learned weights;
 sharing the kernel is our choice: it keeps the parameter count of a single-anchor layer.)
 """
 
@@ -45,45 +45,54 @@ from torch import nn
 __all__ = ["HarmonicConv2d", "harmonic_lowering"]
 
 
-def _lowering_tables(
-    n_bins: int, n_taps: int, anchor: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gather indices and interpolation weights of the K_f zoomed copies.
+def _lowering_matrix(n_bins: int, n_taps: int, anchor: int, device: torch.device) -> torch.Tensor:
+    """Sparse interpolation matrix of the K_f zoomed copies.
 
-    Returns ``(i0, i1, w)``: ``i0``, ``i1`` are int64 of shape ``(K_f * F,)`` indexing a spectrogram
-    padded with one zero row (index ``F`` is that zero row), ``w`` is float32 ``(K_f, F, 1)`` such that
-    ``Z_k[f] = (1 - w[k, f]) * Xp[i0[k*F + f]] + w[k, f] * Xp[i1[k*F + f]]``.
+    Returns a coalesced sparse COO float32 tensor ``M`` of shape ``(K_f * F, F)`` with
+    ``Z_k[f] = sum_g M[(k-1)*F + f, g] * X[g]``: at most two non-zeros per row, ``1 - w`` at bin
+    ``i = floor(k*f/n)`` and ``w`` at ``i + 1``, where ``w = k*f/n - i``. Entries that would point at
+    bins ``>= F`` are dropped, which is exactly "past the top bin reads zero".
     """
     k = torch.arange(1, n_taps + 1, dtype=torch.int64).unsqueeze(1)  # (K_f, 1)
     f = torch.arange(n_bins, dtype=torch.int64).unsqueeze(0)  # (1, F)
     num = k * f  # position k*f/n == num / n, kept exact in integers
     i0 = torch.div(num, anchor, rounding_mode="floor")
-    w = (num - i0 * anchor).to(torch.float32) / anchor
-    # Everything at or past the top bin reads the zero row at index F.
-    i1 = torch.clamp(i0 + 1, max=n_bins)
-    i0 = torch.clamp(i0, max=n_bins)
-    return i0.reshape(-1).to(device), i1.reshape(-1).to(device), w.unsqueeze(-1).to(device)
+    w = (num - i0 * anchor).to(torch.float64) / anchor
+    rows = torch.arange(n_taps * n_bins, dtype=torch.int64)
+    rows = torch.cat([rows, rows])
+    cols = torch.cat([i0.reshape(-1), i0.reshape(-1) + 1])
+    vals = torch.cat([(1.0 - w).reshape(-1), w.reshape(-1)])
+    keep = (cols < n_bins) & (vals != 0)  # drop out-of-range bins and exact-integer positions' zero weight
+    m = torch.sparse_coo_tensor(
+        torch.stack([rows[keep], cols[keep]]),
+        vals[keep].to(torch.float32),
+        (n_taps * n_bins, n_bins),
+        check_invariants=True,  # one-off cost; also keeps torch from warning that checks are off
+    )
+    return m.coalesce().to(device)
 
 
-def harmonic_lowering(
-    x: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor, torch.Tensor], n_taps: int
-) -> torch.Tensor:
+def harmonic_lowering(x: torch.Tensor, matrix: torch.Tensor, n_taps: int) -> torch.Tensor:
     """Frequency-zoomed copies of ``x``.
 
     Args:
         x: ``(B, C, F, T)``.
-        tables: from :func:`_lowering_tables` for this ``F``.
+        matrix: from :func:`_lowering_matrix` for this ``F`` (and anchor).
         n_taps: K_f.
     Returns:
-        ``(B, C, K_f, F, T)`` with ``[:, c, k-1, f, t] = X[c, k*f/n, t]`` (interpolated, zero above F-1).
+        ``(B, C, K_f, F, T)`` float32 with ``[:, c, k-1, f, t] = X[c, k*f/n, t]`` (interpolated, zero
+        above bin F-1).
+
+    Why a sparse matmul rather than a gather (``index_select``) + lerp: both are exact, but the
+    gather's backward is a scatter-add, which on CPU was ~3x slower than the sparse product (whose
+    backward is another sparse product). It runs in float32 (sparse bf16 kernels are patchy); the
+    following convolution still runs in bf16 under autocast.
     """
     b, c, n_bins, t = x.shape
-    i0, i1, w = tables
-    xp = F.pad(x, (0, 0, 0, 1))  # (B, C, F+1, T): the appended row is the "past the top" zero
-    g0 = xp.index_select(2, i0).view(b, c, n_taps, n_bins, t)
-    g1 = xp.index_select(2, i1).view(b, c, n_taps, n_bins, t)
-    w = w.to(x.dtype)  # keep bf16 activations bf16 under autocast
-    return g0 + w * (g1 - g0)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        xf = x.float().permute(2, 0, 1, 3).reshape(n_bins, b * c * t)  # F on rows
+        z = torch.sparse.mm(matrix, xf)  # (K_f * F, B*C*T)
+    return z.view(n_taps, n_bins, b, c, t).permute(2, 3, 0, 1, 4)
 
 
 class HarmonicConv2d(nn.Module):
@@ -127,8 +136,9 @@ class HarmonicConv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k_f, k_t))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.mix_logits = nn.Parameter(torch.zeros(len(anchors))) if len(anchors) > 1 else None
-        # (F, device, anchor) -> gather tables; plain dict so it stays out of state_dict.
-        self._tables: dict[tuple[int, str, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        # (F, device, anchor) -> sparse lowering matrix; a plain dict so it stays out of state_dict
+        # and is rebuilt lazily for each spectrogram height and device the layer meets.
+        self._matrices: dict[tuple[int, str, int], torch.Tensor] = {}
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -139,26 +149,27 @@ class HarmonicConv2d(nn.Module):
             bound = 1.0 / math.sqrt(fan_in)
             nn.init.uniform_(self.bias, -bound, bound)
 
-    def _get_tables(self, n_bins: int, device: torch.device, anchor: int):
+    def _get_matrix(self, n_bins: int, device: torch.device, anchor: int) -> torch.Tensor:
         key = (n_bins, str(device), anchor)
-        if key not in self._tables:
-            self._tables[key] = _lowering_tables(n_bins, self.kernel_size[0], anchor, device)
-        return self._tables[key]
+        if key not in self._matrices:
+            self._matrices[key] = _lowering_matrix(n_bins, self.kernel_size[0], anchor, device)
+        return self._matrices[key]
 
     def lowered(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, F, T) -> (B, C*K_f, F, T)``: the stacked zoomed copies (anchor-mixed if several)."""
         b, c, n_bins, t = x.shape
         k_f = self.kernel_size[0]
         if self.mix_logits is None:
-            z = harmonic_lowering(x, self._get_tables(n_bins, x.device, self.anchor), k_f)
+            z = harmonic_lowering(x, self._get_matrix(n_bins, x.device, self.anchor), k_f)
         else:
-            mix = torch.softmax(self.mix_logits, dim=0).to(x.dtype)
+            mix = torch.softmax(self.mix_logits.float(), dim=0)
             z = sum(
-                mix[m] * harmonic_lowering(x, self._get_tables(n_bins, x.device, a), k_f)
+                mix[m] * harmonic_lowering(x, self._get_matrix(n_bins, x.device, a), k_f)
                 for m, a in enumerate(self.anchors)
             )
-        # Channel order c*K_f + (k-1) matches weight.reshape(O, C*K_f, 1, K_t).
-        return z.reshape(b, c * k_f, n_bins, t)
+        # Channel order c*K_f + (k-1) matches weight.reshape(O, C*K_f, 1, K_t). Back to the input's
+        # dtype so a bf16 network stays bf16.
+        return z.reshape(b, c * k_f, n_bins, t).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, F, T) -> (B, C_out, F, T)``."""

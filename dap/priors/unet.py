@@ -84,6 +84,10 @@ HARMONIC_DEFAULTS: dict[str, Any] = {
 
 _NORM_CHOICES = ("encoder", "all", "none")
 
+#: Largest conv dilation seen to survive bf16 + channels_last backward on CPU (see
+#: ``UNetPrior._check_cpu_bf16_channels_last``).
+_CL_BF16_MAX_DILATION = 16
+
 
 def _block_names(levels: int) -> list[str]:
     """``start, down1, ..., down{L-1}, up{L-1}, ..., up1``."""
@@ -179,6 +183,9 @@ class UNetPrior(nn.Module):
             self.decoder.append(UpStage(prev, w, blk, up_relu=up_relu))
             prev = blk.out_channels
         self.final = nn.Conv2d(prev, out_channels, kernel_size=1, bias=True)  # linear output
+        self._wide_convs = [
+            m for m in self.modules() if isinstance(m, nn.Conv2d) and max(m.dilation) > _CL_BF16_MAX_DILATION
+        ]
 
     @property
     def size_multiple(self) -> int:
@@ -205,8 +212,34 @@ class UNetPrior(nn.Module):
                 f"got F={f}, T={t}; pad or crop the spectrogram (e.g. 16384 samples -> 512 x 256)"
             )
 
+    def _check_cpu_bf16_channels_last(self, x: torch.Tensor) -> None:
+        """Refuse the one combination that crashes the process instead of raising.
+
+        With torch 2.14.1 on CPU (oneDNN, AVX-512), the *backward* of a bf16 3x3 conv with dilation
+        >= ~20 in channels_last memory format segfaults (seen for dilation 20..32 at 70-140
+        channels; dilation 16 passed). The exponential designs have dilations 32 (and 64 with
+        ``exp_start=2``), so bf16 + channels_last on CPU would kill a notebook kernel with no
+        message. bf16 in the default (contiguous) format and fp32 channels_last both work.
+        """
+        if not self._wide_convs or x.device.type != "cpu":
+            return
+        bf16 = x.dtype == torch.bfloat16 or self._wide_convs[0].weight.dtype == torch.bfloat16 or (
+            torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        )
+        if not bf16:
+            return
+        cl = torch.channels_last
+        tensors = [x] + [m.weight for m in self._wide_convs]
+        if any(t.is_contiguous(memory_format=cl) and not t.is_contiguous() for t in tensors):
+            raise RuntimeError(
+                f"{self.design}: bf16 with channels_last memory format on CPU crashes (segfault in "
+                f"the oneDNN backward of convs with dilation > {_CL_BF16_MAX_DILATION}); keep the "
+                "model and input in the default contiguous format when using bf16 on CPU"
+            )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        self._check_cpu_bf16_channels_last(x)
         skips = []
         h = x
         for l, blk in enumerate(self.encoder):

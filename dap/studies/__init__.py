@@ -1,0 +1,10 @@
+"""The paper's experiments, one function per table or figure, called by the notebooks.
+
+Each study loads its clips, builds the grid of fits (:mod:`dap.experiments`) and returns the tidy
+rows; :mod:`dap.report` turns rows into the published-vs-reproduced tables. One module per task:
+``denoising`` (Tables 1-2, Figure 1); ``common`` holds what they share.
+"""
+
+from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
+                                fit_settings, load_normalised, table_metrics)
+from dap.studies.denoising import DENOISING_METRICS, denoising_caption, denoising_example, denoising_study

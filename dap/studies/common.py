@@ -1,0 +1,85 @@
+"""Helpers shared by the studies: seeds, fit settings from a profile, clip loading, captions."""
+
+from __future__ import annotations
+
+import hashlib
+
+from dap.audio import peak_normalise
+from dap.data import Clip, load_clips
+from dap.fit import FitConfig
+
+
+def derive_seed(seed: int, *keys) -> int:
+    """A 31-bit seed for one clip / fit, derived from the global ``seed`` and names (stable)."""
+    blob = "|".join(map(str, (seed, *keys))).encode()
+    return int.from_bytes(hashlib.sha1(blob).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def fit_config(p: dict) -> FitConfig:
+    """The engine settings of a resolved profile ``p``."""
+    return FitConfig(iterations=p["iterations"], lr=p["lr"], lr_step=p["lr_step"], lr_gamma=p["lr_gamma"],
+                     precision=p["precision"], progress=p.get("progress", True))
+
+
+def fit_settings(p: dict) -> dict:
+    """What, in ``p``, changes a fit's outcome: part of every fit id."""
+    keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft")
+    return {k: p[k] for k in keys if k in p}
+
+
+def load_normalised(dataset: str, n: int, seed: int, source: str, root=None) -> list[Clip]:
+    """``n`` clips of ``dataset``, peak-normalised to 1 as the authors did."""
+    clips = load_clips(dataset, n=n, seed=seed, source=source, root=root)
+    for clip in clips:
+        clip.audio = peak_normalise(clip.audio, name=f"{dataset}/{clip.id}")
+    return clips
+
+
+# ----------------------------------------------------------------------------- captions
+_EMBEDDED_DATA = {
+    "speech": "LJSpeech-like: Allison Smith voice prompts (Asterisk, CC-BY-SA-3.0), 2.048 s windows",
+    "digits": "SC09-like: spoken digits 0-9 of the Asterisk prompts in five languages",
+    "piano": "piano: Salamander Grand notes and piano rendered from FluidR3 samples",
+    "drums": "drums: real one-shots (Sonic Pi, Hydrogen) and hits rendered from real kits",
+    "noise": "DEMAND-like noise: traffic and domestic recordings (lincity-ng, Scratch, FLARE)",
+}
+
+
+_REAL_DATA = {"speech": "LJSpeech 1.1", "digits": "SC09", "piano": "WaveGAN piano", "drums": "WaveGAN drums",
+              "noise": "DEMAND (DLIVING, STRAFFIC)"}
+
+
+#: Deviations shared by every paper-1 table (REFERENCE_NOTES.md explains each).
+COMMON_DEVIATIONS = [
+    "matched inverse STFT (round trip > 100 dB); the authors' code inverted with a 1022-point window "
+    "(~20 dB round trip): set mismatched_istft=True to reproduce it",
+    "exponential dilation starts at 1 as in the authors' code (the paper text says 2)",
+    "the three baseline designs were never published: same topology and widths, two conv+norm+ReLU per block",
+    "speech clips are 2.048 s (32768 samples) so that two poolings halve the 512 frames cleanly",
+]
+
+
+def describe_data(source: str, datasets) -> str:
+    """One phrase naming the data behind a table (embedded substitutes are never called by the
+    real corpora's names)."""
+    if source == "embedded":
+        return "embedded set (real recordings, not the paper's corpora): " + "; ".join(
+            _EMBEDDED_DATA.get(d, d) for d in datasets)
+    return "real corpora: " + ", ".join(_REAL_DATA.get(d, d) for d in datasets)
+
+
+def fit_description(p: dict, rows) -> str:
+    """Iterations, precision and device actually used (read from the rows)."""
+    prec = ", ".join(sorted(set(rows["precision"].dropna().astype(str)))) if len(rows) else p["precision"]
+    dev = ", ".join(sorted(set(rows["device"].dropna().astype(str)))) if len(rows) else "?"
+    return (f"Adam lr {p['lr']}, x{p['lr_gamma']} every {p['lr_step']} iterations; precision {prec} "
+            f"(requested {p['precision']}); device {dev}")
+
+
+def table_metrics(comparison, rows) -> dict:
+    """Named numbers a notebook publishes for its tests: per (rule, design, dataset, metric) mean,
+    and fit counts."""
+    out = {"n_rows": int(len(rows)), "n_failed_rows": int((rows["status"] == "failed").sum())}
+    for r in comparison.dropna(subset=["mean"]).itertuples():
+        out[f"{r.selection}/{r.design}/{r.dataset}/{r.metric}"] = float(r.mean)
+    return out
