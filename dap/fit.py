@@ -46,7 +46,7 @@ class FitConfig:
     lr: float = 1e-3
     lr_step: int = 500            # x lr_gamma every lr_step iterations
     lr_gamma: float = 0.1
-    precision: str = "auto"      # "auto": bf16 autocast + channels_last where supported; "fp32"
+    precision: str = "auto"      # "auto": bf16 autocast where supported (+ channels_last where safe); "fp32"
     ema_decay: float = 0.99
     track_every: int = 1          # score the outputs every k iterations (oracle granularity)
     divergence_factor: float = 1e3  # loss above factor x the first loss counts as exploding
@@ -107,6 +107,17 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+def channels_last_safe(module: nn.Module, device: torch.device) -> bool:
+    """Whether bf16 + channels_last may be used. On CPU, oneDNN (torch 2.14.1) segfaults in the
+    backward of bf16 channels_last convolutions with large dilations (see dap.priors.unet), so
+    only networks with shallow dilations qualify."""
+    from dap.priors.unet import CL_BF16_MAX_DILATION
+
+    if device.type != "cpu":
+        return True
+    return all(max(m.dilation) <= CL_BF16_MAX_DILATION for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
 def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
         decode: Callable[[torch.Tensor], torch.Tensor], config: FitConfig,
         track: Callable[[np.ndarray], dict[str, float]] | None = None, select_key: str = "snr",
@@ -123,7 +134,7 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     device = config.resolved_device()
     precision = config.resolved_precision(device)
     generator = generator.to(device)
-    if precision == "bf16":
+    if precision == "bf16" and channels_last_safe(generator, device):
         generator = generator.to(memory_format=torch.channels_last)
     params = [p for p in generator.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=config.lr)

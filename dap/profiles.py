@@ -15,7 +15,7 @@ PROFILES_ORDER = ("smoke", "quick", "paper")
 
 #: Iteration budget of the quick profile on a CPU. The oracle SNR of the proposed design peaks
 #: near iteration 200 (REFERENCE_NOTES.md), so the budget must reach past that for every design.
-QUICK_ITERATIONS = 300
+QUICK_ITERATIONS = 250
 
 # Fit settings of paper 1 (REFERENCE_NOTES: Adam 1e-3, x0.1 every 500 iterations). The schedule
 # stays the paper's in every profile; only the iteration budget and the number of clips shrink.
@@ -38,24 +38,68 @@ PROFILES: dict[str, dict[str, dict]] = {
         "quick": {"dataset": "digits", "clip_index": 0, "sigma": 0.1, "seed": 0},
         "paper": {"dataset": "digits", "clip_index": 0, "sigma": 0.1, "seed": 0},
     },
+    # Figure 1 = Table 1's first digit clip with the same settings: the fits are shared.
     "01_figure1_denoising_example": {
-        "smoke": _denoise(("digits",), 1, 3, **_GAUSS),
+        "smoke": _denoise(("digits",), 1, 2, **_GAUSS),
         "quick": _denoise(("digits",), 1, QUICK_ITERATIONS, **_GAUSS),
         "paper": _denoise(("digits",), 1, 2000, **_GAUSS),
     },
     "02_table1_gaussian_denoising": {
-        "smoke": _denoise(_TABLE1, 1, 3, **_GAUSS),
+        "smoke": _denoise(_TABLE1, 1, 2, **_GAUSS),
         "quick": _denoise(_TABLE1, 1, QUICK_ITERATIONS, **_GAUSS),
         "paper": _denoise(_TABLE1, 50, 2000, **_GAUSS),
     },
     "03_table2_environmental_denoising": {
-        "smoke": _denoise(_TABLE1, 1, 3, **_ENV),
+        "smoke": _denoise(("digits",), 1, 2, **_ENV),
         "quick": _denoise(_TABLE1, 1, QUICK_ITERATIONS, **_ENV),
         "paper": _denoise(_TABLE1, 50, 2000, **_ENV),
     },
     # --- 04/05: inpainting and separation (Tables 3-4) ---
+    # Inpainting: gaps of 0.1-0.25 s (the paper), 1 per second of audio (our choice: the paper gives no
+    # count), frames masked when their centre falls in a gap. Separation: one piano + one drum clip per
+    # mixture; loss weights and collapse guard of dap.tasks.separate (our choices, stated in the caption).
+    # quick: both notebooks together in about 30 minutes on 2 CPU cores (4 designs; one 2 s speech clip +
+    # one digit at 120 iterations ~ 8 s per iteration over the designs; one mixture, three priors per fit,
+    # at 100 iterations ~ 8 s per iteration over the designs).
+    "04_table3_inpainting": {
+        name: {**_FIT, "datasets": ("speech", "digits"), "n_clips": n, "iterations": it,
+               "gaps_per_second": 1.0, "gap_min_s": 0.1, "gap_max_s": 0.25, "frame_rule": "centre"}
+        for name, n, it in (("smoke", 1, 3), ("quick", 1, 120), ("paper", 50, 2000))
+    },
+    # n_clips = mixtures; weights and guard mirror dap.tasks.separate.SeparationWeights / CollapseGuard
+    "05_table4_separation": {
+        name: {**_FIT, "datasets": ("piano", "drums"), "n_clips": n, "iterations": it, "domain": "magnitude",
+               "w_mixture": 1.0, "w_smoothness": 0.05, "w_exclusion": 0.1, "w_binarisation": 0.01,
+               "binarise_from": 0.5, "w_coverage": 1.0, "coverage_min": 0.1, "collapse_db": -40.0,
+               "collapse_check": 0.25, "collapse_min_iteration": 20, "max_restarts": 2}
+        for name, n, it in (("smoke", 1, 3), ("quick", 1, 100), ("paper", 50, 2000))
+    },
     # --- 06: convergence (Figure 2) ---
     # --- 07/08: paper 2 (weakly informed separation) ---
+    # Training and data settings are shared: 08 reuses the models 07 trained when they are equal
+    # (same settings id), so 08's profiles are 07's plus the figure's own two parameters.
+    # smoke: tiny model, 2 steps, 2 + 1 + 1 fragments (seconds). quick: hidden 64 and a fixed
+    # budget sized for 2 CPU cores (see the notebooks' captions). paper: section 4 of the paper.
+    "07_wiass_figure2_side_information": (_WIASS := {
+        "smoke": {"seed": 0, "configurations": ("BL1", "BL2", "M1", "M2", "A1", "A2", "A3.1", "A3.2"),
+                  "hidden": 8, "n_layers": 2, "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 2,
+                  "epochs": 1, "patience": None, "max_steps": 2, "n_train": 2, "n_valid": 1,
+                  "n_test": 1, "copies": 1, "gain_db": 2.0, "pitch": 2, "circular_shift": True,
+                  "side_length": 300, "activity_threshold": 0.0},
+        "quick": {"seed": 0, "configurations": ("BL1", "BL2", "M1", "M2", "A1", "A2", "A3.1", "A3.2"),
+                  "hidden": 64, "n_layers": 2, "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 8,
+                  "epochs": 30, "patience": None, "max_steps": None, "n_train": None,
+                  "n_valid": None, "n_test": None, "copies": 4, "gain_db": 2.0, "pitch": 2,
+                  "circular_shift": True, "side_length": 300, "activity_threshold": 0.0},
+        "paper": {"seed": 0, "configurations": ("BL1", "BL2", "M1", "M2", "A1", "A2", "A3.1", "A3.2"),
+                  "hidden": 513, "n_layers": 2, "lr": 1e-4, "weight_decay": 1e-3, "batch_size": 128,
+                  "epochs": 1000, "patience": 100, "max_steps": None, "n_train": 2000,
+                  "n_valid": 500, "n_test": 250, "copies": 4, "gain_db": 2.0, "pitch": 2,
+                  "circular_shift": False, "side_length": 300, "activity_threshold": 0.1},
+    }),
+    "08_wiass_figure3_attention": {
+        name: {**settings, "attention_configurations": ("M2", "A3.1", "A3.2"), "clip_id": None}
+        for name, settings in _WIASS.items()},
 }
 
 

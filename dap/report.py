@@ -166,10 +166,28 @@ def write_summary(results_dir: str | Path, run_log: pd.DataFrame | None = None, 
     return atomic_write_text(results_dir / "SUMMARY.md", "\n".join(parts) + "\n")
 
 
+def ours_only_table(rows: pd.DataFrame, metrics: tuple[str, ...], selection: str) -> str:
+    """Markdown of metrics the paper does not print (mean ± std, n), designs x (dataset, metric)."""
+    agg = aggregate(rows[(rows["selection"] == selection) & rows["metric"].isin(metrics)])
+    if agg.empty:
+        return ""
+    cols = list(dict.fromkeys(zip(agg["dataset"], agg["metric"])))
+    header = ["Design"] + [f"{DATASET_LABELS.get(d, d)} {m}" for d, m in cols]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for design, g in agg.groupby("design", sort=False):
+        cells = [DESIGN_LABELS.get(design, design)]
+        for d, m in cols:
+            hit = g[(g.dataset == d) & (g.metric == m)]
+            cells.append(f"{_fmt(hit['mean'].iloc[0], hit['std'].iloc[0])} (n={int(hit['n'].iloc[0])})" if len(hit) else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_text: str,
-                  selections=("oracle", "last", "ema")) -> pd.DataFrame:
+                  selections=("oracle", "last", "ema"), extra_metrics: tuple[str, ...] = ()) -> pd.DataFrame:
     """Write ``<table>.csv`` (every selection rule, paper cells side by side) and ``<table>.md``
-    (one markdown table per rule, oracle first, then the ranking check). Returns the comparison."""
+    (one markdown table per rule, oracle first, then the ranking check, then ``extra_metrics``
+    that the paper does not print). Returns the comparison."""
     from dap.fit import SELECTION_NOTES
 
     parts, frames = [caption_text, ""], []
@@ -177,6 +195,9 @@ def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_te
         cmp = compare_with_paper(rows, table, rule)
         frames.append(cmp)
         parts.append(markdown_table(cmp, f"*Selection: {SELECTION_NOTES.get(rule, rule)}*"))
+        if extra_metrics:
+            parts.append(f"Not in the paper, same fits and rule ({', '.join(extra_metrics)}):\n\n"
+                         + ours_only_table(rows, extra_metrics, rule))
         rank = ranking_holds(cmp)
         held = int(rank["agree"].sum())
         parts.append(f"Best design as in the paper in {held} of {len(rank)} columns "

@@ -83,7 +83,9 @@ def test_dense_tensor_walk() -> None:
     assert (model.final.in_channels, model.final.out_channels, model.final.kernel_size) == (35, 2, (1, 1))
 
 
-@pytest.mark.parametrize("shape", [(1, 2, 62, 32), (1, 2, 64, 30), (1, 2, 64, 34), (1, 3, 64, 32), (2, 64, 32)])
+@pytest.mark.parametrize(
+    "shape", [(1, 2, 62, 32), (1, 2, 64, 30), (1, 2, 64, 34), (1, 3, 64, 32), (2, 64, 32)]
+)
 def test_invalid_sizes_raise(shape: tuple[int, ...]) -> None:
     model = build_prior("conv", widths=SMALL)
     with pytest.raises(ValueError):
@@ -102,6 +104,13 @@ def test_invalid_options_raise() -> None:
 def test_options_channels() -> None:
     model = build_prior("dilated_exp_dense", in_channels=3, out_channels=1, widths=SMALL)
     assert model(torch.randn(1, 3, 16, 8, generator=_seeded())).shape == (1, 1, 16, 8)
+
+
+def test_up_relu_option() -> None:
+    plain = build_prior("conv", widths=SMALL)
+    relu = build_prior("conv", widths=SMALL, up_relu=True)
+    assert all(isinstance(s.act, nn.Identity) for s in plain.decoder)  # default: linear up-conv
+    assert all(isinstance(s.act, nn.ReLU) for s in relu.decoder)
 
 
 def test_gradient_reaches_every_parameter() -> None:
@@ -312,7 +321,8 @@ def test_harmonic_prior() -> None:
     model = build_prior("harmonic", widths=(4, 6))
     assert any(isinstance(m, HarmonicConv2d) for m in model.modules())
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    assert sum(isinstance(m, nn.InstanceNorm2d) for m in model.modules()) == 6  # 3 blocks x 2 units: norm in every block
+    # Norm in every block: 3 blocks (start, down1, up1) x 2 units.
+    assert sum(isinstance(m, nn.InstanceNorm2d) for m in model.modules()) == 6
     x = torch.randn(1, 2, 64, 32, generator=_seeded())
     assert model(x).shape == x.shape
     full = build_prior("harmonic")
@@ -320,3 +330,18 @@ def test_harmonic_prior() -> None:
     with pytest.raises(ValueError):
         receptive_field(full, axis="freq")
     assert receptive_field(full, axis="time") > 1
+
+
+def test_cpu_bf16_channels_last_guard() -> None:
+    """The combination that segfaults in oneDNN's backward is refused with a message instead."""
+    cl = torch.channels_last
+    model = build_prior("dilated_exp", widths=SMALL).to(memory_format=cl)
+    x = torch.randn(1, 2, 16, 8, generator=_seeded()).to(memory_format=cl)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(RuntimeError, match="channels_last"):
+        model(x)
+    model(x)  # fp32 channels_last is fine
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 contiguous is fine
+        build_prior("dilated_exp", widths=SMALL)(x.contiguous())
+        build_prior("conv", widths=SMALL).to(memory_format=cl)(x)  # undilated is fine
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(RuntimeError, match="NaN"):
+        build_prior("dilated", widths=SMALL).to(memory_format=cl)(x)  # dilation 4: NaN gradients

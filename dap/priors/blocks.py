@@ -100,7 +100,9 @@ class PlainBlock(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """Dense block with transition: ``(B, C_in, F, T) -> (out (B, C_out, F, T), skip (B, C_in + n*C_out, F, T))``.
+    """Dense block with transition.
+
+    ``(B, C_in, F, T) -> (out (B, C_out, F, T), skip (B, C_in + n*C_out, F, T))``, n = len(dilations).
 
     With two dilations: ``a = unit1(x)``, ``b = unit2([a, x])``, ``skip = [b, a, x]``
     (``C_in + 2*C_out`` channels, newest features first), ``out = transition(skip)`` with a bare 1x1 conv.

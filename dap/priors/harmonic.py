@@ -22,16 +22,17 @@ Conventions chosen here (the definition leaves them open):
   so integer harmonics never suffer floating-point floor errors.
 
 Fast form ("harmonic lowering"): for each k build the frequency-zoomed copy
-``Z_k[c, f, t] = X[c, k*f/n, t]`` (one sparse interpolation matrix applied along F), stack the copies as channels
-``(B, C*K_f, F, T)`` and run one ordinary ``conv2d`` with a ``(1, K_t)`` kernel. This is exact, not an
-approximation: the sum over k becomes a sum over input channels of a standard convolution.
+``Z_k[c, f, t] = X[c, k*f/n, t]`` (one sparse interpolation matrix applied along F, built once per
+(F, device, anchor) and cached), stack the copies as channels ``(B, C*K_f, F, T)`` and run one
+ordinary ``conv2d`` with a ``(1, K_t)`` kernel. This is exact, not an approximation: the sum over k
+becomes a sum over input channels of a standard convolution.
 
 Mixture of anchors (optional, ``anchors=(n1, n2, ...)``): the layer computes
 ``sum_m a_m * HC_{n_m}(X; W) + b`` with **one shared kernel** ``W`` and mixing weights
 ``a = softmax(mix_logits)`` learned per layer (initialised uniform). Because harmonic convolution is
 linear in X, the mix is applied to the lowered copies before the single convolution, so a mixture
-costs extra lowering products but no extra convolutions. (Zhang et al. mixed anchors with learned weights;
-sharing the kernel is our choice: it keeps the parameter count of a single-anchor layer.)
+costs extra lowering products but no extra convolutions. (Zhang et al. mixed anchors with learned
+weights; sharing the kernel is our choice: it keeps the parameter count of a single-anchor layer.)
 """
 
 from __future__ import annotations

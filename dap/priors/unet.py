@@ -84,9 +84,11 @@ HARMONIC_DEFAULTS: dict[str, Any] = {
 
 _NORM_CHOICES = ("encoder", "all", "none")
 
-#: Largest conv dilation seen to survive bf16 + channels_last backward on CPU (see
-#: ``UNetPrior._check_cpu_bf16_channels_last``).
-_CL_BF16_MAX_DILATION = 16
+#: Largest conv dilation that is safe under bf16 + channels_last on CPU (see
+#: ``UNetPrior._check_cpu_bf16_channels_last``): dilation >= 5 segfaults in the backward, and
+#: dilation 4 silently returns NaN gradients (measured: the constant-dilation design's loss is NaN
+#: from iteration 2), so only undilated convolutions qualify.
+CL_BF16_MAX_DILATION = 1
 
 
 def _block_names(levels: int) -> list[str]:
@@ -184,7 +186,7 @@ class UNetPrior(nn.Module):
             prev = blk.out_channels
         self.final = nn.Conv2d(prev, out_channels, kernel_size=1, bias=True)  # linear output
         self._wide_convs = [
-            m for m in self.modules() if isinstance(m, nn.Conv2d) and max(m.dilation) > _CL_BF16_MAX_DILATION
+            m for m in self.modules() if isinstance(m, nn.Conv2d) and max(m.dilation) > CL_BF16_MAX_DILATION
         ]
 
     @property
@@ -215,11 +217,13 @@ class UNetPrior(nn.Module):
     def _check_cpu_bf16_channels_last(self, x: torch.Tensor) -> None:
         """Refuse the one combination that crashes the process instead of raising.
 
-        With torch 2.14.1 on CPU (oneDNN, AVX-512), the *backward* of a bf16 3x3 conv with dilation
-        >= ~20 in channels_last memory format segfaults (seen for dilation 20..32 at 70-140
-        channels; dilation 16 passed). The exponential designs have dilations 32 (and 64 with
-        ``exp_start=2``), so bf16 + channels_last on CPU would kill a notebook kernel with no
-        message. bf16 in the default (contiguous) format and fp32 channels_last both work.
+        With torch 2.14.1 on CPU (oneDNN, AVX-512), the *backward* of a bf16 3x3 conv in
+        channels_last memory format segfaults for dilations >= 5 at the sizes used here (e.g.
+        35 channels at 512 x 256 with dilation 5..8; 70-140 channels at 128 x 64 with 16..32; the
+        outcome varies run to run near the edge), and with dilation 4 it yields NaN gradients. The exponential
+        designs have dilations up to 32, so bf16 + channels_last on CPU would kill a notebook
+        kernel with no message. bf16 in the default (contiguous) format, and fp32 in channels_last,
+        both work.
         """
         if not self._wide_convs or x.device.type != "cpu":
             return
@@ -233,7 +237,7 @@ class UNetPrior(nn.Module):
         if any(t.is_contiguous(memory_format=cl) and not t.is_contiguous() for t in tensors):
             raise RuntimeError(
                 f"{self.design}: bf16 with channels_last memory format on CPU crashes (segfault in "
-                f"the oneDNN backward of convs with dilation > {_CL_BF16_MAX_DILATION}); keep the "
+                f"the oneDNN backward, or NaN gradients, for convs with dilation > {CL_BF16_MAX_DILATION}); keep the "
                 "model and input in the default contiguous format when using bf16 on CPU"
             )
 

@@ -93,7 +93,10 @@ def denoising_caption(p: dict, table: str, source: str, rows) -> str:
 
     noise = (f"additive Gaussian noise, sigma {p['sigma']}" if table == "table1" else
              f"environmental noise (traffic / domestic) at {p['snr_low']}-{p['snr_high']} dB SNR")
-    deviations = list(COMMON_DEVIATIONS)
+    deviations = list(COMMON_DEVIATIONS) + [
+        "PSNR is not defined by the authors. The paper's PSNR values (7-12 dB) are in the range of a "
+        "waveform SNR, while a peak-based PSNR of the sigma-0.1 noisy input alone is ~20 dB; so the "
+        "paper's column is likely closer to our SNR, which is printed below each table for comparison"]
     if p.get("pesq_mode", "wb") == "wb":
         deviations.append("PESQ mode is not stated in the paper; wide-band is used here")
     if p["iterations"] < 2000 or p["n_clips"] < 50:

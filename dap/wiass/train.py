@@ -1,0 +1,381 @@
+"""Training of paper 2's models (section 4.2), resumable from atomic checkpoints.
+
+Protocol of the paper: mini-batches (128 spectrograms) drawn at random from the training set, L1
+loss on the target magnitude, Adam with lr 1e-4, betas (0.9, 0.999), eps 1e-8 and weight decay
+1e-3, and the model with the lowest validation loss is kept ("after 100 epochs without
+improvement", i.e. early stopping with patience 100). Budgets smaller than the paper's are set by
+``epochs`` / ``max_steps`` (profiles).
+
+Side information during training is drawn afresh every time an example is visited, from the
+trainer's own generator: the paper "randomly choose[s] the padding length on both sides for each
+batch", so for M2 and A1 (whose content has the mixture's length N) one left padding is drawn per
+batch; A2 / A3.1 sequences have a length that differs per example, so their padding (and their
+deletions) are drawn per example. Validation uses fixed side information per example
+(:func:`dap.wiass.data.fixed_side_info`), so validation losses are comparable across epochs.
+
+Checkpoints (``folder/last.pt``, written atomically with :func:`dap.results.atomic_write_bytes`)
+hold the model, the optimiser, the epoch, the position inside the epoch and its permutation, the
+best validation loss so far, the loss history and the numpy / torch generator states; the best
+model is written to ``folder/best.pt`` whenever the validation loss improves. Calling
+:func:`train` again with the same settings and folder continues from ``last.pt``: on a CPU an
+interrupted and resumed run ends with exactly the parameters of an uninterrupted one (GPU LSTM
+kernels are not bit-reproducible, so there "as far as possible"). ``done.json`` marks a finished
+training; a later call only loads the best model.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from dap.errors import DapError
+from dap.results import atomic_write_bytes, atomic_write_text, fit_id
+from dap.wiass.data import (CONFIGURATIONS, N_FREQ, SpectrogramSet, example_side_info,
+                            fixed_side_info)
+from dap.wiass.model import InformedSeparator
+from dap.wiass.side_info import stack_side_info
+
+
+class CheckpointMismatch(DapError):
+    """A checkpoint folder holds a training with other settings than the ones asked for."""
+
+
+@dataclass
+class TrainSettings:
+    """Everything that determines a trained model (its id is a hash of these).
+
+    configuration: one of :data:`dap.wiass.data.CONFIGURATIONS` (BL1, BL2, M1, M2, A1, A2, A3.1).
+    epochs: maximum number of epochs; patience: stop after this many epochs without a better
+    validation loss (None: never); max_steps: cap on optimisation steps (None: none).
+    checkpoint_every: also write ``last.pt`` every this many steps inside an epoch (None: only at
+    the end of each epoch). ``data`` describes the data (source, split sizes, augmentation) so that
+    a model trained on other data is never reused.
+    """
+
+    configuration: str
+    hidden: int = 513
+    n_layers: int = 2
+    lr: float = 1e-4
+    weight_decay: float = 1e-3
+    batch_size: int = 128
+    epochs: int = 1000
+    patience: int | None = 100
+    max_steps: int | None = None
+    side_length: int = 300
+    activity_threshold: float = 0.0
+    seed: int = 0
+    checkpoint_every: int | None = None
+    data: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.configuration not in CONFIGURATIONS:
+            raise ValueError(f"unknown configuration {self.configuration!r}; trained ones are "
+                             f"{list(CONFIGURATIONS)} (A3.2 is the A3.1 model with shifted side info)")
+        for name in ("hidden", "n_layers", "batch_size", "epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def variant(self) -> str:
+        return CONFIGURATIONS[self.configuration][0]
+
+    @property
+    def kind(self) -> str | None:
+        return CONFIGURATIONS[self.configuration][1]
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("checkpoint_every")  # when checkpoints are written does not change the model
+        return d
+
+    @property
+    def id(self) -> str:
+        """12-hex id of the settings: the model's folder name ends with it."""
+        return fit_id(self.as_dict())
+
+    def side_options(self) -> dict:
+        return {"length": self.side_length, "threshold": self.activity_threshold}
+
+
+@dataclass
+class TrainResult:
+    """A trained model (best validation weights loaded, eval mode) and how it was obtained."""
+
+    model: InformedSeparator
+    settings: TrainSettings
+    history: pd.DataFrame
+    best_epoch: int
+    best_val: float
+    steps: int
+    epochs: int
+    status: str            # "done" or "interrupted"
+    seconds: float
+    device: str
+    folder: Path
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``cuda`` when available, else CPU (or the device asked for)."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_model(settings: TrainSettings) -> InformedSeparator:
+    """The model of ``settings``, initialised from its seed."""
+    torch.manual_seed(settings.seed)
+    return InformedSeparator(n_freq=N_FREQ, hidden=settings.hidden, variant=settings.variant,
+                             n_layers=settings.n_layers)
+
+
+def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Adam:
+    # The paper's "weight decay rate 0.001" taken as Adam's L2 weight decay (torch semantics).
+    return torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=settings.weight_decay)
+
+
+# ----------------------------------------------------------------------------- side info batches
+def training_side_info(settings: TrainSettings, examples, rng: np.random.Generator
+                       ) -> torch.Tensor | None:
+    """Side information ``(B, M, 1)`` for a training batch, freshly drawn (None for BL1)."""
+    kind = settings.kind
+    if kind is None:
+        return None
+    left = None
+    n = examples[0].target_mag.shape[0]
+    if kind in ("M2", "A1"):  # content length N for every example: one padding split per batch
+        left = int(rng.integers(0, settings.side_length - n + 1))
+    infos = [example_side_info(kind, e, rng, left=left, **settings.side_options()) for e in examples]
+    return torch.from_numpy(stack_side_info(infos)[0])
+
+
+def fixed_batch_side_info(settings: TrainSettings, examples, seed: int, kind: str | None = None):
+    """Fixed (per example) side information of a validation / test batch and the SideInfo list."""
+    kind = settings.kind if kind is None else kind
+    if kind is None:
+        return None, [None] * len(examples)
+    infos = [fixed_side_info(kind, e, seed, **settings.side_options()) for e in examples]
+    return torch.from_numpy(stack_side_info(infos)[0]), infos
+
+
+@torch.no_grad()
+def validation_loss(model: InformedSeparator, settings: TrainSettings, valid: SpectrogramSet,
+                    device: torch.device) -> float:
+    """Mean L1 loss over the validation examples (fixed side information)."""
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(valid), settings.batch_size):
+        idx = range(start, min(start + settings.batch_size, len(valid)))
+        mix, tgt, items = valid.batch(idx)
+        side, _ = fixed_batch_side_info(settings, items, settings.seed)
+        pred, _ = model(mix.to(device), None if side is None else side.to(device))
+        total += float(F.l1_loss(pred, tgt.to(device), reduction="sum"))
+        count += tgt.numel()
+    return total / count
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _save(path: Path, obj: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load(path: Path, device: torch.device) -> dict:
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def _cpu_state(module_or_opt) -> dict:
+    """A state dict whose tensors are CPU copies (a checkpoint that loads on any device)."""
+    def cpu(x):
+        if torch.is_tensor(x):
+            return x.detach().cpu().clone()
+        if isinstance(x, dict):
+            return {k: cpu(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [cpu(v) for v in x]
+        return x
+    return cpu(module_or_opt.state_dict())
+
+
+def load_best(folder: str | Path, device: str | torch.device | None = None
+              ) -> tuple[InformedSeparator, dict]:
+    """The best model saved in ``folder`` (eval mode) and its checkpoint record."""
+    folder = Path(folder)
+    device = pick_device(device)
+    path = folder / "best.pt"
+    if not path.is_file():
+        raise DapError(f"{path}: no trained model here (train it first)")
+    ck = _load(path, device)
+    settings = TrainSettings(**ck["settings"])
+    model = build_model(settings).to(device)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, ck
+
+
+# ----------------------------------------------------------------------------- the loop
+def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: SpectrogramSet,
+          folder: str | Path, device: str | torch.device | None = None, progress: bool = True,
+          stop_after_steps: int | None = None) -> TrainResult:
+    """Train (or resume, or just load) the model of ``settings`` in ``folder``.
+
+    ``stop_after_steps`` stops this call after that many optimisation steps *in this call* and
+    returns with ``status="interrupted"`` after writing ``last.pt`` (used to test resumption; an
+    interruption by a signal has the same effect, minus the work since the last checkpoint).
+    Returns the best model by validation loss.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    device = pick_device(device)
+    settings_path = folder / "settings.json"
+    if settings_path.exists():
+        stored = json.loads(settings_path.read_text())
+        if stored != json.loads(json.dumps(settings.as_dict())):
+            raise CheckpointMismatch(f"{folder} holds a training with other settings; use another "
+                                     f"folder or delete it.\nstored: {stored}\nasked: {settings.as_dict()}")
+    else:
+        atomic_write_text(settings_path, json.dumps(settings.as_dict(), indent=2, sort_keys=True))
+
+    if (folder / "done.json").exists():
+        return _finished(settings, folder, device)
+
+    started = time.time()
+    model = build_model(settings).to(device)
+    optimizer = make_optimizer(model, settings)
+    rng = np.random.default_rng([settings.seed, 7919])  # batches and training side information
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "perm": None, "best_val": math.inf,
+             "best_epoch": -1, "since_best": 0, "last_loss": math.nan, "history": [], "seconds": 0.0}
+    last = folder / "last.pt"
+    if last.exists():
+        ck = _load(last, device)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        rng.bit_generator.state = ck["numpy_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        state = ck["state"]
+
+    def checkpoint() -> None:
+        _save(last, {"settings": settings.as_dict(), "model": _cpu_state(model),
+                     "optimizer": _cpu_state(optimizer), "numpy_rng": rng.bit_generator.state,
+                     "torch_rng": torch.get_rng_state(),
+                     "state": {**state, "seconds": state["seconds"] + time.time() - started}})
+
+    n = len(train_set)
+    per_epoch = math.ceil(n / settings.batch_size)
+    planned = settings.epochs * per_epoch
+    if settings.max_steps is not None:
+        planned = min(planned, settings.max_steps)
+    bar = _progress(progress, planned, state["global_step"], settings.configuration)
+    steps_here = 0
+    status = "done"
+    while state["epoch"] < settings.epochs:
+        if state["perm"] is None:
+            state["perm"] = rng.permutation(n)
+        model.train()
+        budget_hit = False
+        for b in range(state["step_in_epoch"], per_epoch):
+            idx = state["perm"][b * settings.batch_size:(b + 1) * settings.batch_size]
+            mix, tgt, items = train_set.batch(idx)
+            side = training_side_info(settings, items, rng)
+            pred, _ = model(mix.to(device), None if side is None else side.to(device))
+            loss = F.l1_loss(pred, tgt.to(device))
+            if not torch.isfinite(loss):
+                raise DapError(f"{settings.configuration}: the training loss became {float(loss)} "
+                               f"at step {state['global_step']}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            state["global_step"] += 1
+            state["step_in_epoch"] = b + 1
+            state["last_loss"] = float(loss.detach())
+            steps_here += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{state['last_loss']:.4f}", epoch=state["epoch"])
+            budget_hit = settings.max_steps is not None and state["global_step"] >= settings.max_steps
+            if budget_hit:
+                break
+            # (An interruption on an epoch's last step waits for its validation, below.)
+            if stop_after_steps is not None and steps_here >= stop_after_steps and b + 1 < per_epoch:
+                checkpoint()
+                status = "interrupted"
+                break
+            if settings.checkpoint_every and state["global_step"] % settings.checkpoint_every == 0:
+                checkpoint()
+        if status == "interrupted":
+            break
+        # End of an epoch (or of the step budget): validate, keep the best, checkpoint.
+        val = validation_loss(model, settings, valid_set, device)
+        improved = val < state["best_val"]
+        if improved:
+            state.update(best_val=val, best_epoch=state["epoch"], since_best=0)
+            _save(folder / "best.pt", {"settings": settings.as_dict(), "model": _cpu_state(model),
+                                       "epoch": state["epoch"], "step": state["global_step"],
+                                       "val_loss": val})
+        else:
+            state["since_best"] += 1
+        state["history"].append({"epoch": state["epoch"], "step": state["global_step"],
+                                 "train_loss": state["last_loss"], "val_loss": val, "best": improved})
+        if bar is not None:
+            bar.set_postfix(loss=f"{state['last_loss']:.4f}", val=f"{val:.4f}", epoch=state["epoch"])
+        state.update(epoch=state["epoch"] + 1, step_in_epoch=0, perm=None)
+        checkpoint()
+        if budget_hit:
+            break
+        if settings.patience is not None and state["since_best"] >= settings.patience:
+            break
+        if stop_after_steps is not None and steps_here >= stop_after_steps:
+            status = "interrupted"
+            break
+    if bar is not None:
+        bar.close()
+    if status == "done":
+        seconds = state["seconds"] + time.time() - started
+        atomic_write_text(folder / "done.json", json.dumps(
+            {"steps": state["global_step"], "epochs": state["epoch"], "best_epoch": state["best_epoch"],
+             "best_val": state["best_val"], "seconds": round(seconds, 2), "device": str(device)},
+            indent=2))
+        _write_history(folder, state["history"])
+        return _finished(settings, folder, device)
+    return TrainResult(model.eval(), settings, pd.DataFrame(state["history"]), state["best_epoch"],
+                       state["best_val"], state["global_step"], state["epoch"], status,
+                       state["seconds"] + time.time() - started, str(device), folder)
+
+
+def _write_history(folder: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    pd.DataFrame(history, columns=["epoch", "step", "train_loss", "val_loss", "best"]).to_csv(buf, index=False)
+    atomic_write_text(folder / "history.csv", buf.getvalue())
+
+
+def _finished(settings: TrainSettings, folder: Path, device: torch.device) -> TrainResult:
+    """The result of a finished training, read back from its folder."""
+    model, ck = load_best(folder, device)
+    done = json.loads((folder / "done.json").read_text())
+    history = pd.read_csv(folder / "history.csv") if (folder / "history.csv").exists() else pd.DataFrame()
+    return TrainResult(model, settings, history, int(done["best_epoch"]), float(done["best_val"]),
+                       int(done["steps"]), int(done["epochs"]), "done", float(done["seconds"]),
+                       str(device), folder)
+
+
+def _progress(enabled: bool, total: int, initial: int, name: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"train {name}", unit="step", leave=True)
+
+
+def is_trained(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a finished training."""
+    return (Path(folder) / "done.json").exists() and (Path(folder) / "best.pt").exists()
