@@ -19,6 +19,8 @@ with its reason and what was computed so far is returned, never raised to the gr
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -162,7 +164,7 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
             if first_loss is None:
                 first_loss = max(loss_value, 1e-12)
             if not math.isfinite(loss_value):
-                raise FitDiverged(f"loss is {loss_value} at iteration {it}")
+                raise FitDiverged(f"loss is {loss_value} (not finite) at iteration {it}")
             if loss_value > config.divergence_factor * first_loss:
                 raise FitDiverged(f"loss exploded to {loss_value:.3g} (first loss {first_loss:.3g}) at iteration {it}")
             loss.backward()
@@ -234,6 +236,10 @@ def _to_float(pred):
 def _progress(config: FitConfig):
     if not config.progress:
         return None
+    if os.environ.get("DAP_PROGRESS") == "text":  # run_all.sh: plain text lines that land in the logs
+        from tqdm.std import tqdm
+
+        return tqdm(total=config.iterations, desc="fit", unit="it", mininterval=30.0, file=sys.stderr)
     from tqdm.auto import tqdm
 
     return tqdm(total=config.iterations, desc="fit", unit="it", mininterval=2.0, leave=False)

@@ -58,7 +58,7 @@ def run_notebook(path: Path, profile: str, params: dict, timeout: int, log_dir: 
            "--log-output"]
     for key, value in params.items():
         cmd += ["-p", key, str(value)]  # papermill types the value (int, float, bool, None, str)
-    env = dict(os.environ, DAP_RESULTS=str(results_root()), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, DAP_RESULTS=str(results_root()), PYTHONUNBUFFERED="1", DAP_PROGRESS="text")
     start = time.time()
     with open(log, "w") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=REPO)

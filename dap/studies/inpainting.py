@@ -94,20 +94,22 @@ def inpainting_caption(p: dict, source: str, rows) -> str:
 def inpainting_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None,
                        dataset: str | None = None, selection: str = "oracle"):
     """Figure material for the first clip of ``dataset`` (default: the first data set): the clip,
-    its mask, and waveforms ``{"clean", "observed (gaps zeroed)", "<design> (...)"}`` of each
-    design's ``selection`` output."""
-    from dap.experiments import load_output
+    its mask, waveforms ``{"clean", "observed (gaps zeroed)", "<design> (...)"}`` of each design's
+    ``selection`` output, and each design's per-iteration history (``snr``, ``snr_gaps``, ...)."""
+    from dap.experiments import load_history, load_output
 
     dataset = dataset or p["datasets"][0]
     clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root)[0]
     mask = clip_mask(clip, p)
     signals = {"clean": clip.audio, "observed (gaps zeroed)": inpaint.apply_gaps(clip.audio, mask)}
+    histories = {}
     ok = rows[(rows["clip_id"] == clip.id) & (rows["dataset"] == dataset) & (rows["status"] == "ok")]
     for design, fid in ok.groupby("design", sort=False)["fit_id"].first().items():
+        histories[design] = load_history(store.folder, fid)
         est = load_output(store.folder, fid, selection)[0]
         gap_snr = inpaint.evaluate(clip.audio, est, mask)["SNR (gaps)"]
         signals[f"{design} (gaps: SNR {gap_snr:.1f} dB)"] = est
-    return clip, mask, signals
+    return clip, mask, signals, histories
 
 
 def mark_gaps(fig, mask: inpaint.GapMask, sr: int = SAMPLE_RATE) -> None:

@@ -160,23 +160,26 @@ def separation_caption(p: dict, source: str, rows) -> str:
 
 def separation_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None,
                        selection: str = "oracle"):
-    """Figure material for the first mixture: the clip and waveforms, row by row, of
+    """Figure material for the first mixture: the clip, waveforms, row by row, of
     (mixture, piano, drums) and, per design, (sum of estimates, piano estimate, drum estimate),
-    the estimates matched to the references by the best permutation."""
+    the estimates matched to the references by the best permutation; and each design's
+    per-iteration history (``snr`` = mean SNR of the best permutation)."""
     from dap import metrics
-    from dap.experiments import load_output
+    from dap.experiments import load_history, load_output
 
     clip = make_mixtures(p["n_clips"], p["seed"], source, root)[0]
     refs = references(clip)
     signals = {"mixture": clip.audio, "piano (reference)": refs[0], "drums (reference)": refs[1]}
+    histories = {}
     ok = rows[(rows["clip_id"] == clip.id) & (rows["status"] == "ok")]
     for design, fid in ok.groupby("design", sort=False)["fit_id"].first().items():
+        histories[design] = load_history(store.folder, fid)
         est = load_output(store.folder, fid, selection)
         est = est[list(metrics.best_permutation(refs, est))]
         signals[f"{design}: sum of estimates"] = est.sum(axis=0)
         for name, ref, e in zip(separate.SOURCES, refs, est):
             signals[f"{design}: {name} (SNR {metrics.snr(ref, e):.1f} dB)"] = e
-    return clip, signals
+    return clip, signals, histories
 
 
 def separation_checks(rows: pd.DataFrame) -> dict:

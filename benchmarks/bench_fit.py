@@ -1,0 +1,157 @@
+"""Seconds per fit iteration of each prior design, achieved GFLOP/s against a measured peak, peak
+memory, and a full-fit quality check of the fast path (bf16) against fp32.
+
+A script, not a test (speed belongs here, never in timed tests):
+
+    .venv/bin/python benchmarks/bench_fit.py                       # timing, all designs, 1 s clip
+    .venv/bin/python benchmarks/bench_fit.py --designs conv --lengths 16384 32768
+    .venv/bin/python benchmarks/bench_fit.py --quality 250         # + fp32 vs bf16 full fits
+
+Writes ``results/benchmarks.md`` and prints one summary line per design and precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dap import metrics
+from dap.audio import stft
+from dap.data import load_clips
+from dap.fit import FitConfig, LatentPrior, bf16_supported, channels_last_safe, pick_device
+from dap.priors import ALL_DESIGNS, DESIGNS, build_prior, count_parameters
+from dap.results import atomic_write_text, git_commit, machine_description, results_root
+from dap.tasks.denoise import add_gaussian_noise, restore
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """Measured matmul throughput in GFLOP/s: the ceiling a convolution could approach."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def iteration_flops(design: str, length: int, device: torch.device) -> float:
+    """FLOPs of one forward + backward, counted by torch's FlopCounterMode (fp32, no autocast)."""
+    target = stft(np.zeros(length, dtype=np.float32))[None].to(device)
+    gen = LatentPrior(build_prior(design), tuple(target.shape), seed=0).to(device)
+    with FlopCounterMode(display=False) as counter:
+        loss = torch.mean((gen() - target) ** 2)
+        loss.backward()
+    return float(counter.get_total_flops())
+
+
+def time_iterations(design: str, length: int, precision: str, device: torch.device, warmup: int, repeats: int):
+    """Median seconds per Adam iteration (forward, loss, backward, step) after ``warmup``."""
+    target = stft(np.random.default_rng(0).standard_normal(length).astype(np.float32) * 0.1)[None].to(device)
+    torch.manual_seed(0)
+    gen = LatentPrior(build_prior(design), tuple(target.shape), seed=0).to(device)
+    if precision == "bf16" and channels_last_safe(gen, device):
+        gen = gen.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-3)
+    ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
+           else torch.autocast(device.type, enabled=False))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with ctx:
+            pred = gen()
+        loss = torch.mean((pred.float() - target) ** 2)
+        loss.backward()
+        opt.step()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    peak_mb = (torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda"
+               else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return statistics.median(times), peak_mb
+
+
+def quality(design: str, iterations: int, device: torch.device) -> dict:
+    """Oracle and last-iterate SNR of the same fit (first embedded digit, sigma 0.1) in fp32 and bf16."""
+    clip = load_clips("digits", n=1, seed=0)[0]
+    clean = clip.audio / np.abs(clip.audio).max()
+    noisy = add_gaussian_noise(clean, 0.1, seed=0)
+    out = {}
+    for precision in ("fp32", "bf16"):
+        res = restore(noisy, design, FitConfig(iterations=iterations, precision=precision, progress=False,
+                                                device=str(device)), seed=0, clean=clean)
+        out[precision] = {"oracle": metrics.snr(clean, res.outputs["oracle"][0]) if res.ok else float("nan"),
+                          "last": metrics.snr(clean, res.outputs["last"][0]) if res.ok else float("nan"),
+                          "s_per_it": res.seconds / max(res.iterations, 1), "status": res.status}
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--designs", nargs="*", default=list(DESIGNS), choices=ALL_DESIGNS)
+    ap.add_argument("--lengths", nargs="*", type=int, default=[16384], help="clip lengths in samples")
+    ap.add_argument("--precisions", nargs="*", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quality", type=int, default=0, metavar="ITERATIONS",
+                    help="also run full fp32 and bf16 fits of this many iterations and compare SNR")
+    args = ap.parse_args(argv)
+
+    device = pick_device()
+    precisions = [p for p in args.precisions if p == "fp32" or bf16_supported(device)]
+    peaks = {p: matmul_peak(device, torch.float32 if p == "fp32" else torch.bfloat16) for p in precisions}
+    lines = [f"# Fit benchmark", "",
+             f"{machine_description()}; torch {torch.__version__}; commit {git_commit()}; "
+             f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", "",
+             "Matmul probe (GFLOP/s): " + ", ".join(f"{p} {v:.0f}" for p, v in peaks.items()), "",
+             "| design | params | samples | precision | s/iteration | GFLOP/iteration | GFLOP/s | % of matmul peak | peak memory (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for design in args.designs:
+        params = count_parameters(build_prior(design))
+        for length in args.lengths:
+            flops = iteration_flops(design, length, device)
+            for precision in precisions:
+                s, mem = time_iterations(design, length, precision, device, args.warmup, args.repeats)
+                rate = flops / s / 1e9
+                lines.append(f"| {design} | {params:,} | {length} | {precision} | {s:.3f} | {flops / 1e9:.1f} | "
+                             f"{rate:.0f} | {100 * rate / peaks[precision]:.0f} % | {mem:.0f} |")
+                print(f"{design:18s} L={length:6d} {precision}: {s:.3f} s/it, {rate:.0f} GFLOP/s "
+                      f"({100 * rate / peaks[precision]:.0f} % of {peaks[precision]:.0f}), peak {mem:.0f} MB", flush=True)
+    if args.quality:
+        lines += ["", f"## Quality: fp32 vs bf16, same fit ({args.quality} iterations, first embedded digit, sigma 0.1)", "",
+                  "| design | fp32 oracle SNR | bf16 oracle SNR | delta | fp32 last SNR | bf16 last SNR | delta | fp32 s/it | bf16 s/it |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for design in args.designs:
+            q = quality(design, args.quality, device)
+            f, b = q["fp32"], q["bf16"]
+            lines.append(f"| {design} | {f['oracle']:.2f} | {b['oracle']:.2f} | {b['oracle'] - f['oracle']:+.2f} | "
+                         f"{f['last']:.2f} | {b['last']:.2f} | {b['last'] - f['last']:+.2f} | {f['s_per_it']:.2f} | {b['s_per_it']:.2f} |")
+            print(f"{design:18s} quality: oracle SNR fp32 {f['oracle']:.2f} / bf16 {b['oracle']:.2f} dB; "
+                  f"last fp32 {f['last']:.2f} / bf16 {b['last']:.2f} dB", flush=True)
+    path = atomic_write_text(results_root() / "benchmarks.md", "\n".join(lines) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

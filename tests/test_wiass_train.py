@@ -1,0 +1,156 @@
+"""Paper 2 training and evaluation: resumable checkpoints, best model, tidy rows, PES / EPS, A3.2."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from dap.results import ROW_COLUMNS, ResultStore
+from dap.wiass import data as D
+from dap.wiass.evaluate import evaluate_configuration, separate, separation_metrics
+from dap.wiass.train import CheckpointMismatch, TrainSettings, is_trained, load_best, train
+
+SHORT = 32768  # 2.048 s -> 64 frames; two 1-s BSS Eval windows / PES frames
+
+
+@pytest.fixture(scope="module")
+def sets():
+    frags = D.synthetic_fragments(6, seed=11, length=SHORT, silent_seconds=1)
+    train_set = D.SpectrogramSet(frags[:4], copies=2, seed=0, pitch=0, circular_shift=True)
+    return train_set, D.SpectrogramSet(frags[4:5]), D.SpectrogramSet(frags[5:])
+
+
+def settings(configuration="A3.1", **kw):
+    base = dict(hidden=4, batch_size=2, epochs=2, patience=None, lr=1e-3, seed=3)
+    return TrainSettings(configuration, **{**base, **kw})
+
+
+def _params(model):
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(sets, tmp_path):
+    train_set, valid_set, _ = sets
+    s = settings()  # 8 examples, batch 2: 4 steps per epoch, 8 steps in all
+    full = train(s, train_set, valid_set, tmp_path / "full", progress=False)
+    assert full.status == "done" and full.steps == 8 and len(full.history) == 2
+
+    first = train(s, train_set, valid_set, tmp_path / "cut", progress=False, stop_after_steps=2)
+    assert first.status == "interrupted" and first.steps == 2  # mid-epoch
+    ck = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)
+    assert ck["state"]["global_step"] == 2 and ck["state"]["step_in_epoch"] == 2
+    assert {"model", "optimizer", "numpy_rng", "torch_rng", "state"} <= set(ck)
+    resumed = train(s, train_set, valid_set, tmp_path / "cut", progress=False)
+    assert resumed.status == "done" and resumed.steps == 8
+    assert resumed.best_epoch == full.best_epoch and resumed.best_val == full.best_val
+    a, b = _params(full.model), _params(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    last_a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["model"]
+    last_b = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(last_a[k], last_b[k]) for k in last_a)
+    pd.testing.assert_frame_equal(full.history, resumed.history)
+
+
+def test_best_checkpoint_by_validation_and_finished_runs_are_loaded(sets, tmp_path):
+    train_set, valid_set, _ = sets
+    s = settings("M2", epochs=3)
+    res = train(s, train_set, valid_set, tmp_path, progress=False)
+    hist = res.history
+    assert res.best_val == pytest.approx(hist["val_loss"].min())
+    assert res.best_epoch == int(hist.loc[hist["val_loss"].idxmin(), "epoch"])
+    assert is_trained(tmp_path)
+    model, ck = load_best(tmp_path)
+    assert ck["epoch"] == res.best_epoch
+    assert all(torch.equal(v, _params(res.model)[k]) for k, v in _params(model).items())
+    done = json.loads((tmp_path / "done.json").read_text())
+    again = train(s, train_set, valid_set, tmp_path, progress=False)  # loads, does not train
+    assert again.steps == done["steps"] == 12
+    with pytest.raises(CheckpointMismatch, match="other settings"):
+        train(settings("M2", epochs=4), train_set, valid_set, tmp_path, progress=False)
+
+
+def test_step_budget_and_early_stopping(sets, tmp_path):
+    train_set, valid_set, _ = sets
+    capped = train(settings("BL1", max_steps=3, epochs=5), train_set, valid_set, tmp_path / "a",
+                   progress=False)
+    assert capped.steps == 3 and capped.epochs == 1  # the partial epoch is validated
+    stopped = train(settings("BL2", epochs=50, patience=0), train_set, valid_set, tmp_path / "b",
+                    progress=False)
+    assert stopped.epochs == 1  # patience 0: stop at the first epoch without improvement
+
+
+class Oracle(nn.Module):
+    """Returns a fixed magnitude (the true target's): checks reconstruction and scaling."""
+
+    informed = False
+
+    def __init__(self, mag):
+        super().__init__()
+        self.mag = nn.Parameter(mag[None], requires_grad=False)
+
+    def forward(self, mixture_mag, side_info=None, side_mask=None):
+        return self.mag.expand(mixture_mag.shape[0], -1, -1), None
+
+
+def test_oracle_magnitude_with_mixture_phase_separates_well(sets):
+    ex = sets[2][0]
+    sep = separate(Oracle(ex.target_mag), ex, None)
+    frag = ex.fragment
+    np.testing.assert_allclose(sep.target + sep.accompaniment, frag.mixture, atol=1e-5)
+    scores = separation_metrics(frag.target, frag.accompaniment, sep)
+    assert scores["SDR"] > 5  # right scale and phase; a wrong scale would wreck SDR
+    silent = Oracle(torch.zeros_like(ex.target_mag))
+    scores = separation_metrics(frag.target, frag.accompaniment, separate(silent, ex, None))
+    # Predicting exact silence everywhere: PES at the floor, EPS over the active frames.
+    assert scores["PES"] == pytest.approx(-120.0) and scores["n_pes_frames"] == 1
+    assert np.isfinite(scores["EPS"]) and scores["n_eps_frames"] == 1
+
+
+def test_evaluation_rows_resume_and_a32_shift(sets, tmp_path):
+    train_set, valid_set, test_set = sets
+    res = train(settings("A3.1", epochs=1), train_set, valid_set, tmp_path / "m", progress=False)
+    store = ResultStore(tmp_path)
+    rows = evaluate_configuration(store, res, "A3.1", test_set, seed=0, profile="test",
+                                  source="synthetic", progress=False)
+    assert list(rows.columns[: len(ROW_COLUMNS)]) == ROW_COLUMNS
+    assert set(rows["task"]) == {"wiass"} and set(rows["design"]) == {"A3.1"}
+    assert (rows["status"] == "ok").all()
+    v = rows.set_index("metric")["value"]
+    for m in ("SDR", "SIR", "SAR", "PES", "alignment_accuracy", "segment_accuracy"):
+        assert m in v.index
+    assert np.isfinite(v["PES"]) and v["n_pes_frames"] == 1  # the target has a silent second
+    assert 0 <= v["segment_accuracy"] <= 1
+
+    n = len(store.rows)
+    evaluate_configuration(store, res, "A3.1", test_set, seed=0, profile="test",
+                           source="synthetic", progress=False)
+    assert len(store.rows) == n  # resumed: nothing recomputed or duplicated
+
+    shifted = evaluate_configuration(store, res, "A3.2", test_set, seed=0, profile="test",
+                                     source="synthetic", progress=False)
+    assert set(shifted["design"]) == {"A3.2"}
+    assert set(shifted["trained_configuration"]) == {"A3.1"}
+    ex = test_set[0]
+    opts = res.settings.side_options()
+    side31 = D.fixed_side_info("A3.1", ex, 0, **opts)
+    side32 = D.fixed_side_info("A3.2", ex, 0, **opts)
+    np.testing.assert_array_equal(side32.values, np.roll(side31.values, 100, axis=0))
+    att31 = separate(res.model, ex, side31).attention
+    att32 = separate(res.model, ex, side32).attention
+    assert not np.allclose(att31, att32)
+    with pytest.raises(ValueError, match="A3.1 model"):
+        evaluate_configuration(store, train(settings("BL1", epochs=1), train_set, valid_set,
+                                            tmp_path / "bl1", progress=False),
+                               "A3.2", test_set, 0, "test", "synthetic", progress=False)
+
+
+def test_bl1_rows_have_no_alignment(sets, tmp_path):
+    train_set, valid_set, test_set = sets
+    res = train(settings("BL1", epochs=1), train_set, valid_set, tmp_path / "m", progress=False)
+    rows = evaluate_configuration(ResultStore(tmp_path), res, "BL1", test_set, 0, "test",
+                                  "synthetic", progress=False)
+    assert "alignment_accuracy" not in set(rows["metric"])
+    assert {"SDR", "PES", "EPS", "n_eps_frames"} <= set(rows["metric"])
