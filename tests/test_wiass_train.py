@@ -14,13 +14,17 @@ from dap.wiass.evaluate import evaluate_configuration, separate, separation_metr
 from dap.wiass.train import CheckpointMismatch, TrainSettings, is_trained, load_best, train
 
 SHORT = 32768  # 2.048 s -> 64 frames; two 1-s BSS Eval windows / PES frames
+TINY = 16384   # 1.024 s -> 32 frames: training tests only (LSTM time grows with the frames)
 
 
 @pytest.fixture(scope="module")
 def sets():
-    frags = D.synthetic_fragments(6, seed=11, length=SHORT, silent_seconds=1)
+    """Training (8 augmented examples), validation and test sets of synthetic stems. The test
+    fragment is 2 s long with one exactly silent second (PES defined)."""
+    frags = D.synthetic_fragments(5, seed=11, length=TINY, silent_seconds=0)
     train_set = D.SpectrogramSet(frags[:4], copies=2, seed=0, pitch=0, circular_shift=True)
-    return train_set, D.SpectrogramSet(frags[4:5]), D.SpectrogramSet(frags[5:])
+    test = D.synthetic_fragments(1, seed=12, length=SHORT, silent_seconds=1)
+    return train_set, D.SpectrogramSet(frags[4:5]), D.SpectrogramSet(test)
 
 
 def settings(configuration="A3.1", **kw):
@@ -56,7 +60,7 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(sets, tmp_
 
 def test_best_checkpoint_by_validation_and_finished_runs_are_loaded(sets, tmp_path):
     train_set, valid_set, _ = sets
-    s = settings("M2", epochs=3)
+    s = settings("M2", epochs=3, batch_size=4)
     res = train(s, train_set, valid_set, tmp_path, progress=False)
     hist = res.history
     assert res.best_val == pytest.approx(hist["val_loss"].min())
@@ -67,18 +71,19 @@ def test_best_checkpoint_by_validation_and_finished_runs_are_loaded(sets, tmp_pa
     assert all(torch.equal(v, _params(res.model)[k]) for k, v in _params(model).items())
     done = json.loads((tmp_path / "done.json").read_text())
     again = train(s, train_set, valid_set, tmp_path, progress=False)  # loads, does not train
-    assert again.steps == done["steps"] == 12
+    assert again.steps == done["steps"] == 6
     with pytest.raises(CheckpointMismatch, match="other settings"):
-        train(settings("M2", epochs=4), train_set, valid_set, tmp_path, progress=False)
+        train(settings("M2", epochs=4, batch_size=4), train_set, valid_set, tmp_path,
+              progress=False)
 
 
 def test_step_budget_and_early_stopping(sets, tmp_path):
     train_set, valid_set, _ = sets
-    capped = train(settings("BL1", max_steps=3, epochs=5), train_set, valid_set, tmp_path / "a",
-                   progress=False)
-    assert capped.steps == 3 and capped.epochs == 1  # the partial epoch is validated
-    stopped = train(settings("BL2", epochs=50, patience=0), train_set, valid_set, tmp_path / "b",
-                    progress=False)
+    capped = train(settings("BL1", max_steps=3, epochs=5, batch_size=4), train_set, valid_set,
+                   tmp_path / "a", progress=False)
+    assert capped.steps == 3 and capped.epochs == 2  # the partial 2nd epoch is validated too
+    stopped = train(settings("BL2", epochs=50, patience=0, batch_size=8), train_set, valid_set,
+                    tmp_path / "b", progress=False)
     assert stopped.epochs == 1  # patience 0: stop at the first epoch without improvement
 
 
@@ -111,7 +116,8 @@ def test_oracle_magnitude_with_mixture_phase_separates_well(sets):
 
 def test_evaluation_rows_resume_and_a32_shift(sets, tmp_path):
     train_set, valid_set, test_set = sets
-    res = train(settings("A3.1", epochs=1), train_set, valid_set, tmp_path / "m", progress=False)
+    res = train(settings("A3.1", epochs=1, batch_size=8), train_set, valid_set, tmp_path / "m",
+                progress=False)
     store = ResultStore(tmp_path)
     rows = evaluate_configuration(store, res, "A3.1", test_set, seed=0, profile="test",
                                   source="synthetic", progress=False)
@@ -142,14 +148,14 @@ def test_evaluation_rows_resume_and_a32_shift(sets, tmp_path):
     att32 = separate(res.model, ex, side32).attention
     assert not np.allclose(att31, att32)
     with pytest.raises(ValueError, match="A3.1 model"):
-        evaluate_configuration(store, train(settings("BL1", epochs=1), train_set, valid_set,
+        evaluate_configuration(store, train(settings("BL1", max_steps=1), train_set, valid_set,
                                             tmp_path / "bl1", progress=False),
                                "A3.2", test_set, 0, "test", "synthetic", progress=False)
 
 
 def test_bl1_rows_have_no_alignment(sets, tmp_path):
     train_set, valid_set, test_set = sets
-    res = train(settings("BL1", epochs=1), train_set, valid_set, tmp_path / "m", progress=False)
+    res = train(settings("BL1", max_steps=1), train_set, valid_set, tmp_path / "m", progress=False)
     rows = evaluate_configuration(ResultStore(tmp_path), res, "BL1", test_set, 0, "test",
                                   "synthetic", progress=False)
     assert "alignment_accuracy" not in set(rows["metric"])

@@ -135,8 +135,9 @@ def inpainting_figure(signals: dict[str, np.ndarray], mask: inpaint.GapMask, tit
 
 def mask_checks(rows: pd.DataFrame, p: dict) -> dict:
     """Named numbers about the masks actually used (read back from the rows), for the notebook's
-    tests: gap count range, shortest / longest gap in seconds, masked fraction."""
-    fits = rows.dropna(subset=["gaps"]).drop_duplicates("fit_id") if "gaps" in rows else rows.iloc[:0]
+    tests: clips masked, gap count range, shortest / longest gap in seconds, masked fraction."""
+    # one mask per clip (every design sees the same one)
+    fits = rows.dropna(subset=["gaps"]).drop_duplicates(["dataset", "clip_id"]) if "gaps" in rows else rows.iloc[:0]
     durations, counts = [], []
     for text in fits["gaps"].astype(str):
         spans = [tuple(int(v) for v in part.split("-")) for part in text.split(";") if part]
