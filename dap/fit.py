@@ -234,7 +234,7 @@ def _to_float(pred):
 
 
 def _progress(config: FitConfig):
-    if not config.progress:
+    if not config.progress or os.environ.get("DAP_PROGRESS") == "off":
         return None
     if os.environ.get("DAP_PROGRESS") == "text":  # run_all.sh: plain text lines that land in the logs
         from tqdm.std import tqdm

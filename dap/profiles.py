@@ -20,7 +20,8 @@ QUICK_ITERATIONS = 250
 # Fit settings of paper 1 (REFERENCE_NOTES: Adam 1e-3, x0.1 every 500 iterations). The schedule
 # stays the paper's in every profile; only the iteration budget and the number of clips shrink.
 _FIT = {"lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto", "mismatched_istft": False,
-        "seed": 0, "designs": ("conv", "dilated", "dilated_exp", "dilated_exp_dense")}
+        "seed": 0, "designs": ("conv", "dilated", "dilated_exp", "dilated_exp_dense"),
+        "workers": 0}  # 0 = auto: parallel single-threaded fits on a CPU, one fit at a time on a GPU
 
 
 def _denoise(datasets, n_clips, iterations, **extra) -> dict:
@@ -29,6 +30,7 @@ def _denoise(datasets, n_clips, iterations, **extra) -> dict:
 
 
 _TABLE1 = ("speech", "digits", "piano")
+_SMOKE = {"workers": 1}  # a few iterations: starting worker processes would cost more than it saves
 _GAUSS = {"sigma": 0.1}
 _ENV = {"snr_low": 5.0, "snr_high": 9.0, "designs": ("conv", "dilated_exp", "dilated_exp_dense")}
 
@@ -40,17 +42,17 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     # Figure 1 = Table 1's first digit clip with the same settings: the fits are shared.
     "01_figure1_denoising_example": {
-        "smoke": _denoise(("digits",), 1, 2, **_GAUSS),
+        "smoke": _denoise(("digits",), 1, 2, **_GAUSS, **_SMOKE),
         "quick": _denoise(("digits",), 1, QUICK_ITERATIONS, **_GAUSS),
         "paper": _denoise(("digits",), 1, 2000, **_GAUSS),
     },
     "02_table1_gaussian_denoising": {
-        "smoke": _denoise(_TABLE1, 1, 2, **_GAUSS),
+        "smoke": _denoise(_TABLE1, 1, 2, **_GAUSS, **_SMOKE),
         "quick": _denoise(_TABLE1, 1, QUICK_ITERATIONS, **_GAUSS),
         "paper": _denoise(_TABLE1, 50, 2000, **_GAUSS),
     },
     "03_table2_environmental_denoising": {
-        "smoke": _denoise(("digits",), 1, 2, **_ENV),
+        "smoke": _denoise(("digits",), 1, 2, **_ENV, **_SMOKE),
         "quick": _denoise(_TABLE1, 1, QUICK_ITERATIONS, **_ENV),
         "paper": _denoise(_TABLE1, 50, 2000, **_ENV),
     },
@@ -78,7 +80,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     # Same clips and settings as Table 1's digits, so the four designs' fits are shared with it and
     # only the harmonic prior is fitted anew.
     "06_figure2_convergence": {
-        "smoke": _denoise(("digits",), 1, 2, **_GAUSS, designs=_FIT["designs"] + ("harmonic",)),
+        "smoke": _denoise(("digits",), 1, 2, **_GAUSS, **_SMOKE, designs=_FIT["designs"] + ("harmonic",)),
         "quick": _denoise(("digits",), 1, QUICK_ITERATIONS, **_GAUSS, designs=_FIT["designs"] + ("harmonic",)),
         "paper": _denoise(("digits",), 5, 2000, **_GAUSS, designs=_FIT["designs"] + ("harmonic",)),
     },

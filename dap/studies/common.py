@@ -21,6 +21,20 @@ def fit_config(p: dict) -> FitConfig:
                      precision=p["precision"], progress=p.get("progress", True))
 
 
+def fit_workers(p: dict) -> int:
+    """How many fits run at once: ``p["workers"]`` when set (> 0); else 1 on a GPU (one fit fills
+    it) and 2 on a CPU with at least 2 cores (two single-threaded fits beat one two-threaded fit)."""
+    import os
+
+    import torch
+
+    if p.get("workers"):
+        return int(p["workers"])
+    if torch.cuda.is_available():
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def fit_settings(p: dict) -> dict:
     """What, in ``p``, changes a fit's outcome: part of every fit id."""
     keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -9,7 +11,7 @@ from dap.data import Clip, load_clips
 from dap.experiments import Grid, run_grid
 from dap.results import ResultStore
 from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
-                                fit_settings, load_normalised)
+                                fit_settings, fit_workers, load_normalised)
 from dap.tasks import denoise
 
 
@@ -37,21 +39,26 @@ def denoising_study(store: ResultStore, p: dict, noise: str, source: str = "embe
         clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root)
         noisy = {c.id: _corrupt(c, noise, p, noises) for c in clips}
 
-        def run_fit(clip, design):
-            corrupted, extra = noisy[clip.id]
-            result = denoise.restore(corrupted, design, cfg, seed=derive_seed(p["seed"], clip.dataset, clip.id),
-                                     clean=clip.audio, mismatched_istft=p.get("mismatched_istft", False))
-            result.extra.update(extra)
-            return result
-
+        run_fit = partial(_restore_clip, noisy=noisy, cfg=cfg, seed=p["seed"],
+                          mismatched_istft=p.get("mismatched_istft", False))
         wanted = DENOISING_METRICS.get(dataset, ("PSNR", "SNR"))
 
         def evaluate(clip, est):
             values = denoise.evaluate(clip.audio, est, pesq_mode=p.get("pesq_mode", "wb"))
             return {k: v for k, v in values.items() if k in wanted}
 
-        all_rows.append(run_grid(store, grid, clips, list(p["designs"]), run_fit, evaluate, progress=progress))
+        all_rows.append(run_grid(store, grid, clips, list(p["designs"]), run_fit, evaluate, progress=progress,
+                                 workers=fit_workers(p)))
     return pd.concat(all_rows, ignore_index=True)
+
+
+def _restore_clip(clip: Clip, design: str, noisy: dict, cfg, seed: int, mismatched_istft: bool):
+    """One denoising fit (module level, so worker processes can run it)."""
+    corrupted, extra = noisy[clip.id]
+    result = denoise.restore(corrupted, design, cfg, seed=derive_seed(seed, clip.dataset, clip.id),
+                             clean=clip.audio, mismatched_istft=mismatched_istft)
+    result.extra.update(extra)
+    return result
 
 
 def _noise_recordings(source: str, root) -> dict[str, list[Clip]]:
