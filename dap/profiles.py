@@ -15,7 +15,7 @@ PROFILES_ORDER = ("smoke", "quick", "paper")
 
 #: Iteration budget of the quick profile on a CPU. The oracle SNR of the proposed design peaks
 #: near iteration 200 (REFERENCE_NOTES.md), so the budget must reach past that for every design.
-QUICK_ITERATIONS = 250
+QUICK_ITERATIONS = 200
 
 # Fit settings of paper 1 (REFERENCE_NOTES: Adam 1e-3, x0.1 every 500 iterations). The schedule
 # stays the paper's in every profile; only the iteration budget and the number of clips shrink.
