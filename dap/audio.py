@@ -14,8 +14,8 @@ reproduces the authors' inverse (1022-point window), which caps a clean round tr
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from dap.errors import AudioError
+from dap.results import atomic_write_bytes
 
 SAMPLE_RATE = 16000
 N_FFT = 1023
@@ -86,7 +87,7 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, mono: bool = True
 
 
 def save_audio(path: str | os.PathLike, x, sr: int = SAMPLE_RATE, subtype: str | None = None) -> Path:
-    """Write ``x`` (``(L,)`` or ``(C, L)``) atomically: a temporary file renamed into place.
+    """Write ``x`` (``(L,)`` or ``(C, L)``) atomically (encoded in memory, then renamed into place).
 
     The format follows the suffix (.wav, .flac, ...). Raises :class:`AudioError` when the folder
     cannot be written.
@@ -95,16 +96,10 @@ def save_audio(path: str | os.PathLike, x, sr: int = SAMPLE_RATE, subtype: str |
     x = _to_numpy(x)
     data = x.T if x.ndim == 2 else x
     fmt = path.suffix.lstrip(".").upper() or "WAV"
+    buf = io.BytesIO()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
-        try:
-            sf.write(tmp, data, sr, subtype=subtype, format=fmt)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        sf.write(buf, data, sr, subtype=subtype, format=fmt)
+        atomic_write_bytes(path, buf.getvalue())
     except (OSError, sf.LibsndfileError, ValueError, TypeError) as exc:
         raise AudioError(f"{path}: cannot write audio ({_one_line(exc)})") from None
     return path

@@ -173,7 +173,7 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
             sched.step()
 
             with torch.no_grad():
-                wav = decode(_to_float(pred).detach()).clamp(-1, 1)
+                wav = decode(_detach(_to_float(pred))).clamp(-1, 1)
                 ema = wav.clone() if ema is None else ema.mul_(config.ema_decay).add_(wav, alpha=1 - config.ema_decay)
             if it % config.track_every == 0 or it == config.iterations:
                 row = {"iteration": it, "loss": loss_value, "lr": lr}
@@ -231,6 +231,12 @@ def _to_float(pred):
     if isinstance(pred, (tuple, list)):
         return type(pred)(_to_float(p) for p in pred)
     return pred.float()
+
+
+def _detach(pred):
+    if isinstance(pred, (tuple, list)):
+        return type(pred)(_detach(p) for p in pred)
+    return pred.detach()
 
 
 def _progress(config: FitConfig):

@@ -30,7 +30,7 @@ def _denoise(datasets, n_clips, iterations, **extra) -> dict:
 
 
 _TABLE1 = ("speech", "digits", "piano")
-_SMOKE = {"workers": 1}  # a few iterations: starting worker processes would cost more than it saves
+_SMOKE = {"workers": 1, "precision": "fp32"}  # a few iterations: workers would cost more than they save
 _GAUSS = {"sigma": 0.1}
 _ENV = {"snr_low": 5.0, "snr_high": 9.0, "designs": ("conv", "dilated_exp", "dilated_exp_dense")}
 
@@ -63,18 +63,22 @@ PROFILES: dict[str, dict[str, dict]] = {
     # quick: both notebooks together in about 30 minutes on 2 CPU cores (4 designs; one 2 s speech clip +
     # one digit at 120 iterations ~ 8 s per iteration over the designs; one mixture, three priors per fit,
     # at 100 iterations ~ 8 s per iteration over the designs).
+    # smoke also shrinks the priors (widths 4/8/16, stated in the caption): it only checks that the
+    # notebooks run, and three full-width priors per separation fit would take minutes on 2 cores.
     "04_table3_inpainting": {
-        name: {**_FIT, "datasets": ("speech", "digits"), "n_clips": n, "iterations": it,
+        name: {**_FIT, "datasets": ("speech", "digits"), "n_clips": n, "iterations": it, "prior_opts": opts,
                "gaps_per_second": 1.0, "gap_min_s": 0.1, "gap_max_s": 0.25, "frame_rule": "centre"}
-        for name, n, it in (("smoke", 1, 3), ("quick", 1, 120), ("paper", 50, 2000))
+        for name, n, it, opts in (("smoke", 1, 3, {"widths": (4, 8, 16)}), ("quick", 1, 120, None),
+                                  ("paper", 50, 2000, None))
     },
     # n_clips = mixtures; weights and guard mirror dap.tasks.separate.SeparationWeights / CollapseGuard
     "05_table4_separation": {
-        name: {**_FIT, "datasets": ("piano", "drums"), "n_clips": n, "iterations": it, "domain": "magnitude",
-               "w_mixture": 1.0, "w_smoothness": 0.05, "w_exclusion": 0.1, "w_binarisation": 0.01,
-               "binarise_from": 0.5, "w_coverage": 1.0, "coverage_min": 0.1, "collapse_db": -40.0,
-               "collapse_check": 0.25, "collapse_min_iteration": 20, "max_restarts": 2}
-        for name, n, it in (("smoke", 1, 3), ("quick", 1, 100), ("paper", 50, 2000))
+        name: {**_FIT, "datasets": ("piano", "drums"), "n_clips": n, "iterations": it, "prior_opts": opts,
+               "domain": "magnitude", "w_mixture": 1.0, "w_smoothness": 0.05, "w_exclusion": 0.1,
+               "w_binarisation": 0.01, "binarise_from": 0.5, "w_coverage": 1.0, "coverage_min": 0.1,
+               "collapse_db": -35.0, "collapse_check": 0.25, "collapse_min_iteration": 20, "max_restarts": 2}
+        for name, n, it, opts in (("smoke", 1, 3, {"widths": (4, 8, 16)}), ("quick", 1, 100, None),
+                                  ("paper", 50, 2000, None))
     },
     # --- 06: convergence (Figure 2) ---
     # Same clips and settings as Table 1's digits, so the four designs' fits are shared with it and
@@ -91,7 +95,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     # budget sized for 2 CPU cores (see the notebooks' captions). paper: section 4 of the paper.
     "07_wiass_figure2_side_information": (_WIASS := {
         "smoke": {"seed": 0, "configurations": ("BL1", "BL2", "M1", "M2", "A1", "A2", "A3.1", "A3.2"),
-                  "hidden": 8, "n_layers": 2, "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 2,
+                  "hidden": 8, "n_layers": 2, "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 1,
                   "epochs": 1, "patience": None, "max_steps": 2, "n_train": 2, "n_valid": 1,
                   "n_test": 1, "copies": 1, "gain_db": 2.0, "pitch": 2, "circular_shift": True,
                   "side_length": 300, "activity_threshold": 0.0},

@@ -28,6 +28,7 @@ def _metrics(out: Path, name: str) -> dict:
 
 
 @pytest.mark.notebooks
+@pytest.mark.timeout(2400)  # the session fixture runs every notebook (several minutes on 2 cores)
 def test_every_notebook_runs_in_the_smoke_profile(smoke_run):
     out, proc = smoke_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -52,3 +53,21 @@ def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), name
         assert any("parameters" in c.metadata.get("tags", []) for c in code), name
+
+
+@pytest.mark.notebooks
+def test_runner_collects_a_failure_and_exits_non_zero(tmp_path):
+    env = dict(os.environ, DAP_RESULTS=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "dap.runner", "--profile", "smoke", "00", "-p", "dataset", "nosuch"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    assert "FAILED 00_quickstart" in proc.stdout and "nosuch" in proc.stdout  # the reason, in one line
+    assert not (tmp_path / "00_quickstart" / "00_quickstart.ipynb").exists()  # a failed run never counts as done
+    assert (tmp_path / "00_quickstart" / "00_quickstart.failed.ipynb").exists()
+    assert (tmp_path / "SUMMARY.md").exists() and "failed" in (tmp_path / "run_log.csv").read_text()
+
+
+def test_runner_rejects_an_unknown_notebook():
+    proc = subprocess.run([sys.executable, "-m", "dap.runner", "no_such_notebook"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "no notebook matches" in proc.stderr

@@ -72,6 +72,10 @@ def test_best_checkpoint_by_validation_and_finished_runs_are_loaded(sets, tmp_pa
     done = json.loads((tmp_path / "done.json").read_text())
     again = train(s, train_set, valid_set, tmp_path, progress=False)  # loads, does not train
     assert again.steps == done["steps"] == 6
+    # Killed after the last checkpoint but before done.json: the rerun trains nothing more.
+    (tmp_path / "done.json").unlink()
+    again = train(s, train_set, valid_set, tmp_path, progress=False)
+    assert again.steps == 6 and again.best_epoch == res.best_epoch
     with pytest.raises(CheckpointMismatch, match="other settings"):
         train(settings("M2", epochs=4, batch_size=4), train_set, valid_set, tmp_path,
               progress=False)

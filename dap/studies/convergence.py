@@ -17,7 +17,9 @@ def convergence_curves(folder, rows: pd.DataFrame, metric: str = "snr") -> dict[
     """
     out = {}
     fits = rows[rows["status"] == "ok"].drop_duplicates("fit_id")
-    for design, g in fits.groupby("design", sort=False):
+    from dap.priors import ALL_DESIGNS
+
+    for design, g in sorted(fits.groupby("design"), key=lambda dg: ALL_DESIGNS.index(dg[0])):
         curves = [load_history(folder, fid).set_index("iteration")[metric] for fid in g["fit_id"]]
         table = pd.concat(curves, axis=1)
         out[design] = pd.DataFrame({"iteration": table.index, "mean": table.mean(axis=1).values,

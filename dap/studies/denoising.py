@@ -124,12 +124,14 @@ def denoising_example(store: ResultStore, p: dict, rows, source: str = "embedded
     from dap.experiments import load_history, load_output
 
     dataset = p["datasets"][0]
-    clip = load_normalised(dataset, 1, p["seed"], source, root)[0]
+    clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root)[0]  # the grid's first clip
     noisy, _ = _corrupt(clip, "gaussian", p, None)
     signals = {"clean": clip.audio, f"noisy ({_snr_label(clip.audio, noisy)})": noisy}
     histories = {}
     ok = rows[(rows["clip_id"] == clip.id) & (rows["status"] == "ok")]
-    for design, fid in ok.groupby("design", sort=False)["fit_id"].first().items():
+    fits = ok.groupby("design")["fit_id"].first()
+    for design in [d for d in p["designs"] if d in fits]:  # the paper's order, not completion order
+        fid = fits[design]
         histories[design] = load_history(store.folder, fid)
         est = load_output(store.folder, fid, "oracle")[0]
         signals[f"{design} ({_snr_label(clip.audio, est)})"] = est

@@ -72,6 +72,9 @@ def inpainting_caption(p: dict, source: str, rows) -> str:
     deviations = list(COMMON_DEVIATIONS)
     deviations.append("the number of gaps per clip is not stated in the paper; "
                       f"{p['gaps_per_second']:g} per second is our choice (every mask is stored in the rows)")
+    if p.get("prior_opts"):
+        deviations.append(f"smaller priors than the paper's ({p['profile']} profile): build_prior options "
+                          f"{p['prior_opts']}")
     if p["iterations"] < 2000 or p["n_clips"] < 50:
         deviations.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} clips per data set instead of "
                           f"50, {p['iterations']} iterations instead of 2000")

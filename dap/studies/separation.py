@@ -127,10 +127,10 @@ def separation_caption(p: dict, source: str, rows) -> str:
               f"{w.mixture}·L1(mixture) + {w.smoothness}·temporal smoothness + {w.exclusion}·exclusion (3 scales) + "
               f"{w.coverage}·mask coverage (mean mask in [{w.coverage_min}, {1 - w.coverage_min}]) + "
               f"{w.binarisation}·mask binarisation after {w.binarise_from:.0%} of the iterations; spectrograms "
-              "divided by the mixture's peak magnitude")
-    guard_text = (f"collapse guard: an estimate below {g.collapse_db} dB of the mixture energy at "
-                  f"{g.collapse_check:.0%} of the iterations (never before iteration {g.collapse_min_iteration}) "
-                  f"restarts the fit with new seeds, at most {g.max_restarts} times; restarts here: {restarts}, "
+              "divided by the mixture's RMS STFT magnitude")
+    guard_text = (f"collapse guard: an estimate below {g.collapse_db} dB of the modelled mixture (the sum of the "
+                  f"estimates) at {g.collapse_check:.0%} of the iterations (never before iteration "
+                  f"{g.collapse_min_iteration}) restarts the fit with new seeds, at most {g.max_restarts} times; restarts here: {restarts}, "
                   f"fits still collapsed: {collapsed}")
     deviations = list(COMMON_DEVIATIONS)
     deviations += [
@@ -140,8 +140,11 @@ def separation_caption(p: dict, source: str, rows) -> str:
         "mixtures: a piano clip and a drum clip, each peak-normalised to 1, summed without further gain "
         "(the paper does not give its mixing recipe)",
     ]
+    if p.get("prior_opts"):
+        deviations.append(f"smaller priors than the paper's ({p['profile']} profile): build_prior options "
+                          f"{p['prior_opts']}")
     if p["iterations"] < 2000 or p["n_clips"] < 50:
-        deviations.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} mixtures instead of 50, "
+        deviations.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} mixture(s) instead of 50, "
                           f"{p['iterations']} iterations instead of 2000")
     return caption(f"Table4: {paper.CAPTIONS['table4']} Method: {method}.",
                    data=describe_data(source, ("piano", "drums")) + "; one mixture = one piano + one drum clip",

@@ -39,8 +39,9 @@ copy), so a copy is the same whatever order it is built in:
 * target-to-accompaniment energy ratio moved by ``U(-gain_db, +gain_db)`` dB (paper: 2 dB),
   applied as a gain on the target;
 * pitch shift of both stems by an integer ``w ~ U{-pitch, ..., pitch}`` half tones (paper: 2;
-  ``torchaudio.functional.pitch_shift``); the target is then set back to exact zero in the runs of
-  zeros it had before, which the resampling filter would otherwise smear by a few samples;
+  :func:`pitch_shift`: phase vocoder + resampling, with the ratio rounded for speed); the target is
+  then set back to exact zero in the runs of >= 512 zeros it had before, which the resampling
+  filter would otherwise smear by a few samples;
 * optionally (``circular_shift=True``, not in the paper) a circular time shift of both stems by a
   uniform number of samples, so that the few silent parts of a small training set move around.
 """
@@ -219,8 +220,6 @@ def _subset(fragments: list[Fragment], n: int | None, seed: int, name: str) -> l
         raise DatasetError(f"n_{name} must be >= 1, got {n}")
     if n is None or n >= len(fragments):
         return list(fragments)
-    if n < 1:
-        raise DatasetError(f"n_{name} must be >= 1, got {n}")
     rng = np.random.default_rng([seed, stable_hash(name)])
     order = rng.permutation(len(fragments))
     order = sorted(order, key=lambda i: fragments[i].silent_frames() == 0)  # stable: silent first
@@ -233,9 +232,9 @@ def load_splits(source: str = "embedded", root=None, n_train: int | None = None,
     """Train / valid / test fragments of the stems data set.
 
     ``source="embedded"``: the committed set, split by :func:`split_groups` (14 / 4 / 6); ``n_*``
-    cut a split down to at most ``n`` (seeded). ``source="real"``: MUSDB18-HQ under ``root`` (or ``DAP_DATA``), the
-    loader's train / valid / test splits; ``n_*`` windows per split spread over the tracks
-    (``None``: one window per track). Raises :class:`DatasetError` with a message when the data
+    cut a split down to at most ``n`` (seeded). ``source="real"``: MUSDB18-HQ under ``root`` (or
+    ``DAP_DATA``), the loader's train / valid / test splits; ``n_*`` windows per split spread over
+    the tracks (``None``: one window per track). Raises :class:`DatasetError` with a message when the data
     is missing.
     """
     from dap.data import load_clips

@@ -101,3 +101,27 @@ def attention_figure(examples, sr: int = 16000, show_truth: bool = True):
     fig.text(0.5, -0.02, "white dots: true alignment; segment / alignment = accuracies on this "
              "fragment", ha="center", fontsize=8)
     return fig
+
+
+def training_curves(results: dict, silence: float | None = None):
+    """Validation L1 loss per epoch of each trained configuration (the best epoch marked): shows
+    how far the training budget got. ``silence``: the loss of predicting all zeros, drawn as a
+    dashed line (a model above or near it has not learned to separate yet)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    if silence is not None:
+        ax.axhline(silence, color="gray", ls="--", lw=1, label="predict silence")
+    for name, res in results.items():
+        h = res.history
+        if h is None or h.empty:
+            continue
+        line, = ax.plot(h["epoch"], h["val_loss"], label=name, lw=1.3)
+        best = h.loc[h["val_loss"].idxmin()]
+        ax.plot([best["epoch"]], [best["val_loss"]], "o", color=line.get_color(), ms=4)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation L1 loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig

@@ -44,6 +44,20 @@ PAPER = {"hidden": 513, "lr": 1e-4, "batch_size": 128, "patience": 100, "copies"
          "gain_db": 2.0, "pitch": 2, "activity_threshold": 0.1}
 
 
+#: What each profile is for, stated in every caption.
+PROFILE_NOTES = {
+    "smoke": "smoke profile: a code check (tiny model, a couple of training steps, one test "
+             "fragment); the numbers mean nothing",
+    "quick": "quick profile: a reduced model and training budget (below), sized so that notebooks "
+             "07 and 08 together take about 20-25 minutes on 2 CPU cores; at this budget the "
+             "models barely leave the trivial solution and the attention does not align yet, so "
+             "the figures check the pipeline rather than the paper's claims: use the paper "
+             "profile on a GPU for those",
+    "paper": "paper profile: the paper's sizes and protocol (hidden 513, batch 128, lr 1e-4, early "
+             "stopping with patience 100); meant for a GPU",
+}
+
+
 @dataclass
 class StudyData:
     """Fragments per split and the spectrogram sets built from them."""
@@ -183,20 +197,36 @@ def markdown_summary(table: pd.DataFrame, caption: str) -> str:
             _fmt(r.alignment_distance, 1), _fmt(r.paper_SDR_median)]) + " |")
     note = ("\nMedians over test fragments of the per-fragment scores (dB; SDR / SAR / SIR higher is "
             "better, PES / EPS lower is better); in brackets the number of 1-s frames PES / EPS "
-            "average over, summed over fragments. Alignment measures: mean over fragments.\n")
+            "average over, summed over fragments. PES / EPS are energies of the estimate / target "
+            "at the stems' own level (embedded stems peak near 0.9), so their absolute values "
+            "are not comparable with the paper's. Alignment measures: mean over fragments.\n")
     return f"{caption}\n\n" + "\n".join(lines) + "\n" + note
 
 
-def model_summary(p: dict, results: dict[str, TrainResult]) -> str:
-    """One line: model size and the training actually run per configuration."""
+def silence_loss(valid_set: SpectrogramSet) -> float:
+    """Validation L1 loss of predicting silence (all zeros): the trivial solution a model must beat
+    before its output means anything."""
+    total = sum(float(valid_set[i].target_mag.abs().sum()) for i in range(len(valid_set)))
+    return total / sum(valid_set[i].target_mag.numel() for i in range(len(valid_set)))
+
+
+def model_summary(p: dict, results: dict[str, TrainResult], data: StudyData | None = None) -> str:
+    """One line: model size and the training actually run per configuration (with the best
+    validation loss, next to the loss of predicting silence when ``data`` is given)."""
     from dap.wiass.model import InformedSeparator
 
     n_inf = count_parameters(InformedSeparator(N_FREQ, p["hidden"], n_layers=p["n_layers"]))
     n_bl1 = count_parameters(InformedSeparator(N_FREQ, p["hidden"], variant="bl1",
                                                n_layers=p["n_layers"]))
-    runs = "; ".join(f"{c}: {r.steps} steps / {r.epochs} epochs, best epoch {r.best_epoch}, "
-                     f"{r.seconds:.0f} s on {r.device}" for c, r in results.items())
-    return (f"Model: hidden {p['hidden']} per direction, {p['n_layers']} BiLSTM layers "
+    note = PROFILE_NOTES.get(p["profile"], "")
+    runs = "; ".join(f"{c}: {r.steps} steps / {r.epochs} epochs, best epoch {r.best_epoch} "
+                     f"(val L1 {r.best_val:.5f}), {r.seconds:.0f} s on {r.device}"
+                     for c, r in results.items())
+    if data is not None:
+        runs += (f". Validation L1 of predicting silence: {silence_loss(data.valid_set):.5f} (a "
+                 "model near it has not yet learned to separate)")
+    return ((note[0].upper() + note[1:] + ". " if note else "")
+            + f"Model: hidden {p['hidden']} per direction, {p['n_layers']} BiLSTM layers "
             f"({n_inf:,} parameters informed, {n_bl1:,} BL1; the paper's hidden 513 gives 32.2 M). "
             f"Training: Adam lr {p['lr']:g}, weight decay {p['weight_decay']:g}, batch "
             f"{p['batch_size']}, at most {p['epochs']} epochs"
@@ -219,11 +249,12 @@ def deviations(p: dict, source: str) -> list[str]:
                    + (f" / {p['max_steps']} steps" if p["max_steps"] else "")
                    + " instead of early stopping with patience 100")
     if p["lr"] != PAPER["lr"]:
-        out.append(f"learning rate {p['lr']:g} instead of 1e-4, so that the short budget trains")
+        out.append(f"learning rate {p['lr']:g} instead of 1e-4 (short budget)")
     if p["batch_size"] != PAPER["batch_size"]:
         out.append(f"batch {p['batch_size']} instead of 128 (small training set)")
     if p["copies"] != PAPER["copies"]:
-        out.append(f"{p['copies']} augmented copies per fragment instead of 4")
+        out.append(f"{p['copies']} augmented cop{'y' if p['copies'] == 1 else 'ies'} per "
+                   "fragment instead of 4")
     out.append("both spectrograms normalised by the mixture's maximum (the paper: each by its "
                "own; the target's own maximum is unknown at test time)")
     out.append("256 frames: the 257th frame of the centred STFT (half padding) is dropped")
@@ -258,7 +289,7 @@ def figure2_caption(p: dict, data: StudyData, results: dict[str, TrainResult]) -
                    iterations=f"training steps {', '.join(map(str, steps))}",
                    selection="model with the best validation L1 loss",
                    metrics={k: v for k, v in DEFINITIONS.items() if k in ("SDR", "PES", "EPS")},
-                   deviations=deviations(p, data.source), extra=[model_summary(p, results)])
+                   deviations=deviations(p, data.source), extra=[model_summary(p, results, data)])
 
 
 def publish_figure2(table: pd.DataFrame, folder: str | Path, caption_text: str) -> str:
@@ -270,9 +301,16 @@ def publish_figure2(table: pd.DataFrame, folder: str | Path, caption_text: str) 
     return md
 
 
-def figure2_metrics(table: pd.DataFrame) -> dict:
-    """Named numbers for ``metrics.json``: medians per configuration, alignment of M2 / A3.1."""
+def figure2_metrics(table: pd.DataFrame, results: dict[str, TrainResult] | None = None,
+                    data: StudyData | None = None) -> dict:
+    """Named numbers for ``metrics.json``: medians per configuration, alignment of M2 / A3.1,
+    and (given ``results`` / ``data``) best validation losses and the loss of predicting silence."""
     out = {"n_configurations": int(len(table))}
+    for c, r in (results or {}).items():
+        out[f"{c}_best_val_loss"] = float(r.best_val)
+        out[f"{c}_steps"] = int(r.steps)
+    if data is not None:
+        out["silence_val_loss"] = silence_loss(data.valid_set)
     for r in table.to_dict("records"):
         c = r["configuration"]
         for m in SEPARATION_METRICS:
@@ -362,13 +400,46 @@ def figure3_caption(p: dict, data: StudyData, results: dict[str, TrainResult],
                             "true side-information step (frames whose step was deleted skipped)",
                             "segment accuracy": "fraction of frames whose argmax lies in the "
                             "frame's own run of equal activity"},
-                   deviations=deviations(p, data.source), extra=[model_summary(p, results)])
+                   deviations=deviations(p, data.source), extra=[model_summary(p, results, data)])
 
 
-def figure3_metrics(examples: list[AttentionExample], alignment: pd.DataFrame) -> dict:
+def alignment_table(alignment: pd.DataFrame) -> pd.DataFrame:
+    """Mean (and count) of the alignment measures per configuration over the test fragments."""
+    cols = [c for c in ALIGNMENT_METRICS if c in alignment]
+    agg = alignment.groupby("configuration", sort=False)[cols].mean().reset_index()
+    agg.insert(1, "n_fragments", alignment.groupby("configuration", sort=False).size().values)
+    return agg
+
+
+def publish_figure3(alignment: pd.DataFrame, folder: str | Path, caption_text: str) -> str:
+    """Write ``figure3_alignment.csv`` / ``.md`` (mean alignment per configuration)."""
+    from dap.report import write_table
+
+    table = alignment_table(alignment)
+    lines = ["| Config | fragments | alignment acc. | segment acc. | alignment dist. (steps) |",
+             "|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        lines.append(f"| {r['configuration']} | {r['n_fragments']} | "
+                     f"{_fmt(r.get('alignment_accuracy', np.nan), 3)} | "
+                     f"{_fmt(r.get('segment_accuracy', np.nan), 3)} | "
+                     f"{_fmt(r.get('alignment_distance', np.nan), 1)} |")
+    md = f"{caption_text}\n\n" + "\n".join(lines) + "\n"
+    write_table(table, folder, "figure3_alignment", md)
+    return md
+
+
+def model_sources(results: dict[str, TrainResult]) -> dict[str, str]:
+    """Where each model came from: ``"07"`` (reused from Figure 2's run) or ``"08"``."""
+    return {c: ("07" if FIGURE2 in str(r.folder) else "08") for c, r in results.items()}
+
+
+def figure3_metrics(examples: list[AttentionExample], alignment: pd.DataFrame,
+                    results: dict[str, TrainResult] | None = None) -> dict:
     """Named numbers: alignment on the shown fragment and the mean over test fragments."""
     out = {"clip_id": examples[0].clip_id if examples else None,
            "n_frames": int(N_FRAMES)}
+    for c, where in model_sources(results or {}).items():
+        out[f"{c}_model_from"] = where
     for ex in examples:
         for k, v in ex.scores.items():
             out[f"{ex.configuration}_{k}_shown"] = float(v)

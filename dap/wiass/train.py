@@ -279,6 +279,9 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
     steps_here = 0
     status = "done"
     while state["epoch"] < settings.epochs:
+        # A run killed after its last checkpoint but before done.json: nothing left to train.
+        if state["step_in_epoch"] == 0 and _budget_spent(settings, state):
+            break
         if state["perm"] is None:
             state["perm"] = rng.permutation(n)
         model.train()
@@ -352,9 +355,18 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
                        state["seconds"] + time.time() - started, str(device), folder)
 
 
+def _budget_spent(settings: TrainSettings, state: dict) -> bool:
+    """Whether the step budget or the early-stopping patience is used up."""
+    if settings.max_steps is not None and state["global_step"] >= settings.max_steps:
+        return True
+    return (bool(state["history"]) and settings.patience is not None
+            and state["since_best"] >= settings.patience)
+
+
 def _write_history(folder: Path, history: list[dict]) -> None:
     buf = io.StringIO()
-    pd.DataFrame(history, columns=["epoch", "step", "train_loss", "val_loss", "best"]).to_csv(buf, index=False)
+    columns = ["epoch", "step", "train_loss", "val_loss", "best"]
+    pd.DataFrame(history, columns=columns).to_csv(buf, index=False)
     atomic_write_text(folder / "history.csv", buf.getvalue())
 
 
