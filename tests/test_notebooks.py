@@ -71,3 +71,24 @@ def test_runner_rejects_an_unknown_notebook():
     proc = subprocess.run([sys.executable, "-m", "dap.runner", "no_such_notebook"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "no notebook matches" in proc.stderr
+
+
+@pytest.mark.notebooks
+def test_paper_notebooks_publish_their_checks(smoke_run):
+    out = smoke_run[0]
+    for name in ("02_table1_gaussian_denoising", "03_table2_environmental_denoising"):
+        m = _metrics(out, name)
+        assert m["n_rows"] > 0 and m["n_failed_rows"] == 0, name
+    fig1 = _metrics(out, "01_figure1_denoising_example")
+    assert fig1["n_designs"] == 4
+    fig2 = _metrics(out, "06_figure2_convergence")
+    assert "harmonic/seconds_per_iteration" in fig2 and fig2["harmonic/seconds_per_iteration"] > 0
+    inpaint = _metrics(out, "04_table3_inpainting")
+    assert 0.1 <= inpaint["shortest_gap_s"] <= inpaint["longest_gap_s"] <= 0.25
+    assert _metrics(out, "05_table4_separation")["per_source_datasets"] == "drums,piano"
+    assert _metrics(out, "07_wiass_figure2_side_information")["n_configurations"] == 8
+    attention = _metrics(out, "08_wiass_figure3_attention")
+    assert attention["M2_side_length"] == 300 and attention["M2_attention_rows_sum"] == pytest.approx(1.0)
+    for name in ("02_table1_gaussian_denoising", "04_table3_inpainting", "05_table4_separation"):
+        table = next((out / name).glob("table*.md")).read_text()
+        assert "Profile: `smoke`" in table and "paper" in table  # caption + the paper's numbers beside ours

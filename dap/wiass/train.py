@@ -257,7 +257,9 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
              "best_epoch": -1, "since_best": 0, "last_loss": math.nan, "history": [], "seconds": 0.0}
     last = folder / "last.pt"
     if last.exists():
-        ck = _load(last, device)
+        # Read on the CPU: the RNG state must stay a CPU tensor; load_state_dict copies the model
+        # and optimiser tensors to the model's device.
+        ck = _load(last, torch.device("cpu"))
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         rng.bit_generator.state = ck["numpy_rng"]
