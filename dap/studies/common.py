@@ -73,6 +73,17 @@ COMMON_DEVIATIONS = [
 ]
 
 
+def scale_deviations(p: dict, unit: str = "clips per data set") -> list[str]:
+    """Caption lines for a run smaller than the paper's: fewer clips or iterations, smaller priors."""
+    out = []
+    if p.get("prior_opts"):
+        out.append(f"smaller priors than the paper's ({p['profile']} profile): build_prior options {p['prior_opts']}")
+    if p["iterations"] < 2000 or p["n_clips"] < 50:
+        out.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} {unit} instead of 50, "
+                   f"{p['iterations']} iterations instead of 2000")
+    return out
+
+
 def describe_data(source: str, datasets) -> str:
     """One phrase naming the data behind a table (embedded substitutes are never called by the
     real corpora's names)."""

@@ -11,7 +11,7 @@ from dap.data import Clip, load_clips
 from dap.experiments import Grid, run_grid
 from dap.results import ResultStore
 from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
-                                fit_settings, fit_workers, load_normalised)
+                                fit_settings, fit_workers, load_normalised, scale_deviations)
 from dap.tasks import denoise
 
 
@@ -106,9 +106,7 @@ def denoising_caption(p: dict, table: str, source: str, rows) -> str:
         "paper's column is likely closer to our SNR, which is printed below each table for comparison"]
     if p.get("pesq_mode", "wb") == "wb":
         deviations.append("PESQ mode is not stated in the paper; wide-band is used here")
-    if p["iterations"] < 2000 or p["n_clips"] < 50:
-        deviations.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} clips per data set instead of "
-                          f"50, {p['iterations']} iterations instead of 2000")
+    deviations += scale_deviations(p)
     failed = int((rows["status"] == "failed").sum()) if len(rows) else 0
     return caption(f"{table.capitalize()}: {paper.CAPTIONS[table]} Corruption: {noise}.",
                    data=describe_data(source, p["datasets"]), profile=p["profile"], n_clips=p["n_clips"],

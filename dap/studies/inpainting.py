@@ -10,7 +10,7 @@ from dap.data import Clip
 from dap.experiments import Grid, run_grid
 from dap.results import ResultStore
 from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
-                                fit_settings, load_normalised)
+                                fit_settings, load_normalised, scale_deviations)
 from dap.tasks import inpaint
 
 #: Profile keys that shape the masks (part of every fit's id).
@@ -72,12 +72,7 @@ def inpainting_caption(p: dict, source: str, rows) -> str:
     deviations = list(COMMON_DEVIATIONS)
     deviations.append("the number of gaps per clip is not stated in the paper; "
                       f"{p['gaps_per_second']:g} per second is our choice (every mask is stored in the rows)")
-    if p.get("prior_opts"):
-        deviations.append(f"smaller priors than the paper's ({p['profile']} profile): build_prior options "
-                          f"{p['prior_opts']}")
-    if p["iterations"] < 2000 or p["n_clips"] < 50:
-        deviations.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} clips per data set instead of "
-                          f"50, {p['iterations']} iterations instead of 2000")
+    deviations += scale_deviations(p)
     failed = int((rows["status"] == "failed").sum()) if len(rows) else 0
     frac = pd.to_numeric(rows.get("masked_fraction", pd.Series(dtype=float)), errors="coerce")
     masked = f"masked fraction of the samples: mean {frac.mean():.3f}" if frac.notna().any() else ""

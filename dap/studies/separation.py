@@ -19,7 +19,7 @@ from dap.data import Clip
 from dap.experiments import Grid, run_grid
 from dap.results import ResultStore
 from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
-                                fit_settings, load_normalised)
+                                fit_settings, load_normalised, scale_deviations)
 from dap.tasks import separate
 
 MIXTURE_DATASET = "piano+drums"
@@ -140,12 +140,7 @@ def separation_caption(p: dict, source: str, rows) -> str:
         "mixtures: a piano clip and a drum clip, each peak-normalised to 1, summed without further gain "
         "(the paper does not give its mixing recipe)",
     ]
-    if p.get("prior_opts"):
-        deviations.append(f"smaller priors than the paper's ({p['profile']} profile): build_prior options "
-                          f"{p['prior_opts']}")
-    if p["iterations"] < 2000 or p["n_clips"] < 50:
-        deviations.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} mixture(s) instead of 50, "
-                          f"{p['iterations']} iterations instead of 2000")
+    deviations += scale_deviations(p, unit="mixture(s)")
     return caption(f"Table4: {paper.CAPTIONS['table4']} Method: {method}.",
                    data=describe_data(source, ("piano", "drums")) + "; one mixture = one piano + one drum clip",
                    profile=p["profile"], n_clips=p["n_clips"], iterations=p["iterations"],
