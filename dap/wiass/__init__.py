@@ -2,7 +2,10 @@
 
 ``model``: the attention-based informed separator (and the BL1 / BL2 baselines);
 ``side_info``: the artificial side information of section 4.3 (M1, M2, A1, A2, A3.1, A3.2) with
-its true alignment to the mixture frames, and measures of the learned attention's alignment.
+its true alignment to the mixture frames, and measures of the learned attention's alignment;
+``data``: 8.192 s fragments, the 513 x 256 STFT, splits and augmentation; ``train``: resumable
+training with the best checkpoint by validation loss; ``evaluate``: BSS Eval, PES/EPS and alignment
+rows; ``study`` and ``plots``: what notebooks 07 and 08 call.
 """
 
 from dap.wiass.model import (  # noqa: F401
