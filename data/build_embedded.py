@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import math
 import re
@@ -42,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
+
+from dap.data.embedded import sha256_file  # the same checksum the loader verifies
 
 # ----------------------------------------------------------------------------- pins
 SEED = 20210830
@@ -144,14 +145,6 @@ class BuildError(RuntimeError):
 def rng_for(*keys: object) -> np.random.Generator:
     """A generator seeded by :data:`SEED` and the item's name (order-independent choices)."""
     return np.random.default_rng([SEED, zlib.crc32("/".join(map(str, keys)).encode())])
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ffmpeg_exe() -> str:

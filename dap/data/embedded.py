@@ -90,7 +90,8 @@ def read_manifest(root: str | os.PathLike | None = None) -> pd.DataFrame:
     return df
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file (read in 1 MiB chunks); the builder uses it too."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -111,7 +112,7 @@ def _check_files(root: Path, rows: pd.DataFrame) -> None:
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns, want)
         if key in _VERIFIED:
             continue
-        if _sha256(path) != want:
+        if sha256_file(path) != want:
             bad.append(f"{rel} (sha256 mismatch)")
             continue
         _VERIFIED.add(key)

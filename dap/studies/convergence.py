@@ -66,3 +66,17 @@ def convergence_table(curves: dict[str, pd.DataFrame], rows: pd.DataFrame) -> pd
             "device": ", ".join(sorted(set(g["device"].astype(str)))),
         })
     return pd.DataFrame(lines)
+
+
+def convergence_figure(folder, rows: pd.DataFrame, metrics=("snr", "psnr")):
+    """Figure 2: mean curve per design with the min-max spread over clips, one panel per metric."""
+    import matplotlib.pyplot as plt
+
+    from dap.report import convergence_plot
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        curves = convergence_curves(folder, rows, metric)
+        convergence_plot({d: c.rename(columns={"mean": metric}) for d, c in curves.items()}, metric, ax=ax,
+                         band={d: (c["low"], c["high"]) for d, c in curves.items()})
+    return fig
