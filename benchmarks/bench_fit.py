@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dap import metrics
 from dap.audio import stft
 from dap.data import load_clips
-from dap.fit import FitConfig, LatentPrior, bf16_supported, channels_last_safe, pick_device
+from dap.fit import FitConfig, LatentPrior, bf16_supported, pick_device, to_fast_layout
 from dap.priors import ALL_DESIGNS, DESIGNS, build_prior, count_parameters
 from dap.results import atomic_write_text, git_commit, machine_description, results_root
 from dap.tasks.denoise import add_gaussian_noise, restore
@@ -60,9 +60,7 @@ def time_iterations(design: str, length: int, precision: str, device: torch.devi
     """Median seconds per Adam iteration (forward, loss, backward, step) after ``warmup``."""
     target = stft(np.random.default_rng(0).standard_normal(length).astype(np.float32) * 0.1)[None].to(device)
     torch.manual_seed(0)
-    gen = LatentPrior(build_prior(design), tuple(target.shape), seed=0).to(device)
-    if precision == "bf16" and channels_last_safe(gen, device):
-        gen = gen.to(memory_format=torch.channels_last)
+    gen = to_fast_layout(LatentPrior(build_prior(design), tuple(target.shape), seed=0).to(device), device)
     opt = torch.optim.Adam(gen.parameters(), lr=1e-3)
     ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
            else torch.autocast(device.type, enabled=False))
@@ -114,16 +112,32 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quality", type=int, default=0, metavar="ITERATIONS",
-                    help="also run full fp32 and bf16 fits of this many iterations and compare SNR")
+                    help="run full fp32 and bf16 fits of this many iterations and compare SNR "
+                         "(written to results/benchmarks_quality.md, which benchmarks.md includes)")
+    ap.add_argument("--no-timing", action="store_true", help="only the quality check")
     args = ap.parse_args(argv)
 
     device = pick_device()
+    stamp = (f"{machine_description()}; torch {torch.__version__}; commit {git_commit()}; "
+             f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+    quality_md = results_root() / "benchmarks_quality.md"
+    if args.quality:
+        atomic_write_text(quality_md, "\n".join(quality_section(args.designs, args.quality, device, stamp)) + "\n")
+    if args.no_timing:
+        return 0
+    lines = ["# Fit benchmark", "", stamp, ""] + timing_section(args, device)
+    if quality_md.exists():
+        lines += ["", quality_md.read_text().rstrip()]
+    path = atomic_write_text(results_root() / "benchmarks.md", "\n".join(lines) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+def timing_section(args, device: torch.device) -> list[str]:
+    """Seconds per iteration, GFLOP/s and peak memory per design, length and precision."""
     precisions = [p for p in args.precisions if p == "fp32" or bf16_supported(device)]
     peaks = {p: matmul_peak(device, torch.float32 if p == "fp32" else torch.bfloat16) for p in precisions}
-    lines = [f"# Fit benchmark", "",
-             f"{machine_description()}; torch {torch.__version__}; commit {git_commit()}; "
-             f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", "",
-             "Matmul probe (GFLOP/s): " + ", ".join(f"{p} {v:.0f}" for p, v in peaks.items()), "",
+    lines = ["Matmul probe (GFLOP/s): " + ", ".join(f"{p} {v:.0f}" for p, v in peaks.items()), "",
              "| design | params | samples | precision | s/iteration | GFLOP/iteration | GFLOP/s | % of matmul peak | peak memory (MB) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for design in args.designs:
@@ -137,20 +151,23 @@ def main(argv=None) -> int:
                              f"{rate:.0f} | {100 * rate / peaks[precision]:.0f} % | {mem:.0f} |")
                 print(f"{design:18s} L={length:6d} {precision}: {s:.3f} s/it, {rate:.0f} GFLOP/s "
                       f"({100 * rate / peaks[precision]:.0f} % of {peaks[precision]:.0f}), peak {mem:.0f} MB", flush=True)
-    if args.quality:
-        lines += ["", f"## Quality: fp32 vs bf16, same fit ({args.quality} iterations, first embedded digit, sigma 0.1)", "",
-                  "| design | fp32 oracle SNR | bf16 oracle SNR | delta | fp32 last SNR | bf16 last SNR | delta | fp32 s/it | bf16 s/it |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for design in args.designs:
-            q = quality(design, args.quality, device)
-            f, b = q["fp32"], q["bf16"]
-            lines.append(f"| {design} | {f['oracle']:.2f} | {b['oracle']:.2f} | {b['oracle'] - f['oracle']:+.2f} | "
-                         f"{f['last']:.2f} | {b['last']:.2f} | {b['last'] - f['last']:+.2f} | {f['s_per_it']:.2f} | {b['s_per_it']:.2f} |")
-            print(f"{design:18s} quality: oracle SNR fp32 {f['oracle']:.2f} / bf16 {b['oracle']:.2f} dB; "
-                  f"last fp32 {f['last']:.2f} / bf16 {b['last']:.2f} dB", flush=True)
-    path = atomic_write_text(results_root() / "benchmarks.md", "\n".join(lines) + "\n")
-    print(f"wrote {path}")
-    return 0
+    return lines
+
+
+def quality_section(designs, iterations: int, device: torch.device, stamp: str) -> list[str]:
+    """fp32 against the fast path (bf16 autocast), same clip, seed and iterations, per design."""
+    lines = [f"## Quality: fp32 vs bf16, same fit ({iterations} iterations, first embedded digit, sigma 0.1)", "",
+             stamp, "",
+             "| design | fp32 oracle SNR | bf16 oracle SNR | delta | fp32 last SNR | bf16 last SNR | delta | fp32 s/it | bf16 s/it |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for design in designs:
+        q = quality(design, iterations, device)
+        f, b = q["fp32"], q["bf16"]
+        lines.append(f"| {design} | {f['oracle']:.2f} | {b['oracle']:.2f} | {b['oracle'] - f['oracle']:+.2f} | "
+                     f"{f['last']:.2f} | {b['last']:.2f} | {b['last'] - f['last']:+.2f} | {f['s_per_it']:.2f} | {b['s_per_it']:.2f} |")
+        print(f"{design:18s} quality: oracle SNR fp32 {f['oracle']:.2f} / bf16 {b['oracle']:.2f} dB; "
+              f"last fp32 {f['last']:.2f} / bf16 {b['last']:.2f} dB", flush=True)
+    return lines
 
 
 if __name__ == "__main__":

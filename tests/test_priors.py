@@ -7,14 +7,18 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from dap.fit import channels_last_safe
 from dap.priors import (
     ALL_DESIGNS,
     DESIGN_LABELS,
     DESIGNS,
     DenseBlock,
     HarmonicConv2d,
+    InstanceNorm2d,
+    PhaseSplitConv2d,
     UNetPrior,
     build_prior,
     count_parameters,
@@ -332,16 +336,79 @@ def test_harmonic_prior() -> None:
     assert receptive_field(full, axis="time") > 1
 
 
+def _native_dilated_prior(design: str) -> UNetPrior:
+    """A prior whose dilated convs are plain nn.Conv2d (no phase split): what the guard protects."""
+    return UNetPrior(widths=SMALL, schedule=dilation_schedule(design), design=design,
+                     conv_factory=lambda i, o, d=1: nn.Conv2d(i, o, 3, padding=d, dilation=d))
+
+
 def test_cpu_bf16_channels_last_guard() -> None:
     """The combination that segfaults in oneDNN's backward is refused with a message instead."""
     cl = torch.channels_last
-    model = build_prior("dilated_exp", widths=SMALL).to(memory_format=cl)
+    model = _native_dilated_prior("dilated_exp").to(memory_format=cl)
     x = torch.randn(1, 2, 16, 8, generator=_seeded()).to(memory_format=cl)
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(RuntimeError, match="channels_last"):
         model(x)
     model(x)  # fp32 channels_last is fine
     with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 contiguous is fine
-        build_prior("dilated_exp", widths=SMALL)(x.contiguous())
-        build_prior("conv", widths=SMALL).to(memory_format=cl)(x)  # undilated is fine
-    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(RuntimeError, match="NaN"):
-        build_prior("dilated", widths=SMALL).to(memory_format=cl)(x)  # dilation 4: NaN gradients
+        _native_dilated_prior("dilated_exp")(x.contiguous())
+    assert not channels_last_safe(model, torch.device("cpu"))
+    assert channels_last_safe(model, torch.device("cuda"))  # the guard is about oneDNN only
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_fast_path_bf16_channels_last_backward(design: str) -> None:
+    """Every design trains in bf16 + channels_last on CPU (the fit's fast path): finite gradients
+    through the real dilations (up to 32), with the phase-split convs the guard lets through."""
+    cl = torch.channels_last
+    model = build_prior(design, widths=SMALL).to(memory_format=cl)
+    assert channels_last_safe(model, torch.device("cpu"))
+    x = torch.randn(1, 2, 64, 32, generator=_seeded()).to(memory_format=cl)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(x)
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=cl)
+    y.float().square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("dilation, size", [(1, (8, 6)), (2, (8, 6)), (4, (13, 7)), (8, (16, 16)), (32, (12, 40))])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_phase_split_conv_equals_dilated_conv(dilation: int, size: tuple[int, int], layout: str) -> None:
+    """The phase-split conv computes exactly nn.Conv2d(dilation=d, padding=d): outputs and gradients,
+    for sizes that are not multiples of d (zero-padded phases) and in both memory layouts."""
+    torch.manual_seed(0)
+    fast = PhaseSplitConv2d(3, 5, dilation)
+    ref = nn.Conv2d(3, 5, 3, padding=dilation, dilation=dilation)
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    fast, ref = fast.double(), ref.double()
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    xf, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    yf, yr = fast(xf), ref(xr)
+    torch.testing.assert_close(yf, yr)
+    (yf * yr.detach()).sum().backward()
+    (yr * yr.detach()).sum().backward()
+    torch.testing.assert_close(xf.grad, xr.grad)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad)
+
+
+def test_instance_norm_keeps_dtype_and_layout() -> None:
+    """Same values as the stock layer, but bf16 stays bf16 and channels_last stays channels_last."""
+    x = torch.randn(2, 4, 16, 8, generator=_seeded()) * 3 + 1
+    norm = InstanceNorm2d(4)
+    torch.testing.assert_close(norm(x), F.instance_norm(x, eps=norm.eps))
+    xb = x.to(torch.bfloat16).to(memory_format=torch.channels_last)
+    y = norm(xb)
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y.float(), F.instance_norm(x, eps=norm.eps), atol=0.05, rtol=0.02)
+
+
+def test_dense_block_keeps_autocast_dtype() -> None:
+    """Under bf16 autocast the dense concatenation stays bf16 (an fp32 input would otherwise
+    promote every skip tensor to fp32 and cost a full-size cast per conv)."""
+    block = DenseBlock(2, 3, (1, 2), norm=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, skip = block(torch.randn(1, 2, 8, 8))
+    assert out.dtype == skip.dtype == torch.bfloat16

@@ -10,9 +10,10 @@ Public API::
     dilation_schedule(design, exp_start=1) -> [(block_name, dilations), ...]
     receptive_field(design, axis="time", **opts) -> int
     HarmonicConv2d     harmonic convolution by harmonic lowering
+    PhaseSplitConv2d   the priors' 3x3 conv: dilation computed on polyphase components on a CPU
 """
 
-from dap.priors.blocks import DenseBlock, PlainBlock, UpStage
+from dap.priors.blocks import DenseBlock, InstanceNorm2d, PhaseSplitConv2d, PlainBlock, UpStage
 from dap.priors.harmonic import HarmonicConv2d
 from dap.priors.unet import (
     ALL_DESIGNS,
@@ -36,6 +37,8 @@ __all__ = [
     "HARMONIC_DEFAULTS",
     "DenseBlock",
     "HarmonicConv2d",
+    "InstanceNorm2d",
+    "PhaseSplitConv2d",
     "PlainBlock",
     "UNetPrior",
     "UpStage",

@@ -20,10 +20,13 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
     "ConvFactory",
+    "PhaseSplitConv2d",
+    "InstanceNorm2d",
     "standard_conv3x3",
     "ConvUnit",
     "PlainBlock",
@@ -36,18 +39,73 @@ __all__ = [
 ConvFactory = Callable[[int, int, int], nn.Module]
 
 
-def standard_conv3x3(in_channels: int, out_channels: int, dilation: int = 1) -> nn.Conv2d:
+class PhaseSplitConv2d(nn.Conv2d):
+    """A "same"-padded conv (kernel 3, padding = dilation) that runs dilated convs fast on a CPU.
+
+    ``(B, C_in, F, T) -> (B, C_out, F, T)``, the same parameters and the same function as
+    ``nn.Conv2d(..., dilation=d, padding=d)``. On a CPU a dilation d > 1 is computed as an
+    *undilated* conv (padding 1) over the d x d polyphase components of the input, stacked along the
+    batch axis: output sample ``i = d*q + r`` only reads input samples ``r, r +- d, ...``, i.e.
+    phase r. Inputs are zero-padded up to a multiple of d first, which is exactly the conv's own zero
+    padding, so the result is exact for any size. Why: oneDNN's dilated kernels are slow on CPU, and
+    with bf16 in channels_last their backward segfaults or returns NaN (torch 2.14.1, dilation >= 4);
+    undilated kernels are fast and safe, so every prior can use bf16 + channels_last. On other devices
+    (cuDNN handles dilation well) the native dilated conv runs.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int = 1) -> None:
+        if dilation < 1:
+            raise ValueError(f"dilation must be >= 1, got {dilation}")
+        super().__init__(in_channels, out_channels, kernel_size=3, padding=dilation, dilation=dilation, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.dilation[0]
+        if d == 1 or x.device.type != "cpu":
+            return super().forward(x)
+        b, c, f, t = x.shape
+        fp, tp = -(-f // d) * d, -(-t // d) * d
+        if (fp, tp) != (f, t):
+            x = F.pad(x, (0, tp - t, 0, fp - f))
+        h, w = fp // d, tp // d
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # physical (B, F, T, C) -> (B, d, d, h, w, C): one copy, and the phases stay channels_last
+            phases = (x.permute(0, 2, 3, 1).reshape(b, h, d, w, d, c).permute(0, 2, 4, 1, 3, 5)
+                      .reshape(b * d * d, h, w, c).permute(0, 3, 1, 2))
+            y = F.conv2d(phases, self.weight, self.bias, padding=1)
+            y = (y.permute(0, 2, 3, 1).reshape(b, d, d, h, w, -1).permute(0, 3, 1, 4, 2, 5)
+                 .reshape(b, fp, tp, -1).permute(0, 3, 1, 2))
+        else:
+            phases = x.reshape(b, c, h, d, w, d).permute(0, 3, 5, 1, 2, 4).reshape(b * d * d, c, h, w)
+            y = F.conv2d(phases, self.weight, self.bias, padding=1)
+            y = y.reshape(b, d, d, -1, h, w).permute(0, 3, 4, 1, 5, 2).reshape(b, -1, fp, tp)
+        return y[:, :, :f, :t]
+
+
+def standard_conv3x3(in_channels: int, out_channels: int, dilation: int = 1) -> PhaseSplitConv2d:
     """3x3 conv with bias and "same" zero padding (padding = dilation), size-preserving."""
-    return nn.Conv2d(
-        in_channels, out_channels, kernel_size=3, padding=dilation, dilation=dilation, bias=True
-    )
+    return PhaseSplitConv2d(in_channels, out_channels, dilation)
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d(affine=False)`` that keeps the input's dtype and memory layout.
+
+    ``(B, C, F, T) -> (B, C, F, T)``: ``(x - mean) / sqrt(var + eps)`` over F and T per example and
+    channel. Why not the stock layer: under bf16 autocast it returns fp32 and drops channels_last,
+    so every following conv pays two full-size copies (cast and re-layout). Statistics accumulate
+    in fp32 inside ``var_mean`` whatever the input dtype.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, affine=False, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=(-2, -1), keepdim=True, correction=0)
+        return (x - mean) * torch.rsqrt(var + self.eps)
 
 
 def make_norm(channels: int, enabled: bool) -> nn.Module:
     """InstanceNorm2d without affine parameters or running statistics, or an identity."""
-    if not enabled:
-        return nn.Identity()
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return InstanceNorm2d(channels) if enabled else nn.Identity()
 
 
 class ConvUnit(nn.Module):
@@ -131,7 +189,8 @@ class DenseBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x
         for unit in self.units:
-            h = torch.cat([unit(h), h], dim=1)
+            y = unit(h)
+            h = torch.cat([y, h.to(y.dtype)], dim=1)  # under autocast: one dtype, so no fp32 promotion
         return self.transition(h), h
 
     def chain(self) -> list[nn.Module]:

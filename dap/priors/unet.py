@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dap.priors.blocks import ConvFactory, DenseBlock, PlainBlock, UpStage, standard_conv3x3
+from dap.priors.blocks import ConvFactory, DenseBlock, PhaseSplitConv2d, PlainBlock, UpStage, standard_conv3x3
 from dap.priors.harmonic import HarmonicConv2d
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "count_parameters",
     "dilation_schedule",
     "layer_spec",
+    "native_dilated_convs",
     "receptive_field",
 ]
 
@@ -87,8 +88,16 @@ _NORM_CHOICES = ("encoder", "all", "none")
 #: Largest conv dilation that is safe under bf16 + channels_last on CPU (see
 #: ``UNetPrior._check_cpu_bf16_channels_last``): dilation >= 5 segfaults in the backward, and
 #: dilation 4 silently returns NaN gradients (measured: the constant-dilation design's loss is NaN
-#: from iteration 2), so only undilated convolutions qualify.
+#: from iteration 2), so only undilated convolutions qualify. The priors' own convs
+#: (:class:`PhaseSplitConv2d`) never run a dilated kernel on a CPU, so this only restricts
+#: plain ``nn.Conv2d`` modules with dilation.
 CL_BF16_MAX_DILATION = 1
+
+
+def native_dilated_convs(module: nn.Module) -> list[nn.Conv2d]:
+    """Convs of ``module`` that would run a dilated kernel (> CL_BF16_MAX_DILATION) on a CPU."""
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d) and not isinstance(m, PhaseSplitConv2d)
+            and max(m.dilation) > CL_BF16_MAX_DILATION]
 
 
 def _block_names(levels: int) -> list[str]:
@@ -185,9 +194,7 @@ class UNetPrior(nn.Module):
             self.decoder.append(UpStage(prev, w, blk, up_relu=up_relu))
             prev = blk.out_channels
         self.final = nn.Conv2d(prev, out_channels, kernel_size=1, bias=True)  # linear output
-        self._wide_convs = [
-            m for m in self.modules() if isinstance(m, nn.Conv2d) and max(m.dilation) > CL_BF16_MAX_DILATION
-        ]
+        self._wide_convs = native_dilated_convs(self)
 
     @property
     def size_multiple(self) -> int:
