@@ -155,10 +155,10 @@ def _restore(args) -> int:
     window16 = int(round(args.window * 16000 / 256)) * 256
     overlap16 = int(round(args.overlap * 16000))
     r.check_window(window16, overlap16)
-    if args.task == "inpaint" and not args.gaps:
-        raise r.RestoreError("--task inpaint needs --gaps START-END[,START-END...] in seconds")
-    gaps = r.parse_gaps(args.gaps) if args.gaps else None
     try:
+        if args.task == "inpaint" and not args.gaps:
+            raise r.RestoreError("--task inpaint needs --gaps START-END[,START-END...] in seconds")
+        gaps = r.parse_gaps(args.gaps) if args.gaps else None
         info = r.scan(args.input)  # the checks restore_file repeats: cheap, and before any estimate
         fits = r.estimate_fits(info, args.task, window16, overlap16, gaps)
     except r.RestoreError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,38 +79,111 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
 
 
 def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audio, progress, workers) -> None:
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """Fits in a spawn process pool; rows are written here as each fit finishes.
 
+    A worker that dies (a segfault in a native kernel, the OOM killer) breaks the whole pool. Then
+    nothing is recorded for the fits that had not finished; they are run again one at a time, so
+    that a fit that kills its worker again is identified exactly (it is the one in flight), recorded
+    as failed with the reason, and the rest of the grid completes.
+    """
     threads = max(1, (os.cpu_count() or 1) // workers)
     progress(f"{len(pending)} fits of {grid.task} in {workers} worker processes x {threads} thread(s)")
+    remaining, done, n = list(pending), 0, len(pending)
+    while remaining:
+        finished, broken = _pool_pass(store, grid, remaining, run_fit, evaluate, selections, keep_audio,
+                                      progress, workers, threads, done, n)
+        done += len(finished)
+        remaining = [item for item in remaining if item[2] not in finished]
+        if broken is None:
+            break
+        if workers == 1:  # one fit at a time, in order: the first unfinished one killed its worker
+            clip, design, fid = remaining.pop(0)
+            done += 1
+            progress(f"[{done}/{n}] {grid.task} {clip.dataset}/{clip.id} {design} failed: its worker process died")
+            outcome = (None, f"the worker process died during the fit ({broken}); rerun this fit "
+                             f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0)
+            store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
+        else:
+            progress(f"a worker process died ({broken}); running the {len(remaining)} unfinished fit(s) "
+                     f"one at a time to find the one that kills it")
+            workers = 1
+
+
+def _pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, progress, workers, threads,
+               done, n) -> tuple[set, str | None]:
+    """Run ``items`` in a fresh pool; return (fit ids recorded, None or why the pool broke)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    finished: set = set()
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited thread pools
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(threads, os.getpid()))
+    clean = False
+
+    def record(fut, outcome):
+        clip, design, fid = futures[fut]
+        progress(f"[{done + len(finished) + 1}/{n}] {grid.task} {clip.dataset}/{clip.id} {design} done")
+        store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
+        finished.add(fid)
+
+    try:
         futures = {pool.submit(_call_fit, run_fit, clip, design): (clip, design, fid)
-                   for clip, design, fid in pending}
-        try:
-            for k, fut in enumerate(as_completed(futures), 1):
-                clip, design, fid = futures[fut]
-                try:
-                    outcome = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died: record it, go on
-                    outcome = (None, f"worker failed: {type(exc).__name__}: {exc}", 0.0)
-                progress(f"[{k}/{len(pending)}] {grid.task} {clip.dataset}/{clip.id} {design} done")
-                store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+                   for clip, design, fid in items}
+        for fut in as_completed(futures):
+            try:
+                outcome = fut.result()
+            except BrokenProcessPool as exc:
+                # keep every fit that did finish before the break (as_completed order is arbitrary)
+                for other in futures:
+                    if other.done() and not other.cancelled() and other.exception() is None \
+                            and futures[other][2] not in finished:
+                        record(other, other.result())
+                return finished, _one_line(exc) or "BrokenProcessPool"
+            except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: record it, go on
+                outcome = (None, f"worker failed: {type(exc).__name__}: {exc}", 0.0)
+            if futures[fut][2] not in finished:
+                record(fut, outcome)
+        clean = True
+        return finished, None
+    finally:
+        if not clean:  # an interrupt or a broken pool: never wait for the fits in flight
+            _terminate_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _worker_init(threads: int) -> None:
-    import os
+def _terminate_workers(pool) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
 
+
+def _worker_init(threads: int, parent: int | None = None) -> None:
     import torch
 
     os.environ["DAP_PROGRESS"] = "off"  # the parent reports progress per fit
     torch.set_num_threads(threads)      # fits only: no batched linalg.solve runs in a worker
+    if parent is not None:
+        _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """End this worker as soon as the process that started it is gone (killed runner, kernel or
+    notebook): an orphaned worker would otherwise finish its fit (minutes) for nobody."""
+    import threading
+
+    def watch():
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(every)
+
+    threading.Thread(target=watch, name="dap-parent-watch", daemon=True).start()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _call_fit(run_fit, clip: Clip, design: str) -> tuple[FitResult | None, str, float]:

@@ -210,6 +210,8 @@ def output_format(path: str | os.PathLike, subtype: str) -> tuple[str, str]:
     """``(format, subtype)`` to write ``path``: the format follows the suffix; the input's
     ``subtype`` is kept when that format can hold it, else the format's default."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory; give an output file name")
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None or fmt not in sf.available_formats():
         known = ", ".join(sorted({s for s, f in _FORMATS.items() if f in sf.available_formats()}))

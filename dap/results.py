@@ -18,11 +18,13 @@ import os
 import platform
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 import dap
+from dap.errors import DapError
 
 #: Columns every row has, in this order (extra columns may follow).
 ROW_COLUMNS = [
@@ -129,7 +131,14 @@ class ResultStore:
     def _read(self) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame(columns=ROW_COLUMNS)
-        return pd.read_csv(self.path, keep_default_na=True)
+        try:
+            rows = pd.read_csv(self.path, keep_default_na=True)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DapError(f"{self.path}: the result rows cannot be read ({' '.join(str(exc).split())}); "
+                           f"move the file away to recompute its fits") from None
+        if "fit_id" not in rows.columns:
+            raise DapError(f"{self.path}: not a result file (no fit_id column); move it away to recompute")
+        return rows
 
     @property
     def rows(self) -> pd.DataFrame:
@@ -141,7 +150,12 @@ class ResultStore:
         return bool((self._rows["fit_id"] == fid).any()) if len(self._rows) else False
 
     def add(self, rows: list[dict]) -> None:
-        """Append all rows of one fit and rewrite ``rows.csv`` atomically."""
+        """Append all rows of one fit and rewrite ``rows.csv`` atomically.
+
+        Under an exclusive lock, the file is read again first: rows another process added since
+        (two notebooks sharing a store, a run still finishing after its runner was killed) are
+        kept, never overwritten, and a fit's rows replace any earlier rows of the same fit.
+        """
         if not rows:
             raise ValueError("ResultStore.add needs at least one row")
         new = pd.DataFrame(rows)
@@ -150,9 +164,28 @@ class ResultStore:
                 new[col] = None
         new = new[ROW_COLUMNS + [c for c in new.columns if c not in ROW_COLUMNS]]
         fids = set(new["fit_id"])
-        old = self._rows[~self._rows["fit_id"].isin(fids)] if len(self._rows) else self._rows
-        merged = new if old.empty else pd.concat([old, new], ignore_index=True)
-        buf = io.StringIO()
-        merged.to_csv(buf, index=False)
-        atomic_write_text(self.path, buf.getvalue())
+        with _locked(self.folder / f".{self.path.name}.lock"):
+            current = self._read()
+            old = current[~current["fit_id"].isin(fids)] if len(current) else current
+            merged = new if old.empty else pd.concat([old, new], ignore_index=True)
+            buf = io.StringIO()
+            merged.to_csv(buf, index=False)
+            atomic_write_text(self.path, buf.getvalue())
         self._rows = merged
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``; a no-op where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one writer per store is the documented use
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -61,7 +61,8 @@ def run_notebook(path: Path, profile: str, params: dict, timeout: int, log_dir: 
     env = dict(os.environ, DAP_RESULTS=str(results_root()), PYTHONUNBUFFERED="1", DAP_PROGRESS="text")
     start = time.time()
     with open(log, "w") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
             rc = os.waitstatus_to_exitcode(status)
@@ -80,6 +81,23 @@ def run_notebook(path: Path, profile: str, params: dict, timeout: int, log_dir: 
             "seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "error": error, "log": str(log.relative_to(results_root())),
             "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+
+
+def _die_with_parent() -> None:
+    """In the papermill child (Linux): get SIGKILL when the runner dies, however it dies.
+
+    Without it, killing the runner alone (SIGTERM from a CI timeout, ``kill``) would leave papermill
+    and its kernel fitting and writing rows for nobody, racing the next run. The kernel, which
+    jupyter starts in its own session, exits when papermill is gone (ipykernel's parent poller),
+    and the fit workers exit when the kernel is gone (dap.experiments._exit_with_parent).
+    """
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _last_error(log: Path) -> str:
