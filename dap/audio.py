@@ -15,6 +15,7 @@ reproduces the authors' inverse (1022-point window), which caps a clean round tr
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -106,12 +107,37 @@ def save_audio(path: str | os.PathLike, x, sr: int = SAMPLE_RATE, subtype: str |
 
 
 # ----------------------------------------------------------------------------- signal helpers
+#: Largest ``orig * new`` (after dividing both by their gcd) resampled exactly; torchaudio's kernel
+#: holds about that many floats (44.1 -> 16 kHz: 441 * 160). Odd rates are approximated.
+MAX_RATIO_TERMS = 2_000_000
+
+
+def resample_ratio(orig_sr: int, new_sr: int) -> tuple[int, int]:
+    """``(orig, new)`` to pass to torchaudio for resampling ``orig_sr -> new_sr``.
+
+    The exact reduced ratio when it is small (every common rate); otherwise the closest ratio with
+    ``orig * new <= MAX_RATIO_TERMS`` (relative error ~1e-5). An odd rate such as 44101 Hz or a
+    corrupt header's 767999 Hz would otherwise make torchaudio build a (new x orig) kernel of
+    billions of floats (found by fuzzing dap.restore).
+    """
+    from fractions import Fraction
+
+    ratio = Fraction(int(new_sr), int(orig_sr))
+    limit = max(1, int(math.isqrt(MAX_RATIO_TERMS)))
+    while ratio.numerator * ratio.denominator > MAX_RATIO_TERMS:
+        ratio = ratio.limit_denominator(limit)
+        limit = max(1, limit // 2)
+    return ratio.denominator, ratio.numerator
+
+
 def resample(x, orig_sr: int, new_sr: int) -> np.ndarray:
-    """Band-limited resampling with torchaudio; ``(..., L)`` float32 in and out."""
+    """Band-limited resampling with torchaudio; ``(..., L)`` float32 in and out (see
+    :func:`resample_ratio` for odd rates)."""
     if orig_sr == new_sr:
         return np.asarray(x, dtype=np.float32)
+    orig, new = resample_ratio(orig_sr, new_sr)
     t = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    return torchaudio.functional.resample(t, int(orig_sr), int(new_sr)).contiguous().numpy()
+    return torchaudio.functional.resample(t, orig, new).contiguous().numpy()
 
 
 def peak_normalise(x, peak: float = 1.0, name: str = "audio") -> np.ndarray:

@@ -70,13 +70,15 @@ DEFAULT_OVERLAP = 2048          # 0.128 s
 RESAMPLE_MARGIN = 128
 #: Shortest input accepted: the STFT needs more than 511 samples at 16 kHz.
 MIN_SECONDS = 0.064
+#: Channels accepted (each one is fitted separately).
+MAX_CHANNELS = 64
 #: Sample rates accepted (Hz).
 MIN_SR, MAX_SR = 1000, 768000
 #: Observed context wanted on each side of an inpainting window's gaps, and the blend at each gap edge.
 GAP_CONTEXT_S = 0.1
 SPLICE_FADE_S = 0.005
-#: Reading block (frames) of the streaming passes.
-BLOCK = 1 << 16
+#: Reading block of the streaming passes, in samples (frames x channels).
+BLOCK = 1 << 18
 #: Measured cost of one iteration of the proposed design on one 1.024-s window (2-core CPU, bf16;
 #: README "What a CPU can do"): used for the estimate printed before a run.
 CPU_SECONDS_PER_ITERATION = {"dilated_exp_dense": 2.7, "dilated_exp": 1.8, "dilated": 1.6, "conv": 1.4,
@@ -124,6 +126,9 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f"{path}: cannot be read as audio ({_one_line(exc)})") from None
     if info.channels < 1:
         raise AudioError(f"{path}: the file has no channels")
+    if info.channels > MAX_CHANNELS:
+        raise AudioError(f"{path}: {info.channels} channels; restore handles at most {MAX_CHANNELS} (one fit per "
+                         f"channel and window)")
     if not MIN_SR <= info.samplerate <= MAX_SR:
         raise AudioError(f"{path}: unsupported sample rate {info.samplerate} Hz (accepted: {MIN_SR}-{MAX_SR} Hz)")
     return AudioInfo(path=path, sr=int(info.samplerate), channels=int(info.channels), frames=int(info.frames),
@@ -159,8 +164,9 @@ def _blocks(path: Path, dtype: str = "float32") -> Iterator[np.ndarray]:
     """Blocks ``(frames, C)`` of ``path`` as ``dtype``; read errors -> AudioError naming the file."""
     try:
         with sf.SoundFile(str(path)) as f:
+            frames = max(256, BLOCK // max(1, f.channels))
             while True:
-                block = f.read(BLOCK, dtype=dtype, always_2d=True)
+                block = f.read(frames, dtype=dtype, always_2d=True)
                 if block.shape[0] == 0:
                     return
                 yield block
@@ -421,9 +427,12 @@ def _resample(x: np.ndarray, orig: int, new: int) -> np.ndarray:
     import torch
     import torchaudio
 
+    from dap.audio import resample_ratio
+
     key = (orig, new)
-    if key not in _RESAMPLERS:
-        _RESAMPLERS[key] = torchaudio.transforms.Resample(orig, new)
+    if key not in _RESAMPLERS:  # odd rates use an approximate ratio, and its exact inverse on the way back
+        o, n = resample_ratio(orig, new) if orig != FIT_SR else resample_ratio(new, orig)[::-1]
+        _RESAMPLERS[key] = torchaudio.transforms.Resample(o, n)
     with torch.no_grad():
         return _RESAMPLERS[key](torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
@@ -638,11 +647,15 @@ class _Segments:
                 else:
                     spans16.append((n16, length))
             mask = GapMask(length, tuple(spans16))
-        y16 = np.asarray(self.process(x16, mask, seed), dtype=np.float32).reshape(-1)
+            x16 = x16 * mask.observed()  # the resampler rings into the gaps: the observation is zero there
+        # Resampling can overshoot the file's peak (Gibbs ripple near sharp edges); the fit clips its
+        # output to [-1, 1], so such a window is scaled down into range and back up afterwards.
+        gain = max(1.0, float(np.abs(x16).max()))
+        y16 = np.asarray(self.process((x16 / gain).astype(np.float32), mask, seed), dtype=np.float32).reshape(-1)
         if y16.shape[0] != length or not np.all(np.isfinite(y16)):
             raise FitDiverged(f"the window function returned {y16.shape[0]} samples (expected {length}) or "
                               f"non-finite values")
-        y = _resample(y16[:n16], FIT_SR, sr)
+        y = _resample(y16[:n16] * gain, FIT_SR, sr)
         return _fix(y, x.shape[0])
 
 

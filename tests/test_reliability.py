@@ -526,16 +526,33 @@ def test_killed_grid_leaves_no_orphan_workers_and_resumes_exactly(tmp_path):
                                                                     f"{gone:.1f} s later; rerun completed 4/4 fits"})
 
 
+def test_result_store_keeps_rows_written_by_another_process_and_names_a_corrupt_file(tmp_path):
+    a, b = ResultStore(tmp_path), ResultStore(tmp_path)  # e.g. a run still finishing, and its rerun
+    a.add([{"fit_id": "f1", "metric": "SNR", "value": 1.0}])
+    b.add([{"fit_id": "f2", "metric": "SNR", "value": 2.0}])  # b never saw f1: it must not drop it
+    assert sorted(ResultStore(tmp_path).rows["fit_id"]) == ["f1", "f2"]
+    b.add([{"fit_id": "f1", "metric": "SNR", "value": 3.0}])  # a fit's rows replace its old ones
+    rows = ResultStore(tmp_path).rows
+    assert len(rows) == 2 and rows.set_index("fit_id").loc["f1", "value"] == 3.0
+    (tmp_path / "rows.csv").write_bytes(b"\x00\xff\xfe garbage")
+    with pytest.raises(DapError, match="rows.csv: the result rows cannot be read|not a result file"):
+        ResultStore(tmp_path)
+    REPORT["faults"].append({"fit": "two ResultStores on one folder; a corrupt rows.csv", "status": "handled",
+                             "reason": "rows of the other writer kept; corrupt file named in one DapError"})
+
+
 # ============================================================================= interruption of run_all.sh
 NB = "04_table3_inpainting"
 KEY = ["fit_id", "selection", "metric"]
 COMPARED = ["value", "status", "iterations", "best_iteration", "error", "gaps", "design", "clip_id", "precision"]
 
 
-def _run_all(results: Path, **kw) -> subprocess.Popen:
+def _run_all(results: Path, runner_only: bool = False) -> subprocess.Popen:
+    """``run_all.sh --profile smoke 04`` in its own process group (or the runner it execs, directly)."""
     env = dict(os.environ, DAP_RESULTS=str(results))
-    return subprocess.Popen([str(REPO / "run_all.sh"), "--profile", "smoke", NB[:2]], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **kw)
+    cmd = [sys.executable, "-m", "dap.runner"] if runner_only else [str(REPO / "run_all.sh")]
+    return subprocess.Popen(cmd + ["--profile", "smoke", NB[:2]], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _fits(results: Path) -> int:
@@ -593,10 +610,12 @@ def test_run_all_survives_sigkill_at_random_moments(tmp_path):
     assert n_fits == 8
 
     rng = random.Random(20261127)
-    plans = [("startup", rng.uniform(1.0, 4.0))] + [("after fit", rng.randint(1, 2)) for _ in range(3)]
-    for label, when in plans:
+    # (moment, when, whom): the process group as a whole, or the runner alone (its children must follow)
+    plans = [("startup", rng.uniform(1.0, 4.0), "group"), ("after fit", rng.randint(1, 2), "runner"),
+             ("after fit", rng.randint(1, 2), "group"), ("after fit", rng.randint(1, 2), "group")]
+    for label, when, whom in plans:
         before = _fits(work)
-        proc = _run_all(work)
+        proc = _run_all(work, runner_only=whom == "runner")
         start = time.time()
         if label == "startup":
             moment = f"{when:.1f} s after the start"
@@ -610,7 +629,10 @@ def test_run_all_survives_sigkill_at_random_moments(tmp_path):
             time.sleep(delay)
         finished = proc.poll() is not None
         if not finished:
-            os.killpg(proc.pid, signal.SIGKILL)
+            if whom == "group":
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         k0 = time.time()
         while _processes_of(work) and time.time() - k0 < 10:
@@ -622,7 +644,8 @@ def test_run_all_survives_sigkill_at_random_moments(tmp_path):
             "run": f"run_all.sh --profile smoke 04 (rerun {len(REPORT['interruption'])})",
             "moment": moment, "recorded_before": before,
             "outcome": ("finished before the kill" if finished else
-                        f"SIGKILL to the process group after {time.time() - start:.1f} s; {_fits(work)}/{n_fits} "
+                        f"SIGKILL to the {'process group' if whom == 'group' else 'runner alone'} after "
+                        f"{time.time() - start:.1f} s; {_fits(work)}/{n_fits} "
                         f"fits recorded; no process left after {time.time() - k0:.1f} s; no half-written file")})
     assert _run_all(work).wait(timeout=600) == 0
     final = pd.read_csv(work / NB / "rows.csv")

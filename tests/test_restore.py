@@ -255,3 +255,16 @@ def test_python_m_dap_help_lists_every_command():
     assert out.returncode == 0
     for command in ("restore", "run"):
         assert f"    {command} " in out.stdout
+
+
+def test_fuzzing_findings_stay_fixed():
+    """Replay every input the fuzzer once failed on (fuzz/regressions/, see fuzz/README.md)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dap_fuzz_target", REPO / "fuzz" / "target.py")
+    target = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(target)
+    found = sorted((REPO / "fuzz" / "regressions").iterdir())
+    assert found
+    for path in found:
+        target.TestOneInput(path.read_bytes())
