@@ -113,3 +113,17 @@ def test_parallel_workers_give_the_same_rows_as_one_process(tmp_path):
     assert a[key].equals(b[key]) and (b["status"] == "ok").all()
     # one thread instead of two changes float reduction order only: equal to well below 0.01 dB
     assert np.allclose(a["value"], b["value"], atol=1e-2)
+
+
+def test_loudest_window_crops_to_the_most_energetic_part():
+    from dap.studies.common import load_normalised, loudest_window
+
+    audio = np.zeros(8192, dtype=np.float32)
+    audio[5000:5500] = 1.0
+    window = loudest_window(audio, 2048)
+    assert len(window) == 2048 and window.sum() == 500  # the burst lies wholly inside
+    assert loudest_window(audio, 10000) is audio  # shorter clips are left alone
+    with pytest.raises(ValueError):
+        loudest_window(audio, 0)
+    clip = load_normalised("speech", 1, 0, "embedded", max_samples=16384)[0]
+    assert clip.audio.shape == (16384,) and np.abs(clip.audio).max() == pytest.approx(1.0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 from dap.audio import peak_normalise
 from dap.data import Clip, load_clips
 from dap.fit import FitConfig
@@ -37,16 +39,37 @@ def fit_workers(p: dict) -> int:
 
 def fit_settings(p: dict) -> dict:
     """What, in ``p``, changes a fit's outcome: part of every fit id."""
-    keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft")
+    keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft", "max_samples")
     return {k: p[k] for k in keys if k in p}
 
 
-def load_normalised(dataset: str, n: int, seed: int, source: str, root=None) -> list[Clip]:
-    """``n`` clips of ``dataset``, peak-normalised to 1 as the authors did."""
+def load_normalised(dataset: str, n: int, seed: int, source: str, root=None,
+                    max_samples: int | None = None) -> list[Clip]:
+    """``n`` clips of ``dataset``, peak-normalised to 1 as the authors did.
+
+    ``max_samples``: clips longer than this keep their most energetic window of that length (the
+    quick profile fits 1.024 s of each 2.048 s speech clip; a multiple of 256 samples keeps the
+    spectrogram divisible by the priors' poolings).
+    """
     clips = load_clips(dataset, n=n, seed=seed, source=source, root=root)
     for clip in clips:
+        if max_samples is not None:
+            clip.audio = loudest_window(clip.audio, max_samples)
         clip.audio = peak_normalise(clip.audio, name=f"{dataset}/{clip.id}")
     return clips
+
+
+def loudest_window(audio: np.ndarray, length: int) -> np.ndarray:
+    """The ``length``-sample window of ``audio`` (L,) with the most energy, on a 1024-sample grid
+    (deterministic; ``audio`` itself when it is not longer)."""
+    if length <= 0:
+        raise ValueError(f"max_samples must be positive, got {length}")
+    if len(audio) <= length:
+        return audio
+    energy = np.concatenate([[0.0], np.cumsum(np.asarray(audio, dtype=np.float64) ** 2)])
+    starts = np.arange(0, len(audio) - length + 1, 1024)
+    best = int(starts[np.argmax(energy[starts + length] - energy[starts])])
+    return audio[best:best + length]
 
 
 # ----------------------------------------------------------------------------- captions
@@ -78,6 +101,9 @@ def scale_deviations(p: dict, unit: str = "clips per data set") -> list[str]:
     out = []
     if p.get("prior_opts"):
         out.append(f"smaller priors than the paper's ({p['profile']} profile): build_prior options {p['prior_opts']}")
+    if p.get("max_samples"):
+        out.append(f"clips longer than {p['max_samples'] / 16000:.3f} s cut to their most energetic window of "
+                   f"that length ({p['profile']} profile)")
     if p["iterations"] < 2000 or p["n_clips"] < 50:
         out.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} {unit} instead of 50, "
                    f"{p['iterations']} iterations instead of 2000")

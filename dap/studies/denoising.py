@@ -36,7 +36,7 @@ def denoising_study(store: ResultStore, p: dict, noise: str, source: str = "embe
     cfg = fit_config(p)
     all_rows = []
     for dataset in p["datasets"]:
-        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root)
+        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))
         noisy = {c.id: _corrupt(c, noise, p, noises) for c in clips}
 
         run_fit = partial(_restore_clip, noisy=noisy, cfg=cfg, seed=p["seed"],
@@ -122,7 +122,7 @@ def denoising_example(store: ResultStore, p: dict, rows, source: str = "embedded
     from dap.experiments import load_history, load_output
 
     dataset = p["datasets"][0]
-    clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root)[0]  # the grid's first clip
+    clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))[0]  # the grid's first clip
     noisy, _ = _corrupt(clip, "gaussian", p, None)
     signals = {"clean": clip.audio, f"noisy ({_snr_label(clip.audio, noisy)})": noisy}
     histories = {}

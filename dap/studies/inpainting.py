@@ -41,7 +41,7 @@ def inpainting_study(store: ResultStore, p: dict, source: str = "embedded", root
     masks: dict[tuple[str, str], inpaint.GapMask] = {}
     all_rows = []
     for dataset in p["datasets"]:
-        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root)
+        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))
         for c in clips:
             masks[c.dataset, c.id] = clip_mask(c, p)
 
@@ -97,7 +97,7 @@ def inpainting_example(store: ResultStore, p: dict, rows, source: str = "embedde
     from dap.experiments import load_history, load_output
 
     dataset = dataset or p["datasets"][0]
-    clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root)[0]
+    clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))[0]
     mask = clip_mask(clip, p)
     signals = {"clean": clip.audio, "observed (gaps zeroed)": inpaint.apply_gaps(clip.audio, mask)}
     histories = {}
