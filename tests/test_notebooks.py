@@ -92,3 +92,20 @@ def test_paper_notebooks_publish_their_checks(smoke_run):
     for name in ("02_table1_gaussian_denoising", "04_table3_inpainting", "05_table4_separation"):
         table = next((out / name).glob("table*.md")).read_text()
         assert "Profile: `smoke`" in table and "paper" in table  # caption + the paper's numbers beside ours
+
+
+@pytest.mark.notebooks
+def test_teaching_notebooks_publish_their_checks(smoke_run):
+    out = smoke_run[0]
+    explore = _metrics(out, "09_explore_deep_priors")
+    assert explore["autorun"] and explore["run/state"] == "done" and explore["run/iterations_done"] == 3
+    assert explore["run/n_updates"] >= 4  # every iteration (smoke: update_every 1) + the final one
+    assert explore["compare/n_designs"] == 4 and explore["compare/state"] == "done"
+    assert (out / "09_explore_deep_priors" / "run.png").exists()
+    why = _metrics(out, "10_why_dilation_and_density")
+    for design in ("conv", "dilated"):  # the measured footprint fills the analytic field along frequency
+        assert why[f"footprint/{design}/bins"] == why[f"rf/{design}/bins"]
+    assert why["rf/dilated_exp/frames"] > why["rf/dilated/frames"] > why["rf/conv/frames"]
+    assert why["params/conv"] == why["params/dilated_exp"] < why["params/dilated_exp_dense"]
+    assert why["gflop/dilated_exp_dense"] > why["gflop/conv"] > 0
+    assert why["bias/iterations"] == 2 and 0.5 < why["bias/clean_final"] < 1.5
