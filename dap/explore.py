@@ -488,9 +488,9 @@ class LiveFit:
             if key == "loss":
                 parts.append(f"loss {value:.3g} (no clean reference, so no SNR)")
             elif key == "snr_gaps":
-                parts.append(f"SNR inside the gaps {value:.1f} dB (empty gaps: 0 dB)")
+                parts.append(f"SNR inside the gaps {_db(value)} dB (empty gaps: 0 dB)")
             else:
-                parts.append(f"SNR {value:.1f} dB (noisy input {self.problem.input_snr:.1f} dB)")
+                parts.append(f"SNR {_db(value)} dB (noisy input {_db(self.problem.input_snr)} dB)")
         return "; ".join(parts)
 
     def metrics(self, prefix: str = "") -> dict:
@@ -527,6 +527,11 @@ class LiveFit:
                 row["best at iteration"] = int(h["iteration"].iloc[best])
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _db(value: float) -> str:
+    """``value`` to one decimal, without a "-0.0"."""
+    return f"{round(float(value), 1) + 0.0:.1f}"
 
 
 def _one_line(exc: BaseException) -> str:

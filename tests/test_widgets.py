@@ -242,3 +242,21 @@ def test_explorer_invalid_choice_is_a_status_line_not_a_traceback(explorer):
     assert explorer.run() is None and "do not fit" in explorer.w_status.value
     with pytest.raises(MaskError):
         explorer.run(wait=True)
+
+
+def test_a_keyboard_interrupt_while_waiting_stops_the_fit_cleanly(monkeypatch):
+    """The kernel's interrupt (a notebook cell waiting on a run) acts as the Stop button."""
+    problem, s = _problem(iterations=200, update_every=1)
+    live = LiveFit(problem, s)
+    thread = live.start()
+    real_join, calls = thread.join, []
+
+    def join(timeout=None):
+        calls.append(timeout)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_join(timeout)
+
+    monkeypatch.setattr(thread, "join", join)
+    live.wait()
+    assert not live.running and live.state == "stopped" and live.results["dilated_exp"].iterations < 200
