@@ -222,9 +222,21 @@ def output_format(path: str | os.PathLike, subtype: str) -> tuple[str, str]:
     if fmt is None or fmt not in sf.available_formats():
         known = ", ".join(sorted({s for s, f in _FORMATS.items() if f in sf.available_formats()}))
         raise AudioError(f"{path}: cannot write this format (suffix {path.suffix or 'missing'!r}); use one of {known}")
-    if subtype and sf.check_format(fmt, subtype):
-        return fmt, subtype
-    return fmt, sf.default_subtype(fmt)
+    if not (subtype and sf.check_format(fmt, subtype)):
+        subtype = sf.default_subtype(fmt)
+    return fmt, subtype
+
+
+#: libsndfile 1.2.2 + libvorbis crash (SIGSEGV, no error) when encoding Vorbis above this rate
+#: (found by fuzzing; 200000 Hz works, 200001 Hz crashes).
+VORBIS_MAX_SR = 200000
+
+
+def check_encodable(path: str | os.PathLike, fmt: str, subtype: str, sr: int) -> None:
+    """AudioError for an output the encoder cannot take, *before* libsndfile is asked to."""
+    if subtype == "VORBIS" and sr > VORBIS_MAX_SR:
+        raise AudioError(f"{path}: Ogg Vorbis cannot hold {sr} Hz audio (at most {VORBIS_MAX_SR} Hz); write "
+                         f".wav or .flac instead")
 
 
 @contextmanager
@@ -560,6 +572,7 @@ def restore_file(inp: str | os.PathLike, out: str | os.PathLike, task: str = DEF
         raise RestoreError("--gaps only applies to --task inpaint")
     info = scan(inp)
     fmt, subtype = output_format(out, info.subtype)
+    check_encodable(out, fmt, subtype, info.sr)
     if fmt == "WAV" and info.frames * info.channels * 8 > 2 ** 32 - 2 ** 20:
         fmt = "RF64"  # a WAV header cannot describe more than 4 GiB
     process = process or DeepPrior()

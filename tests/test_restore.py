@@ -268,3 +268,11 @@ def test_fuzzing_findings_stay_fixed():
     assert found
     for path in found:
         target.TestOneInput(path.read_bytes())
+
+
+def test_an_output_the_encoder_would_crash_on_is_refused_first(tmp_path):
+    """libsndfile + libvorbis segfault when encoding Vorbis above 200 kHz (found by fuzzing)."""
+    src = _write(tmp_path / "in.wav", _tone(256000, 0.1), 256000)
+    with pytest.raises(AudioError, match="Ogg Vorbis cannot hold 256000 Hz"):
+        restore.restore_file(src, tmp_path / "out.ogg", process=identity)
+    restore.restore_file(src, tmp_path / "out.flac", process=identity)  # FLAC takes it
