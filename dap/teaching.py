@@ -143,8 +143,13 @@ def receptive_field_figure(clip: np.ndarray, designs=DESIGNS, point_s: float | N
         im = ax.imshow(weight, origin="lower", aspect="auto", extent=extent, cmap="viridis", alpha=0.7,
                        vmin=floor_db, vmax=0)
         fb, ft = receptive_field(design, "freq"), receptive_field(design, "time")
-        ax.add_patch(plt.Rectangle(((t0 - ft / 2) * FRAME_S, (f0 - fb / 2) * BIN_HZ / 1000), ft * FRAME_S,
-                                   fb * BIN_HZ / 1000, fill=False, ls="--", lw=1.2, ec="white"))
+        # The box has the analytic size; it sits on the measured footprint where that fits in the grid
+        # (pooling makes the field slightly asymmetric around the cell), else it is centred on the cell.
+        rows, cols = np.nonzero(fp > 0)
+        b0 = rows.min() if extents[design][0] == fb else f0 - fb / 2
+        c0 = cols.min() if extents[design][1] == ft else t0 - ft / 2
+        ax.add_patch(plt.Rectangle((c0 * FRAME_S, b0 * BIN_HZ / 1000), ft * FRAME_S, fb * BIN_HZ / 1000,
+                                   fill=False, ls="--", lw=1.2, ec="white"))
         ax.plot(t0 * FRAME_S, f0 * BIN_HZ / 1000, "r+", ms=8)
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])

@@ -165,7 +165,8 @@ def test_explorer_notebook_runs_and_updates_in_jupyterlab(lab):
     status_has = "s => { const e = document.querySelector('.dap-status'); return !!e && e.innerText.includes(s); }"
     t0 = time.monotonic()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=_chromium(), headless=True,
+                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1150})
             page.set_default_timeout(60_000)
