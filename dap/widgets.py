@@ -55,6 +55,10 @@ class Explorer:
         import ipywidgets as W
 
         s = settings or Settings()
+        if s.dataset not in DATASETS:
+            raise ExplorerError(f"dataset must be one of {DATASETS} (upload files with the upload button), "
+                                f"not {s.dataset!r}")
+        embedded_clip(s.dataset, s.clip_index)  # an index out of range stops here, naming the range
         self.live: LiveFit | None = None
         self.problem: Problem | None = None
         self._upload: tuple[np.ndarray, str] | None = None
@@ -67,11 +71,11 @@ class Explorer:
             return W.Layout(width="24em")
 
         sources = [(f"embedded: {d}" + (" (mixture)" if d == "stems" else ""), d) for d in DATASETS]
-        self.w_dataset = W.Dropdown(options=sources, value=s.dataset if s.dataset != UPLOAD else "digits",
-                                    description="clip from", style=style, layout=wide())
+        self.w_dataset = W.Dropdown(options=sources, value=s.dataset, description="clip from", style=style,
+                                    layout=wide())
         self.w_clip = W.Dropdown(options=self._clip_options(self.w_dataset.value), description="clip",
                                  style=style, layout=wide())
-        self.w_clip.value = min(s.clip_index, len(self.w_clip.options) - 1)
+        self.w_clip.value = s.clip_index
         self.w_upload = W.FileUpload(accept="audio/*,.wav,.flac,.ogg,.mp3", multiple=False,
                                      description="upload audio", layout=W.Layout(width="12em"))
         seconds = sorted(set(CLIP_SECONDS) | {s.seconds})

@@ -260,3 +260,13 @@ def test_a_keyboard_interrupt_while_waiting_stops_the_fit_cleanly(monkeypatch):
     monkeypatch.setattr(thread, "join", join)
     live.wait()
     assert not live.running and live.state == "stopped" and live.results["dilated_exp"].iterations < 200
+
+
+def test_explorer_rejects_an_unknown_clip_in_one_line():
+    pytest.importorskip("ipywidgets")
+    from dap.widgets import Explorer
+
+    with pytest.raises(ExplorerError, match=r"clip_index 999 is out of range: digits has clips 0\.\."):
+        Explorer(Settings(**TINY, clip_index=999))
+    with pytest.raises(ExplorerError, match="dataset must be one of"):
+        Explorer(Settings(**TINY, dataset="birdsong"))
