@@ -442,6 +442,8 @@ def _resample(x: np.ndarray, orig: int, new: int) -> np.ndarray:
     from dap.audio import resample_ratio
 
     key = (orig, new)
+    if key not in _RESAMPLERS and len(_RESAMPLERS) >= 8:  # one file needs two; keep memory bounded
+        _RESAMPLERS.clear()
     if key not in _RESAMPLERS:  # odd rates use an approximate ratio, and its exact inverse on the way back
         o, n = resample_ratio(orig, new) if orig != FIT_SR else resample_ratio(new, orig)[::-1]
         _RESAMPLERS[key] = torchaudio.transforms.Resample(o, n)
