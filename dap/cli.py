@@ -45,11 +45,12 @@ def _restore_help() -> str:
         so the papers' oracle rule cannot be used). The budget is the early stopping: the paper's
         prior fits speech first and noise later, peaking near iteration 200.
 
-        Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) takes
-        about 2.7 s per iteration on a 2-core CPU (bf16), so the default {r.DEFAULT_ITERATIONS} iterations
-        take ~9 min per window and channel: about 1.5 h for 10 s of mono audio. --design conv
-        is about 2x cheaper. Inpainting costs one window per group of gaps. A GPU (used when
-        present) is much faster. The estimate for your file is printed before the first fit.
+        Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) took
+        2.7 s per iteration on a 2-core CPU (bf16; the CPU fast path of dap.priors roughly halves
+        that), so the default {r.DEFAULT_ITERATIONS} iterations take up to ~9 min per window and channel:
+        up to 1.5 h for 10 s of mono audio. --design conv is about 2x cheaper. Inpainting costs
+        one window per group of gaps. A GPU (used when present) is much faster. An estimate is
+        printed before the first fit; the progress bar shows the measured rate.
         """)
 
 
@@ -209,7 +210,7 @@ def _estimate(info, fits: int, args) -> str:
     device = args.device or ("cuda" if _cuda() else "cpu")
     if device == "cpu" and not args.widths:
         per = r.CPU_SECONDS_PER_ITERATION.get(args.design, 3.0) * args.window / 1.024
-        text += f"; expect about {fits * args.iterations * per / 60:.0f} min on a 2-core CPU"
+        text += f"; up to ~{fits * args.iterations * per / 60:.0f} min on a 2-core CPU"
     return text
 
 
