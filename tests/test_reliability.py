@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -162,6 +163,7 @@ def _check_works(src: Path, out: Path, want: dict) -> str:
 
 
 def _record(entry: str, case: str, outcome: str, detail: str, status="") -> None:
+    detail = re.sub(r"/\S*?/pytest-\d+/", "<tmp>/", detail)  # pytest's temporary folders, shortened
     REPORT["bad_input"].append({"entry": entry, "case": case, "outcome": outcome, "exit": status,
                                 "detail": detail.replace("|", "/")})
 
@@ -210,7 +212,7 @@ def _output_cases(tmp: Path):
     blocker.write_text("x")
     (tmp / "outdir").mkdir()
     return [
-        ("unwritable output (parent is a file)", [str(src), "-o", str(blocker / "out.wav")], "a_file/out.wav: cannot write"),
+        ("unwritable output (parent is a file)", [str(src), "-o", str(blocker / "out.wav")], "a_file/out.wav: cannot write the output:"),
         ("output path is a directory", [str(src), "-o", str(tmp / "outdir")], "is a directory"),
         ("unknown output format", [str(src), "-o", str(tmp / "out.xyz")], "cannot write this format"),
         ("inpainting gap after the end", [str(src), "-o", str(tmp / "o.wav"), "--task", "inpaint", "--gaps", "0.4-0.7"],
@@ -612,7 +614,7 @@ def test_run_all_survives_sigkill_at_random_moments(tmp_path):
     rng = random.Random(20261127)
     # (moment, when, whom): the process group as a whole, or the runner alone (its children must follow)
     plans = [("startup", rng.uniform(1.0, 4.0), "group"), ("after fit", rng.randint(1, 2), "runner"),
-             ("after fit", rng.randint(1, 2), "group"), ("after fit", rng.randint(1, 2), "group")]
+             ("after fit", rng.randint(1, 2), "group")]
     for label, when, whom in plans:
         before = _fits(work)
         proc = _run_all(work, runner_only=whom == "runner")
