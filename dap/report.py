@@ -174,7 +174,8 @@ def ours_only_table(rows: pd.DataFrame, metrics: tuple[str, ...], selection: str
     cols = list(dict.fromkeys(zip(agg["dataset"], agg["metric"])))
     header = ["Design"] + [f"{DATASET_LABELS.get(d, d)} {m}" for d, m in cols]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for design, g in agg.groupby("design", sort=False):
+    order = {d: i for i, d in enumerate(DESIGN_LABELS)}  # the paper's row order, as in the main table
+    for design, g in sorted(agg.groupby("design", sort=False), key=lambda kv: order.get(kv[0], len(order))):
         cells = [DESIGN_LABELS.get(design, design)]
         for d, m in cols:
             hit = g[(g.dataset == d) & (g.metric == m)]

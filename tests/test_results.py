@@ -58,3 +58,11 @@ def test_compare_with_paper_and_ranking():
     assert rank.loc[("piano", "PSNR"), "agree"]
     md = report.markdown_table(cmp, "caption")
     assert "Dilated Conv. (exp) + Dense" in md and "paper 12.50 ± 1.11" in md
+
+
+def test_ours_only_table_lists_designs_in_the_papers_order():
+    rows = pd.DataFrame([r | {"metric": "SNR"} for i, d in enumerate(("dilated", "conv", "dilated_exp_dense"))
+                         for r in _rows(f"f{i}", design=d, value=float(i))])
+    md = report.ours_only_table(rows, ("SNR",), "oracle")
+    names = [line.split("|")[1].strip() for line in md.splitlines()[2:]]
+    assert names == ["Convolution", "Dilated Conv.", "Dilated Conv. (exp) + Dense"]
