@@ -8,7 +8,7 @@ holds what they share.
 
 from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
                                 fit_settings, load_normalised, table_metrics)
-from dap.studies.convergence import (convergence_curves, convergence_figure, convergence_table,
+from dap.studies.convergence import (convergence_caption, convergence_curves, convergence_figure, convergence_table,
                                       iterations_to_fraction)
 from dap.studies.denoising import DENOISING_METRICS, denoising_caption, denoising_example, denoising_study
 from dap.studies.inpainting import inpainting_caption, inpainting_example, inpainting_figure, inpainting_study, mask_checks

@@ -68,6 +68,24 @@ def convergence_table(curves: dict[str, pd.DataFrame], rows: pd.DataFrame) -> pd
     return pd.DataFrame(lines)
 
 
+def convergence_caption(p: dict, rows: pd.DataFrame, source: str = "embedded") -> str:
+    """Caption of the Figure 2 numbers: data, scale, deviations, and how to read the cost column."""
+    from dap.report import caption
+    from dap.studies.common import COMMON_DEVIATIONS, describe_data, fit_description, scale_deviations
+
+    return caption(
+        "Figure 2 numbers: convergence and cost per design (mean SNR curve over clips)",
+        data=describe_data(source, p["datasets"]), profile=p["profile"], n_clips=p["n_clips"],
+        iterations=p["iterations"], selection="whole SNR curve against the clean reference (oracle view)",
+        deviations=COMMON_DEVIATIONS + ["harmonic U-Net: 3 time taps instead of 7 (CPU cost)",
+                                        "the same step schedule (x0.1 every 500) for every design"]
+        + scale_deviations(p),
+        extra=[fit_description(p, rows),
+               "seconds_per_iteration: each fit's own wall time divided by its iterations; fits that ran at "
+               "different times or beside other jobs are not comparable: benchmarks/bench_fit.py times every "
+               "design back to back on the same device and precision (results/benchmarks.md)"])
+
+
 def convergence_figure(folder, rows: pd.DataFrame, metrics=("snr", "psnr")):
     """Figure 2: mean curve per design with the min-max spread over clips, one panel per metric."""
     import matplotlib.pyplot as plt
