@@ -45,11 +45,10 @@ def _restore_help() -> str:
         so the papers' oracle rule cannot be used). The budget is the early stopping: the paper's
         prior fits speech first and noise later, peaking near iteration 200.
 
-        Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) took
-        2.7 s per iteration on a 2-core CPU (bf16; the CPU fast path of dap.priors roughly halves
-        that), so the default {r.DEFAULT_ITERATIONS} iterations take up to ~9 min per window and channel:
-        up to 1.5 h for 10 s of mono audio. --design conv is about 2x cheaper. Inpainting costs
-        one window per group of gaps. A GPU (used when present) is much faster. An estimate is
+        Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) takes
+        about 1.05 s per iteration on an idle 2-core CPU (bf16), so the default {r.DEFAULT_ITERATIONS}
+        iterations take ~3.5 min per window and channel: about 40 min for 10 s of mono audio.
+        --design conv is about 1.7x cheaper. Inpainting costs one window per group of gaps. A GPU (used when present) is much faster. An estimate is
         printed before the first fit; the progress bar shows the measured rate.
         """)
 
