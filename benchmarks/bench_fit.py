@@ -140,6 +140,8 @@ def timing_section(args, device: torch.device) -> list[str]:
     lines = ["Matmul probe (GFLOP/s): " + ", ".join(f"{p} {v:.0f}" for p, v in peaks.items()), "",
              "| design | params | samples | precision | s/iteration | GFLOP/iteration | GFLOP/s | % of matmul peak | peak memory (MB) |",
              "|---|---|---|---|---|---|---|---|---|"]
+    if device.type == "cpu":
+        lines.insert(1, "Peak memory on a CPU is the process's maximum RSS so far, so it can only grow down the table.\n")
     for design in args.designs:
         params = count_parameters(build_prior(design))
         for length in args.lengths:
@@ -158,6 +160,8 @@ def quality_section(designs, iterations: int, device: torch.device, stamp: str) 
     """fp32 against the fast path (bf16 autocast), same clip, seed and iterations, per design."""
     lines = [f"## Quality: fp32 vs bf16, same fit ({iterations} iterations, first embedded digit, sigma 0.1)", "",
              stamp, "",
+             "s/it here is each fit's wall time as run (other jobs may have shared the device); the timing "
+             "table is the clean measurement.", "",
              "| design | fp32 oracle SNR | bf16 oracle SNR | delta | fp32 last SNR | bf16 last SNR | delta | fp32 s/it | bf16 s/it |",
              "|---|---|---|---|---|---|---|---|---|"]
     for design in designs:
