@@ -223,6 +223,21 @@ def cost_table(clip: np.ndarray, designs=DESIGNS, widths=None, iterations: int =
 
 
 # ----------------------------------------------------------------------------- 3. spectral bias
+def cost_figure(costs: pd.DataFrame):
+    """Bar charts of :func:`cost_table`'s parameters, GFLOP/iteration and measured s/iteration."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 2.8))
+    for ax, col in zip(axes, ["parameters", "GFLOP/iteration", "s/iteration (measured)"]):
+        ax.barh(costs["design"], costs[col], color="tab:blue")
+        ax.set_title(col, fontsize=9)
+        ax.invert_yaxis()
+    for ax in axes[1:]:
+        ax.set_yticklabels([])
+    fig.tight_layout()
+    return fig
+
+
 def matched_white_noise(clip: np.ndarray, seed: int = 0) -> np.ndarray:
     """White Gaussian noise ``(L,)`` with exactly the energy of ``clip`` ``(L,)``, drawn from ``seed``."""
     clip = check_audio(clip, "clip")
