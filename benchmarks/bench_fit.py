@@ -6,6 +6,7 @@ A script, not a test (speed belongs here, never in timed tests):
     .venv/bin/python benchmarks/bench_fit.py                       # timing, all designs, 1 s clip
     .venv/bin/python benchmarks/bench_fit.py --designs conv --lengths 16384 32768
     .venv/bin/python benchmarks/bench_fit.py --quality 250         # + fp32 vs bf16 full fits
+    .venv/bin/python benchmarks/bench_fit.py --throughput 30       # + a grid: 1 fit at a time vs 2 workers
 
 Writes ``results/benchmarks.md`` and prints one summary line per design and precision.
 """
@@ -13,10 +14,13 @@ Writes ``results/benchmarks.md`` and prints one summary line per design and prec
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import resource
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 
 import numpy as np
@@ -24,7 +28,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dap import metrics
-from dap.audio import stft
+from dap.audio import istft, stft
 from dap.data import load_clips
 from dap.fit import FitConfig, LatentPrior, bf16_supported, pick_device, to_fast_layout
 from dap.priors import ALL_DESIGNS, DESIGNS, build_prior, count_parameters
@@ -54,6 +58,20 @@ def iteration_flops(design: str, length: int, device: torch.device) -> float:
         loss = torch.mean((gen() - target) ** 2)
         loss.backward()
     return float(counter.get_total_flops())
+
+
+def tracking_ms(length: int, device: torch.device, repeats: int = 20) -> float:
+    """Milliseconds per iteration of the fit's work outside the network: decoding the prediction to
+    a waveform (iSTFT), copying it to the host and scoring it and its EMA against the reference."""
+    ref = np.random.default_rng(0).standard_normal(length).astype(np.float32) * 0.1
+    pred = stft(ref)[None].to(device)
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        wav = istft(pred, length).clamp(-1, 1).cpu().numpy()[0]
+        for _ in range(2):  # current output and EMA
+            metrics.snr(ref, wav), metrics.psnr(ref, wav)
+    return (time.perf_counter() - t) / repeats * 1e3
 
 
 def time_iterations(design: str, length: int, precision: str, device: torch.device, warmup: int, repeats: int):
@@ -99,6 +117,44 @@ def quality(design: str, iterations: int, device: torch.device) -> dict:
     return out
 
 
+def full_fit_seconds(design: str, iterations: int, threads: int | None = None) -> float:
+    """Wall seconds of one real grid fit (first embedded digit, sigma 0.1, default precision, oracle
+    tracking every iteration), in a fresh process when called through a worker pool."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    clip = load_clips("digits", n=1, seed=0)[0]
+    clean = clip.audio / np.abs(clip.audio).max()
+    res = restore(add_gaussian_noise(clean, 0.1, seed=0), design,
+                  FitConfig(iterations=iterations, progress=False), seed=0, clean=clean)
+    if not res.ok:
+        raise RuntimeError(f"{design}: {res.error}")
+    return res.seconds
+
+
+def throughput_section(designs, iterations: int, workers: int, stamp: str) -> list[str]:
+    """The four designs' fits of one clip (a grid row of Table 1) run one at a time with every core,
+    then in ``workers`` processes with one thread each (what ``-p workers`` does on a CPU)."""
+    t = time.perf_counter()
+    serial = [full_fit_seconds(d, iterations) for d in designs]
+    serial_wall = time.perf_counter() - t
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    t = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parallel = list(pool.map(full_fit_seconds, designs, [iterations] * len(designs), [threads] * len(designs)))
+    parallel_wall = time.perf_counter() - t
+    print(f"grid of {len(designs)} fits x {iterations} its: one at a time {serial_wall:.0f} s, "
+          f"{workers} workers x {threads} thread(s) {parallel_wall:.0f} s ({serial_wall / parallel_wall:.2f}x)", flush=True)
+    return [f"## Grid throughput: {len(designs)} fits of one clip, {iterations} iterations each", "", stamp, "",
+            "Real fits (`dap.tasks.denoise.restore`, default precision, oracle tracking every iteration), "
+            "wall time including process start-up and kernel warm-up.", "",
+            "| how | wall (s) | per fit: design (s/iteration) | speed-up |", "|---|---|---|---|",
+            f"| one at a time, {torch.get_num_threads()} threads | {serial_wall:.0f} | "
+            + ", ".join(f"{d} {s / iterations:.2f}" for d, s in zip(designs, serial)) + " | 1.00x |",
+            f"| {workers} worker processes x {threads} thread | {parallel_wall:.0f} | "
+            + ", ".join(f"{d} {s / iterations:.2f}" for d, s in zip(designs, parallel))
+            + f" | {serial_wall / parallel_wall:.2f}x |"]
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -114,20 +170,29 @@ def main(argv=None) -> int:
     ap.add_argument("--quality", type=int, default=0, metavar="ITERATIONS",
                     help="run full fp32 and bf16 fits of this many iterations and compare SNR "
                          "(written to results/benchmarks_quality.md, which benchmarks.md includes)")
-    ap.add_argument("--no-timing", action="store_true", help="only the quality check")
+    ap.add_argument("--throughput", type=int, default=0, metavar="ITERATIONS",
+                    help="time a grid of the designs' full fits one at a time and in --workers processes "
+                         "(written to results/benchmarks_throughput.md, which benchmarks.md includes)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-timing", action="store_true", help="only the quality / throughput checks")
     args = ap.parse_args(argv)
 
     device = pick_device()
     stamp = (f"{machine_description()}; torch {torch.__version__}; commit {git_commit()}; "
              f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
     quality_md = results_root() / "benchmarks_quality.md"
+    throughput_md = results_root() / "benchmarks_throughput.md"
     if args.quality:
         atomic_write_text(quality_md, "\n".join(quality_section(args.designs, args.quality, device, stamp)) + "\n")
+    if args.throughput:
+        atomic_write_text(throughput_md, "\n".join(
+            throughput_section(args.designs, args.throughput, args.workers, stamp)) + "\n")
     if args.no_timing:
         return 0
     lines = ["# Fit benchmark", "", stamp, ""] + timing_section(args, device)
-    if quality_md.exists():
-        lines += ["", quality_md.read_text().rstrip()]
+    for extra in (quality_md, throughput_md):
+        if extra.exists():
+            lines += ["", extra.read_text().rstrip()]
     path = atomic_write_text(results_root() / "benchmarks.md", "\n".join(lines) + "\n")
     print(f"wrote {path}")
     return 0
@@ -138,10 +203,12 @@ def timing_section(args, device: torch.device) -> list[str]:
     precisions = [p for p in args.precisions if p == "fp32" or bf16_supported(device)]
     peaks = {p: matmul_peak(device, torch.float32 if p == "fp32" else torch.bfloat16) for p in precisions}
     lines = ["Matmul probe (GFLOP/s): " + ", ".join(f"{p} {v:.0f}" for p, v in peaks.items()), "",
+             "Outside the network, per iteration (iSTFT, host copy, oracle and EMA scores; not in the "
+             "s/iteration below): " + ", ".join(f"{n} samples {tracking_ms(n, device):.1f} ms" for n in args.lengths), "",
              "| design | params | samples | precision | s/iteration | GFLOP/iteration | GFLOP/s | % of matmul peak | peak memory (MB) |",
              "|---|---|---|---|---|---|---|---|---|"]
     if device.type == "cpu":
-        lines.insert(1, "Peak memory on a CPU is the process's maximum RSS so far, so it can only grow down the table.\n")
+        lines[2:2] = ["Peak memory on a CPU is the process's maximum RSS so far, so it can only grow down the table.", ""]
     for design in args.designs:
         params = count_parameters(build_prior(design))
         for length in args.lengths:

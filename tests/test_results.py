@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from dap import report
-from dap.results import ResultStore, atomic_write_text, fit_id
+from dap.results import ResultStore, atomic_write_text, cpu_model, fit_id
 
 
 def _rows(fid, design="conv", value=1.0, status="ok"):
@@ -66,3 +66,11 @@ def test_ours_only_table_lists_designs_in_the_papers_order():
     md = report.ours_only_table(rows, ("SNR",), "oracle")
     names = [line.split("|")[1].strip() for line in md.splitlines()[2:]]
     assert names == ["Convolution", "Dilated Conv.", "Dilated Conv. (exp) + Dense"]
+
+
+def test_cpu_model_names_the_bf16_instructions_benchmarks_depend_on():
+    xeon = "model name\t: Intel(R) Xeon(R) Platinum 8480C\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    epyc = "model name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16\n"
+    assert cpu_model(xeon) == "Intel(R) Xeon(R) Platinum 8480C (avx512_bf16, amx_bf16)"
+    assert cpu_model(epyc) == "AMD EPYC (avx512_bf16, no AMX)"
+    assert cpu_model("flags\t: fpu sse2\n").endswith("(no AMX)")

@@ -1,0 +1,23 @@
+"""The benchmark script runs end to end at a toy size and writes what README promises (no timing is
+asserted: speed is reported by the script, never tested)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_bench_fit_writes_timing_tracking_and_throughput_sections(tmp_path):
+    env = dict(os.environ, DAP_RESULTS=str(tmp_path), DAP_PROGRESS="off")
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_fit.py"), "--designs", "conv", "dilated",
+           "--precisions", "fp32", "--lengths", "4096", "--warmup", "0", "--repeats", "1", "--throughput", "1"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "Matmul probe (GFLOP/s): fp32" in md and "Outside the network" in md
+    rows = [line for line in md.splitlines() if line.startswith("| conv |") or line.startswith("| dilated |")]
+    assert len(rows) == 2 and all("| 4096 | fp32 |" in r for r in rows)
+    assert "## Grid throughput: 2 fits of one clip, 1 iterations each" in md
+    assert "| 2 worker processes x 1 thread |" in md and "x |" in md.split("Grid throughput")[1]
