@@ -88,7 +88,9 @@ def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audi
     """
     threads = max(1, (os.cpu_count() or 1) // workers)
     progress(f"{len(pending)} fits of {grid.task} in {workers} worker processes x {threads} thread(s)")
-    remaining, done, n = list(pending), 0, len(pending)
+    # Longest fits first: in clip-major order a grid ends with a dense fit running single-threaded
+    # for minutes while the other cores idle.
+    remaining, done, n = sorted(pending, key=lambda item: -_expected_cost(*item[:2])), 0, len(pending)
     while remaining:
         finished, broken = _pool_pass(store, grid, remaining, run_fit, evaluate, selections, keep_audio,
                                       progress, workers, threads, done, n)
@@ -107,6 +109,15 @@ def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audi
             progress(f"a worker process died ({broken}); running the {len(remaining)} unfinished fit(s) "
                      f"one at a time to find the one that kills it")
             workers = 1
+
+
+#: GFLOP per iteration relative to the plain U-Net (results/benchmarks.md); only orders the fits.
+_RELATIVE_COST = {"dilated_exp_dense": 1.9, "harmonic": 2.2}
+
+
+def _expected_cost(clip: Clip, design: str) -> float:
+    """Relative cost of one fit, for scheduling: audio length x the design's cost per sample."""
+    return len(getattr(clip, "audio", ())) * _RELATIVE_COST.get(design, 1.0)
 
 
 def _pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, progress, workers, threads,

@@ -127,3 +127,22 @@ def test_loudest_window_crops_to_the_most_energetic_part():
         loudest_window(audio, 0)
     clip = load_normalised("speech", 1, 0, "embedded", max_samples=16384)[0]
     assert clip.audio.shape == (16384,) and np.abs(clip.audio).max() == pytest.approx(1.0)
+
+
+def test_parallel_grid_starts_the_longest_fits_first(tmp_path, monkeypatch):
+    """Clip-major order would leave a long dense fit running alone at the end of the grid."""
+    from dap import experiments
+
+    submitted = []
+
+    def fake_pool_pass(store, grid, items, *args):
+        submitted.extend((clip.id, design) for clip, design, _ in items)
+        return {fid for *_, fid in items}, None
+
+    monkeypatch.setattr(experiments, "_pool_pass", fake_pool_pass)
+    short, long = _clip(0), Clip(id="long", dataset="digits", audio=np.tile(_clip(1).audio, 2))
+    grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
+    run_grid(ResultStore(tmp_path), grid, [short, long], ["conv", "dilated_exp_dense"], _tiny_fit,
+             lambda clip, est: {}, progress=lambda _: None, workers=2)
+    # cost = samples x GFLOP per iteration relative to conv (dense ~1.9): 2L x 1.9, 2L, L x 1.9, L
+    assert submitted == [("long", "dilated_exp_dense"), ("long", "conv"), ("c0", "dilated_exp_dense"), ("c0", "conv")]
