@@ -14,10 +14,10 @@ from __future__ import annotations
 PROFILES_ORDER = ("smoke", "quick", "paper")
 
 #: Iteration budget of the quick profile on a CPU, sized from results/benchmarks.md (fast path, 2
-#: cores: the four designs together ~3.5 s per iteration on a 1 s clip, so Tables 1-2 with one
-#: 1 s clip per data set took 46 min with Figure 1, measured on an idle machine). The oracle SNR of the proposed design peaks near iteration
-#: 200 with 2000-iteration schedules (REFERENCE_NOTES.md): quick stops before every design has
-#: peaked, which is why it shows the ranking and not the paper's values.
+#: cores: the four designs together ~3 s per iteration on a 1 s clip; Tables 1-2 and Figure 1 with
+#: one 1 s clip per data set took 46 min, measured on an idle machine). The oracle SNR of the
+#: proposed design peaks near iteration 200 with 2000-iteration schedules (REFERENCE_NOTES.md): quick
+#: stops before every design has peaked, which is why it shows the ranking and not the paper's values.
 QUICK_ITERATIONS = 150
 #: quick fits 1.024 s of each clip (the most energetic window): the 2.048 s speech clips cost twice.
 QUICK_SAMPLES = 16384
@@ -66,9 +66,9 @@ PROFILES: dict[str, dict[str, dict]] = {
     # Inpainting: gaps of 0.1-0.25 s (the paper), 1 per second of audio (our choice: the paper gives no
     # count), frames masked when their centre falls in a gap. Separation: one piano + one drum clip per
     # mixture; loss weights and collapse guard of dap.tasks.separate (our choices, stated in the caption).
-    # quick: both notebooks together in 25 minutes measured on 2 idle CPU cores (4 designs ~3.5 s per iteration
-    # on a 1 s clip on the fast path: one 1.024 s speech window + one digit at 120 iterations; one
-    # mixture, three priors per fit, at 100 iterations).
+    # quick: both notebooks together in 25 minutes measured on 2 idle CPU cores (4 designs ~3 s per
+    # iteration on a 1 s clip on the fast path: one 1.024 s speech window + one digit at 120
+    # iterations; one mixture, three priors per fit, at 100 iterations).
     # smoke also shrinks the priors (widths 4/8/16, stated in the caption): it only checks that the
     # notebooks run, and three full-width priors per separation fit would take minutes on 2 cores.
     "04_table3_inpainting": {

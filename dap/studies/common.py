@@ -25,7 +25,8 @@ def fit_config(p: dict) -> FitConfig:
 
 def fit_workers(p: dict) -> int:
     """How many fits run at once: ``p["workers"]`` when set (> 0); else 1 on a GPU (one fit fills
-    it) and 2 on a CPU with at least 2 cores (two single-threaded fits beat one two-threaded fit)."""
+    it) and 2 on a CPU with at least 2 cores (two single-threaded fits run ~1.15x more iterations per
+    second than one two-threaded fit: results/benchmarks.md)."""
     import os
 
     import torch
