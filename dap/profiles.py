@@ -66,16 +66,16 @@ PROFILES: dict[str, dict[str, dict]] = {
     # Inpainting: gaps of 0.1-0.25 s (the paper), 1 per second of audio (our choice: the paper gives no
     # count), frames masked when their centre falls in a gap. Separation: one piano + one drum clip per
     # mixture; loss weights and collapse guard of dap.tasks.separate (our choices, stated in the caption).
-    # quick: both notebooks together in 25 minutes measured on 2 idle CPU cores (4 designs ~3 s per
-    # iteration on a 1 s clip on the fast path: one 1.024 s speech window + one digit at 120
-    # iterations; one mixture, three priors per fit, at 100 iterations).
+    # quick: both notebooks together in 37 minutes measured on 2 idle CPU cores (4 designs ~3 s per
+    # iteration on a 1 s clip on the fast path: two 1.024 s speech windows + two digits at 120
+    # iterations, 23 min; one mixture, three priors per fit, at 100 iterations, 14 min).
     # smoke also shrinks the priors (widths 4/8/16, stated in the caption): it only checks that the
     # notebooks run, and three full-width priors per separation fit would take minutes on 2 cores.
     "04_table3_inpainting": {
         name: {**_FIT, "datasets": ("speech", "digits"), "n_clips": n, "iterations": it, "prior_opts": opts,
                "gaps_per_second": 1.0, "gap_min_s": 0.1, "gap_max_s": 0.25, "frame_rule": "centre",
                "max_samples": QUICK_SAMPLES if name == "quick" else None}
-        for name, n, it, opts in (("smoke", 1, 3, {"widths": (4, 8, 16)}), ("quick", 1, 120, None),
+        for name, n, it, opts in (("smoke", 1, 3, {"widths": (4, 8, 16)}), ("quick", 2, 120, None),
                                   ("paper", 50, 2000, None))
     },
     # n_clips = mixtures; weights and guard mirror dap.tasks.separate.SeparationWeights / CollapseGuard
