@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every table and figure under results/ by executing the notebooks with papermill.
-#   ./run_all.sh                      quick profile, all notebooks (83 min measured on 2 idle CPU cores; see README)
+#   ./run_all.sh                      quick profile, all notebooks (~1.5 h on 2 idle CPU cores; see README)
 #   ./run_all.sh --profile smoke      every notebook in seconds (what CI runs)
 #   ./run_all.sh --profile paper      the papers' protocol (use a GPU)
 #   ./run_all.sh 02 03                only these notebooks;  -p NAME VALUE overrides a parameter
