@@ -12,6 +12,7 @@ import os
 import sys
 import textwrap
 
+from dap.costs import CPU_SECONDS_PER_ITERATION
 from dap.errors import DapError
 
 PROG = "python -m dap"
@@ -46,10 +47,11 @@ def _restore_help() -> str:
         prior fits speech first and noise later, peaking near iteration 200.
 
         Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) takes
-        about 1.05 s per iteration on an idle 2-core CPU (bf16), so the default {r.DEFAULT_ITERATIONS}
+        about 1.0 s per iteration on an idle 2-core CPU (bf16), so the default {r.DEFAULT_ITERATIONS}
         iterations take ~3.5 min per window and channel: about 40 min for 10 s of mono audio.
-        --design conv is about 1.7x cheaper. Inpainting costs one window per group of gaps. A GPU (used when present) is much faster. An estimate is
-        printed before the first fit; the progress bar shows the measured rate.
+        --design conv is about 1.7x cheaper. Inpainting costs one window per group of gaps. A GPU
+        (used when present) is much faster. An estimate is printed before the first fit; the
+        progress bar shows the measured rate.
         """)
 
 
@@ -208,7 +210,7 @@ def _estimate(info, fits: int, args) -> str:
             f"{fits} fit(s) of {args.iterations} iterations ({args.design})")
     device = args.device or ("cuda" if _cuda() else "cpu")
     if device == "cpu" and not args.widths:
-        per = r.CPU_SECONDS_PER_ITERATION.get(args.design, 3.0) * args.window / 1.024
+        per = CPU_SECONDS_PER_ITERATION.get(args.design, 3.0) * args.window / 1.024
         text += f"; up to ~{fits * args.iterations * per / 60:.0f} min on a 2-core CPU"
     return text
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dap.audio import save_audio
+from dap.costs import CPU_SECONDS_PER_ITERATION
 from dap.data.clip import Clip
 from dap.errors import DapError
 from dap.fit import FitResult
@@ -111,13 +112,9 @@ def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audi
             workers = 1
 
 
-#: GFLOP per iteration relative to the plain U-Net (results/benchmarks.md); only orders the fits.
-_RELATIVE_COST = {"dilated_exp_dense": 1.9, "harmonic": 2.2}
-
-
 def _expected_cost(clip: Clip, design: str) -> float:
-    """Relative cost of one fit, for scheduling: audio length x the design's cost per sample."""
-    return len(getattr(clip, "audio", ())) * _RELATIVE_COST.get(design, 1.0)
+    """Relative cost of one fit, for scheduling: audio length x the design's measured cost per iteration."""
+    return len(getattr(clip, "audio", ())) * CPU_SECONDS_PER_ITERATION.get(design, 1.0)
 
 
 def _pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, progress, workers, threads,

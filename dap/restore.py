@@ -79,10 +79,6 @@ GAP_CONTEXT_S = 0.1
 SPLICE_FADE_S = 0.005
 #: Reading block of the streaming passes, in samples (frames x channels).
 BLOCK = 1 << 18
-#: Measured cost of one iteration on one 1.024-s window (idle 2-core CPU, bf16 fast path;
-#: results/benchmarks.md, README "Performance"): used for the estimate printed before a run.
-CPU_SECONDS_PER_ITERATION = {"dilated_exp_dense": 1.05, "dilated_exp": 0.57, "dilated": 0.59, "conv": 0.62,
-                             "harmonic": 2.9}
 
 _FORMATS = {".wav": "WAV", ".wave": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG", ".aif": "AIFF",
             ".aiff": "AIFF", ".aifc": "AIFF", ".au": "AU", ".snd": "AU", ".caf": "CAF", ".w64": "W64",

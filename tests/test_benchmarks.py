@@ -2,6 +2,7 @@
 asserted: speed is reported by the script, never tested)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,4 +21,6 @@ def test_bench_fit_writes_timing_tracking_and_throughput_sections(tmp_path):
     rows = [line for line in md.splitlines() if line.startswith("| conv |") or line.startswith("| dilated |")]
     assert len(rows) == 2 and all("| 4096 | fp32 |" in r for r in rows)
     assert "## Grid throughput: 2 fits of one clip, 1 iterations each" in md
-    assert "| 2 worker processes x 1 thread |" in md and "x |" in md.split("Grid throughput")[1]
+    grid = md.split("## Grid throughput")[1]
+    assert re.search(r"\| one at a time, \d+ threads \| \d+ \| conv \d+\.\d\d, dilated \d+\.\d\d \| 1\.00x \|", grid)
+    assert re.search(r"\| 2 worker processes x 1 thread \| \d+ \| conv \d+\.\d\d, dilated \d+\.\d\d \| \d+\.\d\dx \|", grid)

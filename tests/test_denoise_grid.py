@@ -144,5 +144,5 @@ def test_parallel_grid_starts_the_longest_fits_first(tmp_path, monkeypatch):
     grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
     run_grid(ResultStore(tmp_path), grid, [short, long], ["conv", "dilated_exp_dense"], _tiny_fit,
              lambda clip, est: {}, progress=lambda _: None, workers=2)
-    # cost = samples x GFLOP per iteration relative to conv (dense ~1.9): 2L x 1.9, 2L, L x 1.9, L
+    # cost = samples x measured s/iteration (dap.costs: dense ~1.7x conv): 2L x 1.01, 2L x 0.59, L x 1.01, L x 0.59
     assert submitted == [("long", "dilated_exp_dense"), ("long", "conv"), ("c0", "dilated_exp_dense"), ("c0", "conv")]
