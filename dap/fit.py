@@ -54,6 +54,7 @@ class FitConfig:
     divergence_factor: float = 1e3  # loss above factor x the first loss counts as exploding
     progress: bool = True
     device: str | None = None     # None: cuda when available, else cpu
+    clip: float | None = 1.0      # decoded waveforms clipped to [-clip, clip] (the authors' [-1, 1]); None: not clipped
 
     def resolved_device(self) -> torch.device:
         return torch.device(self.device) if self.device else pick_device()
@@ -136,7 +137,7 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
 
     generator: ``forward() -> prediction`` (any tensor or tuple the task understands);
     loss_fn(prediction) -> scalar; decode(prediction) -> waveforms ``(S, L)`` (clipped to
-    [-1, 1] here, as the authors did); track(waveforms numpy (S, L)) -> metrics dict used for the
+    ``[-config.clip, config.clip]`` here, [-1, 1] by default as the authors did); track(waveforms numpy (S, L)) -> metrics dict used for the
     oracle rule (``select_key``, higher is better) and the history; without ``track`` there is no
     oracle output. ``on_step(iteration, info)`` is called at every tracked iteration (live plots);
     ``stop()`` returning True ends the fit early (a Stop button), keeping what was computed.
@@ -179,7 +180,9 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
             sched.step()
 
             with torch.no_grad():
-                wav = decode(_detach(_to_float(pred))).clamp(-1, 1)
+                wav = decode(_detach(_to_float(pred)))
+                if config.clip is not None:
+                    wav = wav.clamp(-config.clip, config.clip)
                 ema = wav.clone() if ema is None else ema.mul_(config.ema_decay).add_(wav, alpha=1 - config.ema_decay)
             if it % config.track_every == 0 or it == config.iterations:
                 row = {"iteration": it, "loss": loss_value, "lr": lr}
