@@ -50,7 +50,7 @@ class Grid:
 def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[str],
              run_fit: Callable[[Clip, str], FitResult],
              evaluate: Callable[[Clip, np.ndarray], dict[str, float]],
-             selections: tuple[str, ...] = ("oracle", "last", "ema"), keep_audio: bool = True,
+             selections: tuple[str, ...] = ("oracle", "last", "ema", "discrepancy"), keep_audio: bool = True,
              progress: Callable[[str], None] = print, workers: int = 1) -> pd.DataFrame:
     """Run every (clip, design) fit not yet in ``store``; return the rows of exactly this grid.
 

@@ -9,7 +9,12 @@ the outputs of every *selection rule*:
 ``oracle``  the iterate with the best tracked score against the clean reference: the authors'
             protocol (early stopping that needs the answer; not available on real data);
 ``last``    the final iterate (blind);
-``ema``     an exponential moving average of the decoded outputs (blind).
+``ema``     an exponential moving average of the decoded outputs (blind);
+``discrepancy``  the first iterate whose loss has fallen to ``tolerance x noise_floor`` (blind:
+            Morozov's discrepancy principle). The task passes ``noise_floor``, the loss a perfect
+            fit would have (for denoising, the estimated noise power per STFT entry,
+            :mod:`dap.noise`). When the budget ends before the floor is reached the fit goes on up
+            to ``FitConfig.max_iterations``; ``last`` and ``ema`` stay those of the budget.
 
 Per-iteration history (loss, learning rate, tracked metrics of the current and EMA output) is
 kept for convergence plots. A NaN or exploding loss stops the fit: the result is marked failed
@@ -30,13 +35,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dap.errors import FitDiverged
+from dap.errors import DapError, FitDiverged
 
-SELECTIONS = ("oracle", "last", "ema")
+
+class FitSettingError(DapError, ValueError):
+    """Settings of a fit that cannot work (a non-positive noise floor, tolerance or cap)."""
+
+SELECTIONS = ("oracle", "last", "ema", "discrepancy")
 SELECTION_NOTES = {
     "oracle": "oracle early stopping: the iterate with the best SNR against the clean reference (the authors' protocol)",
     "last": "blind: the last iterate",
     "ema": "blind: exponential moving average of the outputs",
+    "discrepancy": "blind: discrepancy principle, the first iterate whose loss falls to the noise floor "
+                   "estimated from the noisy input (x tolerance; docs/stopping.md)",
 }
 
 
@@ -55,6 +66,13 @@ class FitConfig:
     progress: bool = True
     device: str | None = None     # None: cuda when available, else cpu
     clip: float | None = 1.0      # decoded waveforms clipped to [-clip, clip] (the authors' [-1, 1]); None: not clipped
+    # discrepancy rule (used when fit() gets a noise_floor): output at the first iterate with
+    # loss <= discrepancy_tolerance x noise_floor; past `iterations`, go on up to max_iterations
+    # (None: no further) while the floor is not reached; stop_at_discrepancy ends the fit there
+    # (restore: no other rule is wanted, the remaining iterations would be wasted).
+    discrepancy_tolerance: float = 1.0
+    max_iterations: int | None = None
+    stop_at_discrepancy: bool = False
 
     def resolved_device(self) -> torch.device:
         return torch.device(self.device) if self.device else pick_device()
@@ -66,6 +84,12 @@ class FitConfig:
             return self.precision
         return "bf16" if bf16_supported(device) else "fp32"
 
+    def iteration_cap(self, with_floor: bool) -> int:
+        """The most iterations a fit may run: ``max_iterations`` (when larger) for a discrepancy fit."""
+        if with_floor and self.max_iterations is not None:
+            return max(int(self.iterations), int(self.max_iterations))
+        return int(self.iterations)
+
 
 @dataclass
 class FitResult:
@@ -73,6 +97,8 @@ class FitResult:
 
     outputs: selection rule -> waveforms ``(S, L)`` float32 (S = 1 for denoising and inpainting).
     best_iteration: selection rule -> the iteration its output comes from (EMA: the last).
+    extra: for a discrepancy fit ``noise_floor``, ``discrepancy_tolerance`` and
+    ``discrepancy_reached`` (False: the cap came first, the output is the iterate at the cap).
     history: one row per tracked iteration: ``iteration, loss, lr`` and the tracked metrics of the
     current output (``snr``, ...) and of the EMA output (``ema_snr``, ...).
     """
@@ -132,7 +158,8 @@ def to_fast_layout(module: nn.Module, device: torch.device) -> nn.Module:
 def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
         decode: Callable[[torch.Tensor], torch.Tensor], config: FitConfig,
         track: Callable[[np.ndarray], dict[str, float]] | None = None, select_key: str = "snr",
-        on_step: Callable[[int, dict], None] | None = None, stop: Callable[[], bool] | None = None) -> FitResult:
+        on_step: Callable[[int, dict], None] | None = None, stop: Callable[[], bool] | None = None,
+        noise_floor: float | None = None) -> FitResult:
     """Optimise ``generator``'s parameters and keep the output of every selection rule.
 
     generator: ``forward() -> prediction`` (any tensor or tuple the task understands);
@@ -141,7 +168,18 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     oracle rule (``select_key``, higher is better) and the history; without ``track`` there is no
     oracle output. ``on_step(iteration, info)`` is called at every tracked iteration (live plots);
     ``stop()`` returning True ends the fit early (a Stop button), keeping what was computed.
+    noise_floor: the loss of a perfect fit (e.g. the noise power per STFT entry), which enables the
+    ``discrepancy`` rule (see the module docstring; it never looks at ``track``).
     """
+    if noise_floor is not None and not (math.isfinite(noise_floor) and noise_floor > 0):
+        raise FitSettingError(f"noise_floor must be a positive finite loss value, got {noise_floor!r}")
+    if not (math.isfinite(config.discrepancy_tolerance) and config.discrepancy_tolerance > 0):
+        raise FitSettingError(f"discrepancy_tolerance must be positive, got {config.discrepancy_tolerance!r}")
+    if config.max_iterations is not None and int(config.max_iterations) < 1:
+        raise FitSettingError(f"max_iterations must be at least 1 (or None), got {config.max_iterations!r}")
+    budget = int(config.iterations)
+    cap = config.iteration_cap(noise_floor is not None)
+    threshold = None if noise_floor is None else config.discrepancy_tolerance * noise_floor
     device = config.resolved_device()
     precision = config.resolved_precision(device)
     generator = to_fast_layout(generator.to(device), device)
@@ -158,11 +196,14 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     ema: torch.Tensor | None = None
     first_loss: float | None = None
     status, error = "ok", ""
-    bar = _progress(config)
+    bar = _progress(config, cap)
     start = time.perf_counter()
     it = 0
+    reached = False
+    ema_at_budget: torch.Tensor | None = None
+    extension_error = ""
     try:
-        for it in range(1, config.iterations + 1):
+        for it in range(1, cap + 1):
             opt.zero_grad(set_to_none=True)
             with autocast:
                 pred = generator()
@@ -183,14 +224,22 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
                 wav = decode(_detach(_to_float(pred)))
                 if config.clip is not None:
                     wav = wav.clamp(-config.clip, config.clip)
-                ema = wav.clone() if ema is None else ema.mul_(config.ema_decay).add_(wav, alpha=1 - config.ema_decay)
-            if it % config.track_every == 0 or it == config.iterations:
+                if it <= budget:  # the blind rules of the budget; the extension is the discrepancy's
+                    ema = wav.clone() if ema is None else ema.mul_(config.ema_decay).add_(wav, alpha=1 - config.ema_decay)
+            if threshold is not None and not reached and loss_value <= threshold:
+                # loss_value is the loss of `pred`, the prediction `wav` was decoded from
+                reached = True
+                outputs["discrepancy"], best_iter["discrepancy"] = wav.cpu().numpy(), it
+            if it == budget:
+                outputs["last"], best_iter["last"] = wav.cpu().numpy(), it
+                ema_at_budget = ema.clone()
+            if it % config.track_every == 0 or it == budget or it == cap or (reached and best_iter.get("discrepancy") == it):
                 row = {"iteration": it, "loss": loss_value, "lr": lr}
                 current = wav.cpu().numpy()
                 if track is not None:
                     scores = track(current)
                     row.update(scores)
-                    row.update({f"ema_{k}": v for k, v in track(ema.cpu().numpy()).items()})
+                    row.update({f"ema_{k}": v for k, v in track(ema.cpu().numpy()).items()})  # EMA: of the budget
                     score = scores[select_key]
                     if score > best_score:  # NaN never wins
                         best_score = score
@@ -205,18 +254,36 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
                 bar.update(1)
             if stop is not None and stop():
                 break
-        outputs["last"], best_iter["last"] = wav.cpu().numpy(), it
+            if reached and (config.stop_at_discrepancy or it >= budget):
+                break  # past the budget only the discrepancy rule was still waiting
+        if "last" not in outputs:  # ended before the budget (stop(), stop_at_discrepancy)
+            outputs["last"], best_iter["last"] = wav.cpu().numpy(), it
+            ema_at_budget = ema
+        if threshold is not None and not reached:  # the cap came first: its iterate, flagged
+            outputs["discrepancy"], best_iter["discrepancy"] = wav.cpu().numpy(), it
     except FitDiverged as exc:
-        status, error = "failed", str(exc)
         it -= 1  # the diverged step did not complete
+        if threshold is not None and "last" in outputs and it >= budget:
+            # diverged in the extension: the budget's rules stand; the discrepancy output is the
+            # last finite iterate, flagged as not reached
+            outputs["discrepancy"], best_iter["discrepancy"] = wav.cpu().numpy(), it
+            extension_error = str(exc)
+        else:
+            status, error = "failed", str(exc)
     finally:
         if bar is not None:
             bar.close()
     if ema is not None and status == "ok":
-        outputs["ema"], best_iter["ema"] = ema.cpu().numpy(), it
+        outputs["ema"], best_iter["ema"] = ema_at_budget.cpu().numpy(), best_iter["last"]
+    extra = {}
+    if threshold is not None:
+        extra = {"noise_floor": float(noise_floor), "discrepancy_tolerance": float(config.discrepancy_tolerance),
+                 "discrepancy_reached": bool(reached)}
+        if extension_error:
+            extra["discrepancy_error"] = extension_error
     return FitResult(outputs=outputs, best_iteration=best_iter, history=pd.DataFrame(history),
                      seconds=time.perf_counter() - start, iterations=it, device=str(device),
-                     precision=precision, status=status, error=error)
+                     precision=precision, status=status, error=error, extra=extra)
 
 
 class LatentPrior(nn.Module):
@@ -248,13 +315,13 @@ def _detach(pred):
     return pred.detach()
 
 
-def _progress(config: FitConfig):
+def _progress(config: FitConfig, total: int):
     if not config.progress or os.environ.get("DAP_PROGRESS") == "off":
         return None
     if os.environ.get("DAP_PROGRESS") == "text":  # run_all.sh: plain text lines that land in the logs
         from tqdm.std import tqdm
 
-        return tqdm(total=config.iterations, desc="fit", unit="it", mininterval=30.0, file=sys.stderr)
+        return tqdm(total=total, desc="fit", unit="it", mininterval=30.0, file=sys.stderr)
     from tqdm.auto import tqdm
 
-    return tqdm(total=config.iterations, desc="fit", unit="it", mininterval=2.0, leave=False)
+    return tqdm(total=total, desc="fit", unit="it", mininterval=2.0, leave=False)

@@ -185,14 +185,16 @@ def ours_only_table(rows: pd.DataFrame, metrics: tuple[str, ...], selection: str
 
 
 def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_text: str,
-                  selections=("oracle", "last", "ema"), extra_metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+                  selections=("oracle", "last", "ema", "discrepancy"),
+                  extra_metrics: tuple[str, ...] = ()) -> pd.DataFrame:
     """Write ``<table>.csv`` (every selection rule, paper cells side by side) and ``<table>.md``
     (one markdown table per rule, oracle first, then the ranking check, then ``extra_metrics``
-    that the paper does not print). Returns the comparison."""
+    that the paper does not print). A rule without rows (e.g. ``discrepancy`` for a task with no
+    noise floor) is left out. Returns the comparison."""
     from dap.fit import SELECTION_NOTES
 
     parts, frames = [caption_text, ""], []
-    for rule in selections:
+    for rule in rules_with_rows(rows, selections):
         cmp = compare_with_paper(rows, table, rule)
         frames.append(cmp)
         parts.append(markdown_table(cmp, f"*Selection: {SELECTION_NOTES.get(rule, rule)}*"))
@@ -206,6 +208,39 @@ def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_te
     both = pd.concat(frames, ignore_index=True)
     write_table(both, folder, table, "\n".join(parts))
     return both
+
+
+def rules_with_rows(rows: pd.DataFrame, selections) -> list[str]:
+    """The rules of ``selections`` (in that order) that have at least one row in ``rows``; all of
+    them when ``rows`` is empty (an empty table still shows its layout)."""
+    if rows.empty or "selection" not in rows:
+        return list(selections)
+    present = set(rows["selection"].dropna())
+    return [r for r in selections if r in present]
+
+
+def discrepancy_note(rows: pd.DataFrame) -> str:
+    """One caption line on the discrepancy rule of ``rows``: tolerance, how often the floor was
+    reached within the fits, the iterations it used and the noise estimate's error against the
+    true floor (an evaluation only; the rule never sees it). Empty without such fits."""
+    if rows.empty or "noise_floor" not in rows:
+        return ""
+    fits = rows[(rows["status"] == "ok") & rows["noise_floor"].notna()].drop_duplicates("fit_id")
+    if fits.empty:
+        return ""
+    d = rows[(rows["selection"] == "discrepancy") & (rows["status"] == "ok")].drop_duplicates("fit_id")
+    reached = fits["discrepancy_reached"].astype(str).str.lower().eq("true")
+    text = (f"discrepancy rule: stop at the first iterate whose loss <= {fits['discrepancy_tolerance'].iloc[0]:g} x "
+            f"the noise floor estimated blindly from the noisy input ({', '.join(sorted(set(fits['noise_estimator'].astype(str))))} "
+            f"estimator); floor reached in {int(reached.sum())} of {len(fits)} fits (otherwise: the final iterate)")
+    if len(d) and "best_iteration" in d:
+        it = pd.to_numeric(d["best_iteration"], errors="coerce")
+        text += f"; iterations used: median {it.median():.0f} (range {it.min():.0f}-{it.max():.0f})"
+    if "noise_floor_error_db" in fits:
+        err = pd.to_numeric(fits["noise_floor_error_db"], errors="coerce").dropna()
+        if len(err):
+            text += f"; noise-floor estimate vs truth: {err.mean():+.2f} dB mean, {err.abs().max():.2f} dB worst"
+    return text
 
 
 def selection_plot(rows: pd.DataFrame, metric: str):

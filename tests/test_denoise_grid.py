@@ -59,8 +59,8 @@ def _grid(store, designs=("conv", "dilated_exp_dense"), lr=1e-3, n=2, iterations
 def test_grid_rows_resume_and_saved_outputs(tmp_path):
     rows, calls = _grid(ResultStore(tmp_path))
     assert len(calls) == 4
-    assert set(rows["selection"]) == {"oracle", "last", "ema"} and set(rows["metric"]) == {"PSNR", "SNR"}
-    assert len(rows) == 4 * 3 * 2 and (rows["status"] == "ok").all()
+    assert set(rows["selection"]) == {"oracle", "last", "ema", "discrepancy"} and set(rows["metric"]) == {"PSNR", "SNR"}
+    assert len(rows) == 4 * 4 * 2 and (rows["status"] == "ok").all()
     assert rows["iterations"].eq(4).all() and rows["precision"].eq("fp32").all()
     # a rerun (new process: new store object) recomputes nothing and returns the same rows
     again, calls2 = _grid(ResultStore(tmp_path))
@@ -90,7 +90,7 @@ def test_restore_without_reference_has_only_blind_rules():
     clip = _clip(0)
     res = denoise.restore(denoise.add_gaussian_noise(clip.audio, 0.1), "conv",
                           FitConfig(iterations=2, precision="fp32", progress=False), prior_opts=TINY)
-    assert set(res.outputs) == {"last", "ema"} and "snr" not in res.history
+    assert set(res.outputs) == {"last", "ema", "discrepancy"} and "snr" not in res.history
 
 
 def _tiny_fit(clip, design):

@@ -2,7 +2,8 @@
 
 Corruptions: additive Gaussian noise (sigma 0.1, drawn once per clip from the seed) and
 environmental noise (a recording mixed in at an SNR drawn from 5-9 dB). Loss: MSE between the
-prior's output and the noisy complex STFT. The fit itself is :func:`dap.fit.fit`.
+prior's output and the noisy complex STFT. The fit itself is :func:`dap.fit.fit`; it gets the
+noise floor of the ``discrepancy`` rule from a blind estimate of the observation (:mod:`dap.noise`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from dap import metrics
 from dap.audio import check_audio, istft, stft
 from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.noise import NoiseEstimate, estimate_noise, true_loss_floor
 from dap.priors import build_prior
 
 
@@ -49,16 +51,22 @@ def add_environmental_noise(clean: np.ndarray, noise: np.ndarray, snr_db: float,
 
 def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitConfig | None = None,
             seed: int = 0, clean: np.ndarray | None = None, mismatched_istft: bool = False,
-            prior_opts: dict | None = None, **fit_kwargs) -> FitResult:
+            prior_opts: dict | None = None, noise: str | NoiseEstimate | None = "auto",
+            **fit_kwargs) -> FitResult:
     """Fit a deep prior to one noisy clip.
 
     noisy, clean: ``(L,)`` with ``L`` a multiple of 256 samples (the U-Net pools twice over
     ``L / 64`` frames). With ``clean`` the engine tracks SNR/PSNR per iteration and keeps the
-    oracle output; without it only the blind rules (``last``, ``ema``) exist.
+    oracle output; without it only the blind rules exist. ``noise``: the estimator of
+    :func:`dap.noise.estimate_noise` (``"auto"``, ``"white"``, ``"coloured"``) run on ``noisy``
+    alone, or a ready :class:`~dap.noise.NoiseEstimate`; its loss floor enables the
+    ``discrepancy`` rule (``None``: no such rule). ``result.extra`` records the estimate (and,
+    with ``clean``, the true floor and the estimate's error in dB: never used by the fit).
     Returns :class:`dap.fit.FitResult` with outputs of shape ``(1, L)``.
     """
     noisy = check_audio(noisy, "noisy clip")
     length = noisy.shape[0]
+    estimate = estimate_noise(noisy, noise) if isinstance(noise, str) else noise
     target = stft(noisy)[None]  # (1, 2, F, T)
     torch.manual_seed(seed)  # network initialisation
     generator = LatentPrior(build_prior(design, **(prior_opts or {})), tuple(target.shape), seed)
@@ -79,7 +87,16 @@ def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitCon
         def track(wav: np.ndarray) -> dict[str, float]:
             return {"snr": metrics.snr(clean, wav[0]), "psnr": metrics.psnr(clean, wav[0])}
 
-    return fit(generator, loss_fn, decode, config or FitConfig(), track=track, **fit_kwargs)
+    result = fit(generator, loss_fn, decode, config or FitConfig(), track=track,
+                 noise_floor=None if estimate is None else estimate.loss_floor, **fit_kwargs)
+    if estimate is not None:
+        result.extra.update(noise_estimator=estimate.kind, noise_sigma_est=round(estimate.sigma, 6),
+                            input_snr_est=round(estimate.input_snr_db, 3))
+        if clean is not None:
+            true = true_loss_floor(noisy, clean)
+            result.extra.update(noise_floor_true=true,
+                                noise_floor_error_db=round(10 * np.log10(estimate.loss_floor / true), 3))
+    return result
 
 
 def evaluate(clean: np.ndarray, estimate: np.ndarray, pesq_mode: str = "wb") -> dict[str, float]:
