@@ -42,16 +42,27 @@ def _restore_help() -> str:
         cross-faded over >= {r.DEFAULT_OVERLAP / 16000:.3f} s; memory stays bounded. Inpainting fits only a
         window around each group of gaps and leaves the rest of the file untouched.
 
-        Output selection: the last iterate of a fixed budget (blind: there is no clean reference,
-        so the papers' oracle rule cannot be used). The budget is the early stopping: the paper's
-        prior fits speech first and noise later, peaking near iteration 200.
+        When to stop (denoising, --selection discrepancy, the default): the prior reproduces the
+        signal before the noise, so the fit must stop in between, and there is no clean reference
+        to say when. Each window's noise level is estimated from the window itself (white noise:
+        a low quantile of the 5.5-7.5 kHz band; coloured noise: minimum statistics per frequency;
+        --noise auto picks by the estimate's spectral tilt), which gives the loss a perfect fit
+        would have (the noise floor). The fit stops at the first iterate whose loss has fallen to
+        {r.DEFAULT_TOLERANCE:g} x that floor (the discrepancy principle), at most --iterations
+        (default {r.DEFAULT_MAX_ITERATIONS}). The estimate and the iterations used are printed per window.
+        --selection last --iterations {r.DEFAULT_ITERATIONS} is the former fixed budget (it returned
+        speech at 12.4 dB input SNR at 9.7 dB: the fit had not finished); --selection ema a moving
+        average of that budget. Inpainting always uses a fixed budget ({r.DEFAULT_ITERATIONS}; last or ema).
+        docs/stopping.md has the derivation and the measured errors.
 
         Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) takes
-        about 1.0 s per iteration on an idle 2-core CPU (bf16), so the default {r.DEFAULT_ITERATIONS}
-        iterations take ~3.5 min per window and channel: about 40 min for 10 s of mono audio.
-        --design conv is about 1.7x cheaper. Inpainting costs one window per group of gaps. A GPU
-        (used when present) is much faster. An estimate is printed before the first fit; the
-        progress bar shows the measured rate.
+        about 1.0 s per iteration on an idle 2-core CPU (bf16). With the discrepancy rule the
+        iterations per window depend on the noise (fewer with more noise; the cap is
+        {r.DEFAULT_MAX_ITERATIONS}, ~25 min per window and channel); a fixed budget of {r.DEFAULT_ITERATIONS}
+        iterations takes ~3.5 min per window and channel. --design conv is about 1.7x cheaper.
+        Inpainting costs one window per group of gaps. A GPU (used when present) is much faster.
+        An estimate (an upper bound with the discrepancy rule) is printed before the first fit;
+        the progress bar shows the measured rate.
         """)
 
 
@@ -74,10 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="inpainting: the missing spans in seconds, e.g. 1.20-1.35,2.0-2.1")
     rp.add_argument("--design", choices=ALL_DESIGNS, default=r.DEFAULT_DESIGN,
                     help=f"prior design (default {r.DEFAULT_DESIGN}, the paper's proposal)")
-    rp.add_argument("--iterations", type=_positive_int, default=r.DEFAULT_ITERATIONS, metavar="N",
-                    help=f"fit iterations per window (default {r.DEFAULT_ITERATIONS})")
+    rp.add_argument("--iterations", type=_positive_int, default=None, metavar="N",
+                    help=f"discrepancy: the most iterations per window (default {r.DEFAULT_MAX_ITERATIONS}); last / "
+                         f"ema and inpainting: the fixed budget per window (default {r.DEFAULT_ITERATIONS})")
     rp.add_argument("--selection", choices=r.BLIND_SELECTIONS, default=r.DEFAULT_SELECTION,
-                    help="blind output rule: the last iterate (default) or a moving average of the outputs")
+                    help="blind output rule: discrepancy (default: stop when the residual reaches the "
+                         "estimated noise level), the last iterate of a fixed budget, or a moving average of it")
+    from dap.noise import NOISE_KINDS
+
+    rp.add_argument("--noise", choices=NOISE_KINDS, default="auto",
+                    help="noise estimator of the discrepancy rule: auto (default), white, coloured")
+    rp.add_argument("--tolerance", type=_positive_float, default=r.DEFAULT_TOLERANCE, metavar="T",
+                    help=f"discrepancy: stop when loss <= T x the estimated noise floor (default {r.DEFAULT_TOLERANCE:g})")
     rp.add_argument("--widths", type=_widths, metavar="W0,W1,W2",
                     help="channels per U-Net level instead of the paper's (e.g. 4,8,16: a tiny, fast, "
                          "poor prior for tests)")
@@ -105,6 +124,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
@@ -166,7 +195,8 @@ def _restore(args) -> int:
     except r.RestoreError as exc:
         raise r.RestoreError(_name(args.input, exc)) from None
     bar = None
-    done = {"fits": 0}
+    done = {"fits": 0, "iterations": 0, "logged": 0}
+    process = None
 
     def on_step(iteration, info_):
         if bar is not None:
@@ -174,18 +204,26 @@ def _restore(args) -> int:
 
     def progress(n):
         done["fits"] += n
-        if bar is not None:  # silent or diverged windows skip iterations: resynchronise
-            bar.n = done["fits"] * args.iterations
+        for k in range(done["logged"], len(process.fits)):  # the fits finished since the last call
+            fit = process.fits[k]
+            done["iterations"] += fit.iterations
+            if bar is not None:
+                bar.write(f"restore: fit {k + 1}: {fit.describe()}", file=sys.stderr)
+        done["logged"] = len(process.fits)
+        if bar is not None:  # early stops, silent or diverged windows: resynchronise
+            bar.total = done["iterations"] + (fits - done["fits"]) * cap
+            bar.n = done["iterations"]
             bar.refresh()
 
     process = r.DeepPrior(design=args.design, iterations=args.iterations, selection=args.selection,
                           widths=args.widths, precision=args.precision, device=args.device, lr=args.lr,
-                          on_step=on_step)
+                          on_step=on_step, noise=args.noise, tolerance=args.tolerance)
+    cap = process.max_iterations(args.task)
     if not args.quiet:
-        print(_estimate(info, fits, args), file=sys.stderr)
+        print(_estimate(info, fits, args, process), file=sys.stderr)
         from tqdm.std import tqdm
 
-        bar = tqdm(total=fits * args.iterations, desc="restore", unit="it", file=sys.stderr, mininterval=1.0,
+        bar = tqdm(total=fits * cap, desc="restore", unit="it", file=sys.stderr, mininterval=1.0,
                    dynamic_ncols=True)
     try:
         report = r.restore_file(args.input, args.output, task=args.task, gaps=gaps, process=process,
@@ -197,21 +235,29 @@ def _restore(args) -> int:
         if bar is not None:
             bar.close()
     if not args.quiet:
+        used = [f.iterations for f in process.fits]
+        if used:
+            print(f"restore: iterations per fit: {', '.join(map(str, used))} (rule {process.rule(args.task)}, "
+                  f"cap {cap})", file=sys.stderr)
         print(report.summary(), file=sys.stderr)
     for line in report.failed:
         print(f"{PROG} restore: warning: {args.input}: fit of {line}", file=sys.stderr)
     return 0
 
 
-def _estimate(info, fits: int, args) -> str:
-    from dap import restore as r
-
+def _estimate(info, fits: int, args, process) -> str:
+    rule = process.rule(args.task)
+    cap = process.max_iterations(args.task)
+    what = (f"at most {cap} iterations each, stopping when the residual reaches the estimated noise floor"
+            if rule == "discrepancy" else f"{cap} iterations each ({rule})")
     text = (f"restore: {info.path} ({info.seconds:.2f} s, {info.channels} channel(s), {info.sr} Hz): "
-            f"{fits} fit(s) of {args.iterations} iterations ({args.design})")
+            f"{fits} fit(s) of {what} ({args.design})")
     device = args.device or ("cuda" if _cuda() else "cpu")
     if device == "cpu" and not args.widths:
         per = CPU_SECONDS_PER_ITERATION.get(args.design, 3.0) * args.window / 1.024
-        text += f"; up to ~{fits * args.iterations * per / 60:.0f} min on a 2-core CPU"
+        text += f"; up to ~{fits * cap * per / 60:.0f} min on a 2-core CPU"
+        if rule == "discrepancy":
+            text += " (the cap; usually less)"
     return text
 
 

@@ -263,6 +263,17 @@ def selection_plot(rows: pd.DataFrame, metric: str):
     return fig
 
 
+def mark_discrepancy(ax, points: dict[str, tuple[int, float, bool]]):
+    """Mark each design's discrepancy-rule output ``(iteration, SNR, reached)`` on an SNR-vs-iteration
+    plot (filled: the loss reached the estimated noise floor; open: the budget ended first)."""
+    for k, (design, (it, snr, reached)) in enumerate(points.items()):
+        ax.plot([it], [snr], marker="v", ms=8, color=f"C{k}", mfc=f"C{k}" if reached else "none", ls="none",
+                label="discrepancy rule (open: floor not reached)" if k == 0 else None)
+    if points:
+        ax.legend(fontsize=7)
+    return ax
+
+
 def convergence_plot(histories: dict[str, pd.DataFrame], metric: str = "snr", ax=None, band: dict | None = None):
     """``metric`` against iteration, one curve per design (Figures 1-2). ``band`` optionally maps a
     design to (low, high) arrays drawn as a shaded spread over clips."""

@@ -81,6 +81,12 @@ def test_paper_notebooks_publish_their_checks(smoke_run):
         assert m["n_rows"] > 0 and m["n_failed_rows"] == 0, name
     fig1 = _metrics(out, "01_figure1_denoising_example")
     assert fig1["n_designs"] == 4
+    assert all(f"{d}/discrepancy_iteration" in fig1 for d in ("conv", "dilated_exp_dense"))  # the blind rule, marked
+    for name, table in (("02_table1_gaussian_denoising", "table1"), ("03_table2_environmental_denoising", "table2")):
+        assert "Selection: blind: discrepancy principle" in (out / name / f"{table}.md").read_text()
+    stop = _metrics(out, "11_blind_stopping")
+    assert stop["n_rows"] > 0 and stop["n_failed_rows"] == 0 and stop["n_rules"] == 4
+    assert stop["claims/n_fits"] == 4 and stop["noise_error/white/mean_abs_db"] < 3.0  # white noise within 3 dB
     fig2 = _metrics(out, "06_figure2_convergence")
     assert "harmonic/seconds_per_iteration" in fig2 and fig2["harmonic/seconds_per_iteration"] > 0
     inpaint = _metrics(out, "04_table3_inpainting")

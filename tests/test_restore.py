@@ -229,7 +229,20 @@ def test_cli_restore_in_process(tmp_path, one_thread, capsys):
                    "--design", "conv", "--precision", "fp32", "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 0 and (tmp_path / "out.wav").exists()
-    assert "1 fit(s) of 1 iterations" in err and "denoised 0.50 s" in err
+    assert "1 fit(s) of at most 1 iterations each, stopping when the residual reaches" in err and "denoised 0.50 s" in err
+    assert "restore: fit 1: 1 iterations (the cap" in err and "noise ~ " in err  # what it estimated, what it used
+
+
+def test_cli_fixed_budget_and_help_say_how_restore_decides(tmp_path, one_thread, capsys):
+    src = _write(tmp_path / "in.wav", _tone(16000, 0.5), 16000)
+    rc = cli.main(["restore", str(src), "-o", str(tmp_path / "out.wav"), "--widths", "4,8,16", "--iterations", "2",
+                   "--selection", "last", "--design", "conv", "--precision", "fp32", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "1 fit(s) of 2 iterations each (last)" in err and "2 iterations (last of a fixed budget)" in err
+    text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["restore"].format_help().split())
+    assert "discrepancy" in text and "noise floor" in text and "--selection last --iterations 200" in text
+    assert cli.main(["restore", str(src), "-o", str(tmp_path / "o.wav"), "--tolerance", "0"]) == 2
+    assert "must be a positive number" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line_with_the_file_and_a_status(tmp_path, capsys):

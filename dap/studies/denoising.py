@@ -17,6 +17,10 @@ from dap.tasks import denoise
 
 #: Metrics of Tables 1-2 per data set (PESQ is a speech measure: the paper gives only PSNR for piano).
 DENOISING_METRICS = {"speech": ("PESQ", "PSNR", "SNR"), "digits": ("PESQ", "PSNR", "SNR"), "piano": ("PSNR", "SNR")}
+#: The discrepancy rule of Tables 1-2 and Figures 1-2: the engine's default tolerance, the auto noise
+#: estimator, no extension past the table's budget (a fit that has not reached the floor by then
+#: gives its last iterate, counted in the caption).
+DISCREPANCY_SETTINGS = {"tolerance": 1.0, "noise_estimator": "auto", "max_iterations": None}
 
 
 def denoising_study(store: ResultStore, p: dict, noise: str, source: str = "embedded", root=None,
@@ -30,7 +34,8 @@ def denoising_study(store: ResultStore, p: dict, noise: str, source: str = "embe
     if noise not in ("gaussian", "environmental"):
         raise ValueError(f"noise must be 'gaussian' or 'environmental', not {noise!r}")
     noises = _noise_recordings(source, root) if noise == "environmental" else None
-    settings = {**fit_settings(p), "noise": noise}
+    # the discrepancy rule's settings change its rows, so they are part of every fit id
+    settings = {**fit_settings(p), "noise": noise, "discrepancy": DISCREPANCY_SETTINGS}
     settings.update({"sigma": p["sigma"]} if noise == "gaussian" else {"snr_db": (p["snr_low"], p["snr_high"])})
     grid = Grid(task=f"denoise-{noise}", settings=settings, profile=p["profile"], seed=p["seed"])
     cfg = fit_config(p)
@@ -56,7 +61,8 @@ def _restore_clip(clip: Clip, design: str, noisy: dict, cfg, seed: int, mismatch
     """One denoising fit (module level, so worker processes can run it)."""
     corrupted, extra = noisy[clip.id]
     result = denoise.restore(corrupted, design, cfg, seed=derive_seed(seed, clip.dataset, clip.id),
-                             clean=clip.audio, mismatched_istft=mismatched_istft)
+                             clean=clip.audio, mismatched_istft=mismatched_istft,
+                             noise=DISCREPANCY_SETTINGS["noise_estimator"])
     result.extra.update(extra)
     return result
 
@@ -96,7 +102,7 @@ def _corrupt(clip: Clip, noise: str, p: dict, noises) -> tuple[np.ndarray, dict]
 def denoising_caption(p: dict, table: str, source: str, rows) -> str:
     """The caption of Table 1 or 2 (see :func:`dap.report.caption`)."""
     from dap import metrics, paper
-    from dap.report import caption
+    from dap.report import caption, discrepancy_note
 
     noise = (f"additive Gaussian noise, sigma {p['sigma']}" if table == "table1" else
              f"environmental noise (traffic / domestic) at {p['snr_low']}-{p['snr_high']} dB SNR")
@@ -110,10 +116,12 @@ def denoising_caption(p: dict, table: str, source: str, rows) -> str:
     failed = int((rows["status"] == "failed").sum()) if len(rows) else 0
     return caption(f"{table.capitalize()}: {paper.CAPTIONS[table]} Corruption: {noise}.",
                    data=describe_data(source, p["datasets"]), profile=p["profile"], n_clips=p["n_clips"],
-                   iterations=p["iterations"], selection="oracle (authors' protocol) and blind last / EMA, all shown",
+                   iterations=p["iterations"],
+                   selection="oracle (authors' protocol) and blind last / EMA / discrepancy, all shown, all from the same fits",
                    metrics={"PSNR": metrics.PSNR_DEFINITION, "PESQ": metrics.PESQ_MODE_NOTE},
                    deviations=deviations,
-                   extra=[fit_description(p, rows), f"failed fits: {failed}; mean ± std over clips (std ddof=1)"])
+                   extra=[fit_description(p, rows), f"failed fits: {failed}; mean ± std over clips (std ddof=1)",
+                          discrepancy_note(rows) + f" (no extension past the {p['iterations']}-iteration budget here)"])
 
 
 def denoising_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None):
@@ -134,6 +142,22 @@ def denoising_example(store: ResultStore, p: dict, rows, source: str = "embedded
         est = load_output(store.folder, fid, "oracle")[0]
         signals[f"{design} ({_snr_label(clip.audio, est)})"] = est
     return clip, signals, histories
+
+
+def discrepancy_points(rows, clip_id: str, histories: dict) -> dict[str, tuple[int, float, bool]]:
+    """Per design of ``histories``: ``(iteration, SNR, reached)`` of the discrepancy rule's output
+    for ``clip_id`` (Figure 1 marks it on the SNR curves). Designs without the rule are left out."""
+    d = rows[(rows["clip_id"] == clip_id) & (rows["selection"] == "discrepancy") & (rows["status"] == "ok")]
+    out = {}
+    for design, h in histories.items():
+        hit = d[d["design"] == design]
+        if hit.empty or "snr" not in h:
+            continue
+        it = int(hit["best_iteration"].iloc[0])
+        snr = h.loc[h["iteration"] == it, "snr"]
+        out[design] = (it, float(snr.iloc[0]) if len(snr) else float("nan"),
+                       str(hit["discrepancy_reached"].iloc[0]).lower() == "true")
+    return out
 
 
 def _snr_label(clean, est) -> str:
