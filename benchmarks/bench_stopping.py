@@ -36,9 +36,11 @@ def run_case(clean: np.ndarray, snr: float, seed: int, args, folder: Path) -> di
     src, dst = folder / f"noisy_{snr:g}dB.wav", folder / f"restored_{snr:g}dB.wav"
     sf.write(src, noisy, 16000, subtype="FLOAT")
     curve: dict[int, float] = {}
+    losses: dict[int, float] = {}
 
     def on_step(iteration, info):  # scoring only: the fit never sees the clean clip
         curve[iteration] = metrics.snr(clean, info["waveforms"][0] * peak)
+        losses[iteration] = info["loss"]
 
     peak = float(np.abs(noisy).max())  # restore scales each channel by its peak and back
     prior = restore.DeepPrior(design=args.design, iterations=args.cap, selection=args.selection,
@@ -61,7 +63,8 @@ def run_case(clean: np.ndarray, snr: float, seed: int, args, folder: Path) -> di
             "floor_error_db": 10 * np.log10(est.loss_floor / true_floor), "estimator": est.kind,
             "snr_at_200": curve.get(200, float("nan")),
             "best_snr": curve[best] if best else float("nan"), "best_iteration": best or 0,
-            "seconds": seconds, "s_per_it": seconds / max(1, fit.iterations)}
+            "seconds": seconds, "s_per_it": seconds / max(1, fit.iterations),
+            "trajectory": [(i, curve[i], losses[i] / est.loss_floor) for i in its if i % 100 == 0 or i == its[-1]]}
 
 
 def main(argv=None) -> int:
@@ -86,7 +89,7 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, snr in enumerate(snrs):
-            r = run_case(clip.audio, snr, 1000 + k, args, Path(tmp))
+            r = run_case(clip.audio, snr, 1000 + int(round(10 * snr)), args, Path(tmp))  # same noise in any run
             rows.append(r)
             print(f"input {r['input_snr']:5.2f} dB -> output {r['output_snr']:5.2f} dB ({r['gain']:+.2f}) after "
                   f"{r['iterations']} iterations ({'floor reached' if r['reached'] else 'cap'}); noise "
@@ -98,7 +101,7 @@ def main(argv=None) -> int:
         "# `restore` with the discrepancy rule on embedded speech (white noise)", "",
         f"- Command: `{' '.join(['benchmarks/bench_stopping.py'] + (argv if argv is not None else sys.argv[1:]))}`",
         f"- Clip: embedded speech `{clip.id}` (LJSpeech-like substitute), its most energetic {samples / 16000:.3f} s, "
-        f"peak-normalised; white Gaussian noise at exactly the input SNR (seed 1000 + case)",
+        f"peak-normalised; white Gaussian noise at exactly the input SNR (seed 1000 + 10 x SNR)",
         f"- Restore: `dap.restore.restore_file` with `DeepPrior(design={args.design!r}, selection={args.selection!r}, "
         f"tolerance={args.tolerance:g}, noise={args.noise!r})`, {width}, cap "
         f"{args.cap or restore.DEFAULT_MAX_ITERATIONS} iterations, precision {args.precision}",
@@ -116,6 +119,9 @@ def main(argv=None) -> int:
                      f"{'reached' if r['reached'] else 'cap'} | {r['level_est_db']:.2f} | {r['level_true_db']:.2f} | "
                      f"{r['floor_error_db']:+.2f} | {r['snr_at_200']:.2f} | {r['best_snr']:.2f} ({r['best_iteration']}) | "
                      f"{r['s_per_it']:.2f} |")
+    lines += ["", "Trajectories (iteration: SNR of the iterate dB / loss as a multiple of the estimated floor):", ""]
+    for r in rows:
+        lines.append(f"- {r['input_snr']:.2f} dB input: " + "; ".join(f"{i}: {s:.2f} / {q:.2f}x" for i, s, q in r["trajectory"]))
     path = atomic_write_text(args.out, "\n".join(lines) + "\n")
     print(f"wrote {path}")
     return 0

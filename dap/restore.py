@@ -472,7 +472,8 @@ class WindowFn(Protocol):
 @dataclass
 class DeepPrior:
     """The window function of the command line: one :func:`dap.fit.fit` per window through
-    :mod:`dap.tasks` (the paper's optimiser: Adam ``lr``, x0.1 every 500 iterations)."""
+    :mod:`dap.tasks` (the paper's optimiser: Adam ``lr``, x0.1 every 500 iterations; constant up to the
+    cap with the discrepancy rule)."""
 
     design: str = DEFAULT_DESIGN
     iterations: int | None = None  # last / ema / inpainting: the budget (default 200); discrepancy: the cap (1500)
@@ -519,7 +520,12 @@ class DeepPrior:
 
         task = "denoise" if mask is None else "inpaint"
         rule = self.rule(task)
-        cfg = FitConfig(iterations=self.max_iterations(task), lr=self.lr, precision=self.precision, progress=False,
+        cap = self.max_iterations(task)
+        # discrepancy: a constant learning rate up to the cap. With the paper's x0.1 at 500 the loss
+        # flattens above the noise floor (measured with widths 8/16/32 at 20 dB input SNR: loss 21 x
+        # the floor at 500, still 19 x at 1200), so the rule would only ever stop at the cap.
+        lr_step = max(cap, 500) if rule == "discrepancy" else 500
+        cfg = FitConfig(iterations=cap, lr=self.lr, lr_step=lr_step, precision=self.precision, progress=False,
                         device=self.device, discrepancy_tolerance=self.tolerance,
                         stop_at_discrepancy=rule == "discrepancy")
         opts = {"widths": tuple(self.widths)} if self.widths else None

@@ -62,10 +62,21 @@ def convergence_table(curves: dict[str, pd.DataFrame], rows: pd.DataFrame) -> pd
             "iterations_to_90pct_final": iterations_to_fraction(c["mean"].values, 0.9, "final")
             if c["mean"].iloc[-1] > 0 else None,
             "seconds_per_iteration": s_per_it, "seconds_to_90pct_peak": s_per_it * it_peak,
+            **_discrepancy_columns(rows, design),
             "precision": ", ".join(sorted(set(g["precision"].astype(str)))),
             "device": ", ".join(sorted(set(g["device"].astype(str)))),
         })
     return pd.DataFrame(lines)
+
+
+def _discrepancy_columns(rows: pd.DataFrame, design: str) -> dict:
+    """Where the blind discrepancy rule stopped on these fits: median iteration and mean SNR (NaN
+    without such rows). It needs no clean reference, unlike the peak."""
+    d = rows[(rows["design"] == design) & (rows["selection"] == "discrepancy") & (rows["status"] == "ok")]
+    snr = d[d["metric"] == "SNR"]["value"]
+    it = pd.to_numeric(d.drop_duplicates("fit_id")["best_iteration"], errors="coerce")
+    return {"discrepancy_iteration": float(it.median()) if len(it) else float("nan"),
+            "discrepancy_snr": float(snr.mean()) if len(snr) else float("nan")}
 
 
 def convergence_caption(p: dict, rows: pd.DataFrame, source: str = "embedded") -> str:
@@ -81,6 +92,8 @@ def convergence_caption(p: dict, rows: pd.DataFrame, source: str = "embedded") -
                                         "the same step schedule (x0.1 every 500) for every design"]
         + scale_deviations(p),
         extra=[fit_description(p, rows),
+               "discrepancy_iteration / _snr: where the blind discrepancy rule (docs/stopping.md) stopped on the "
+               "same fits (median iteration, mean SNR; within the budget, else its last iterate)",
                "seconds_per_iteration: each fit's own wall time divided by its iterations; fits that ran at "
                "different times or beside other jobs are not comparable: benchmarks/bench_fit.py times every "
                "design back to back on the same device and precision (results/benchmarks.md)"])

@@ -98,8 +98,20 @@ def noise_error_table(errors: pd.DataFrame) -> pd.DataFrame:
         return pd.Series({"n": len(e), "mean_db": e.mean(), "worst_db": e.iloc[int(np.argmax(e.abs().values))],
                           "mean_abs_db": e.abs().mean(), "picked_white": (g["picked"] == "white").mean()})
 
-    return (errors.groupby(["estimator", "category", "snr_db"], sort=False)[["error_db", "picked"]]
-            .apply(stats).reset_index())
+    table = errors.groupby(["estimator", "category", "snr_db"], sort=False)[["error_db", "picked"]].apply(stats)
+    order = {k: i for i, k in enumerate(NOISE_KINDS)}
+    return table.reset_index().sort_values(["estimator", "category", "snr_db"], kind="stable",
+                                           key=lambda c: c.map(order) if c.name == "estimator" else c).reset_index(drop=True)
+
+
+def noise_error_summary(errors: pd.DataFrame) -> pd.DataFrame:
+    """Per estimator and noise family (white / environmental), over every SNR: mean, mean |.| and
+    worst error in dB."""
+    def stats(e):
+        return pd.Series({"n": len(e), "mean_db": e.mean(), "mean_abs_db": e.abs().mean(),
+                          "worst_db": e.iloc[int(np.argmax(e.abs().values))]})
+
+    return errors.groupby(["estimator", "noise"])["error_db"].apply(stats).unstack().reset_index()
 
 
 def noise_error_caption(p: dict, source: str) -> str:
