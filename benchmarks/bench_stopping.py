@@ -58,7 +58,7 @@ def run_case(clean: np.ndarray, snr: float, seed: int, args, folder: Path) -> di
     best = max(its, key=curve.get) if its else None
     return {"input_snr": extra["input_snr"], "output_snr": metrics.snr(clean, out),
             "gain": metrics.snr(clean, out) - extra["input_snr"], "iterations": fit.iterations,
-            "reached": fit.reached, "cap": fit.cap, "sigma_est": est.sigma * peak, "sigma_true": true_sigma,
+            "reached": fit.reached, "cap": fit.cap, "kept_input": fit.kept_input, "sigma_est": est.sigma * peak, "sigma_true": true_sigma,
             "level_est_db": 20 * np.log10(est.sigma * peak), "level_true_db": 20 * np.log10(true_sigma),
             "floor_error_db": 10 * np.log10(est.loss_floor / true_floor), "estimator": est.kind,
             "snr_at_200": curve.get(200, float("nan")),
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['input_snr']:.2f} | {r['output_snr']:.2f} | {r['gain']:+.2f} | {r['iterations']} | "
-                     f"{'reached' if r['reached'] else 'cap'} | {r['level_est_db']:.2f} | {r['level_true_db']:.2f} | "
+                     f"{'reached' if r['reached'] else ('cap, input kept' if r['kept_input'] else 'cap')} | {r['level_est_db']:.2f} | {r['level_true_db']:.2f} | "
                      f"{r['floor_error_db']:+.2f} | {r['snr_at_200']:.2f} | {r['best_snr']:.2f} ({r['best_iteration']}) | "
                      f"{r['s_per_it']:.2f} |")
     lines += ["", "Trajectories (iteration: SNR of the iterate dB / loss as a multiple of the estimated floor):", ""]

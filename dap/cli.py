@@ -49,7 +49,9 @@ def _restore_help() -> str:
         --noise auto picks by the estimate's spectral tilt), which gives the loss a perfect fit
         would have (the noise floor). The fit stops at the first iterate whose loss has fallen to
         {r.DEFAULT_TOLERANCE:g} x that floor (the discrepancy principle), at most --iterations
-        (default {r.DEFAULT_MAX_ITERATIONS}). The estimate and the iterations used are printed per window.
+        (default {r.DEFAULT_MAX_ITERATIONS}); if the cap comes first with the loss still >= {r.KEEP_INPUT_RATIO:g} x
+        the floor, the window is left as the input (the prior's output would be worse than it).
+        The estimate and the iterations used are printed per window.
         --selection last --iterations {r.DEFAULT_ITERATIONS} is the former fixed budget (it returned
         speech at 12.4 dB input SNR at 9.7 dB: the fit had not finished); --selection ema a moving
         average of that budget. Inpainting always uses a fixed budget ({r.DEFAULT_ITERATIONS}; last or ema).
@@ -237,8 +239,10 @@ def _restore(args) -> int:
     if not args.quiet:
         used = [f.iterations for f in process.fits]
         if used:
+            kept = sum(f.kept_input for f in process.fits)
             print(f"restore: iterations per fit: {', '.join(map(str, used))} (rule {process.rule(args.task)}, "
-                  f"cap {cap})", file=sys.stderr)
+                  f"cap {cap})" + (f"; {kept} window(s) left as the input (the floor was far from reached)"
+                                   if kept else ""), file=sys.stderr)
         print(report.summary(), file=sys.stderr)
     for line in report.failed:
         print(f"{PROG} restore: warning: {args.input}: fit of {line}", file=sys.stderr)

@@ -230,7 +230,8 @@ def test_cli_restore_in_process(tmp_path, one_thread, capsys):
     err = capsys.readouterr().err
     assert rc == 0 and (tmp_path / "out.wav").exists()
     assert "1 fit(s) of at most 1 iterations each, stopping when the residual reaches" in err and "denoised 0.50 s" in err
-    assert "restore: fit 1: 1 iterations (the cap" in err and "noise ~ " in err  # what it estimated, what it used
+    assert "restore: fit 1: 1 iterations (the cap: the residual is still" in err and "noise ~ " in err  # estimate, use
+    assert "left as the input" in err  # a noise-free tone: no floor to reach, the input is kept
 
 
 def test_cli_fixed_budget_and_help_say_how_restore_decides(tmp_path, one_thread, capsys):

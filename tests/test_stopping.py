@@ -165,15 +165,64 @@ def test_tables_leave_out_a_rule_without_rows(tmp_path):
 
 
 # ----------------------------------------------------------------------------- a real fit
-def test_small_prior_with_the_discrepancy_rule_beats_a_5db_input(speech, one_thread):
-    """A tiny dense prior on 0.256 s of speech at 5 dB white noise: the rule must stop where the
-    output is better than the input (it can fail: a wrong floor or a wrong iterate would not be)."""
+def _tone(n=4096):
+    t = np.arange(n) / 16000
+    return (0.5 * np.sin(2 * np.pi * 220 * t) + 0.25 * np.sin(2 * np.pi * 440 * t + 1)
+            + 0.12 * np.sin(2 * np.pi * 660 * t + 2)).astype(np.float32)
+
+
+def test_the_rule_picks_the_first_iterate_at_the_floor_and_never_looks_at_the_clean_clip(one_thread):
     from dap.tasks import denoise
 
-    clean = speech[0][4096:8192]
+    clean = _tone()
+    noisy, _ = corrupt_at_snr(clean, "white", 5.0, seed=3)
+    cfg = FitConfig(iterations=12, lr=1e-2, progress=False, precision="fp32", device="cpu")
+    free = denoise.restore(noisy, "conv", cfg, seed=0, prior_opts={"widths": (4, 8, 16)}, noise=None, clean=clean)
+    losses = free.history.set_index("iteration")["loss"]
+    floor = float(losses.loc[8]) * 1.0001  # an estimate the fit passes at iteration 8 (or earlier)
+    first = int(losses.index[losses <= floor][0])
+    fixed = noise.NoiseEstimate("given", np.full(512, 2 * floor), 1.0)
+    blind = denoise.restore(noisy, "conv", cfg, seed=0, prior_opts={"widths": (4, 8, 16)}, noise=fixed)
+    scored = denoise.restore(noisy, "conv", cfg, seed=0, prior_opts={"widths": (4, 8, 16)}, noise=fixed, clean=clean)
+    assert blind.best_iteration["discrepancy"] == scored.best_iteration["discrepancy"] == first
+    np.testing.assert_array_equal(blind.outputs["discrepancy"], scored.outputs["discrepancy"])
+    assert "oracle" not in blind.outputs and scored.extra["noise_floor_error_db"] is not None
+
+
+def test_small_prior_with_the_default_rule_beats_a_5db_input(one_thread):
+    """A small dense prior (widths 8/16/32) on 0.256 s of a harmonic tone at 5 dB white noise, with
+    restore's constant learning rate: the rule's output (floor or cap) must beat the input by 1 dB.
+    It can fail: a wrong floor (stopping early) or a wrong iterate would not."""
+    from dap.tasks import denoise
+
+    clean = _tone()
     noisy, extra = corrupt_at_snr(clean, "white", 5.0, seed=3)
-    cfg = FitConfig(iterations=600, progress=False, precision="fp32", device="cpu", stop_at_discrepancy=True)
+    cfg = FitConfig(iterations=300, lr=1e-2, lr_step=10_000, progress=False, precision="fp32", device="cpu",
+                    stop_at_discrepancy=True)
     res = denoise.restore(noisy, "dilated_exp_dense", cfg, seed=0, prior_opts={"widths": (8, 16, 32)})
-    assert res.ok and res.extra["discrepancy_reached"], res.extra
+    assert res.ok and abs(res.extra["input_snr_est"] - extra["input_snr"]) < 1.0
     gain = metrics.snr(clean, res.outputs["discrepancy"][0]) - extra["input_snr"]
-    assert gain >= 1.0, (gain, res.best_iteration)
+    assert gain >= 1.0, (gain, res.best_iteration, res.extra)
+
+
+# ----------------------------------------------------------------------------- the study's verdict
+def test_stopping_claims_and_table_from_rows():
+    from dap.studies.stopping import stopping_claims, stopping_table
+
+    def fit_rows(fid, snr_in, values, reached):
+        return [{"fit_id": fid, "design": "conv", "noise": "white", "mix_snr_db": snr_in, "input_snr": snr_in,
+                 "selection": rule, "metric": "SNR", "value": v, "status": "ok", "best_iteration": it,
+                 "discrepancy_reached": reached, "noise_floor_error_db": 0.1}
+                for rule, (v, it) in values.items()]
+
+    rows = pd.DataFrame(fit_rows("a", 5.0, {"oracle": (9.0, 300), "last": (8.0, 200), "discrepancy": (8.5, 250)}, True)
+                        + fit_rows("b", 20.0, {"oracle": (21.0, 900), "last": (12.0, 200),
+                                               "discrepancy": (19.0, 1500)}, False))
+    claims = stopping_claims(rows, margin_db=1.0)
+    assert claims["n_fits"] == 2 and not claims["never_worse_than_input"] and claims["n_worse_than_input"] == 1
+    assert claims["worst_gain_db"] == pytest.approx(-1.0) and claims["largest_gap_to_oracle_db"] == pytest.approx(2.0)
+    assert claims["n_outside_margin"] == 1 and not claims["within_margin_of_oracle"]
+    table = stopping_table(rows)
+    d = table[(table["rule"] == "discrepancy") & (table["input_snr_db"] == 20.0)].iloc[0]
+    assert d["gain_db"] == pytest.approx(-1.0) and d["iterations"] == 1500 and d["reached"] == 0.0
+    assert list(table[table["input_snr_db"] == 5.0]["rule"]) == ["oracle", "last", "discrepancy"]
