@@ -87,20 +87,6 @@ PROFILES: dict[str, dict[str, dict]] = {
         for name, n, it, opts in (("smoke", 1, 3, {"widths": (4, 8, 16)}), ("quick", 1, 100, None),
                                   ("paper", 50, 2000, None))
     },
-    # --- 11: blind stopping (the discrepancy rule across input SNRs; not a table of the papers) ---
-    # One fit per (clip, noise, input SNR): oracle / last / EMA of a fixed budget and the discrepancy
-    # rule up to its cap, all from the same fit. The noise-estimate errors need no fit and use more
-    # clips (n_noise_clips). quick: laptop widths 16/32/64 (stated in the caption), one speech clip.
-    "11_blind_stopping": {
-        name: {**_FIT, "datasets": ("speech",), "n_clips": n, "n_noise_clips": nn, "snrs": snrs,
-               "noises": ("white", "environmental"), "designs": ("dilated_exp_dense",), "iterations": it,
-               "max_iterations": cap, "tolerance": 1.0, "noise_estimator": "auto", "margin_db": 1.0,
-               "prior_opts": opts, "max_samples": samples, **extra}
-        for name, n, nn, snrs, it, cap, opts, samples, extra in (
-            ("smoke", 1, 1, (5.0, 20.0), 2, 4, {"widths": (4, 8, 16)}, 4096, _SMOKE),
-            ("quick", 1, 20, (0.0, 5.0, 10.0, 15.0, 20.0), 200, 800, {"widths": (16, 32, 64)}, QUICK_SAMPLES, {}),
-            ("paper", 10, 50, (0.0, 5.0, 10.0, 15.0, 20.0), 200, 1500, None, QUICK_SAMPLES, {}))
-    },
     # --- 06: convergence (Figure 2) ---
     # Same clips and settings as Table 1's digits, so the four designs' fits are shared with it and
     # only the harmonic prior is fitted anew.
@@ -163,6 +149,21 @@ PROFILES: dict[str, dict[str, dict]] = {
             ("smoke", 0.256, 0.256, (4, 8, 16), 1, "conv", (4, 8, 16), 2, "fp32"),
             ("quick", 1.024, 1.024, (35, 70, 140), 3, "dilated_exp", (16, 32, 64), 200, "auto"),
             ("paper", 1.024, 1.024, (35, 70, 140), 10, "dilated_exp_dense", (35, 70, 140), 2000, "auto"))
+    },
+    # --- 11: blind stopping (the discrepancy rule across input SNRs; not a table of the papers) ---
+    # One fit per (clip, noise, input SNR): oracle / last / EMA of a fixed budget and the discrepancy
+    # rule up to its cap, all from the same fit, with restore's schedule (a constant learning rate up
+    # to the cap: lr_step = cap). The noise-estimate errors need no fit and use more clips
+    # (n_noise_clips). quick: laptop widths 16/32/64 (stated in the caption), one speech clip.
+    "11_blind_stopping": {
+        name: {**_FIT, "datasets": ("speech",), "n_clips": n, "n_noise_clips": nn, "snrs": snrs,
+               "noises": ("white", "environmental"), "designs": ("dilated_exp_dense",), "iterations": it,
+               "max_iterations": cap, "lr_step": cap, "tolerance": 1.0, "noise_estimator": "auto",
+               "margin_db": 1.0, "prior_opts": opts, "max_samples": samples, **extra}
+        for name, n, nn, snrs, it, cap, opts, samples, extra in (
+            ("smoke", 1, 1, (5.0, 20.0), 2, 4, {"widths": (4, 8, 16)}, 4096, _SMOKE),
+            ("quick", 1, 20, (0.0, 5.0, 10.0, 15.0, 20.0), 200, 800, {"widths": (16, 32, 64)}, QUICK_SAMPLES, {}),
+            ("paper", 10, 50, (0.0, 5.0, 10.0, 15.0, 20.0), 200, 1500, None, QUICK_SAMPLES, {}))
     },
 }
 
