@@ -57,6 +57,9 @@ FLAT_BANDS_HZ = ((2500.0, 4500.0), (5500.0, 7500.0))
 #: No estimate goes below this fraction of the observation's power (-100 dB): a noise-free or
 #: band-limited input then gives a tiny positive floor that the fit never reaches (it runs to its cap).
 MIN_RELATIVE_LEVEL = 1e-10
+#: Shortest observation estimated (the shortest fit window, 1024 samples = 16 frames; shorter
+#: estimates are noisier: docs/stopping.md measures 1.024-s clips).
+MIN_SAMPLES = 1024
 
 
 class NoiseEstimateError(DapError, ValueError):
@@ -172,8 +175,9 @@ def spectral_tilt_db(psd: np.ndarray, sr: int = SAMPLE_RATE) -> float:
 # ----------------------------------------------------------------------------- internals
 def _power(x: np.ndarray) -> np.ndarray:
     x = check_audio(x, "noisy observation")
-    if x.shape[0] < 4 * N_FFT:
-        raise NoiseEstimateError(f"{x.shape[0]} samples are too few for a noise estimate (at least {4 * N_FFT})")
+    if x.shape[0] < MIN_SAMPLES:
+        raise NoiseEstimateError(f"{x.shape[0]} samples are too few for a noise estimate (at least {MIN_SAMPLES}, "
+                                 f"the shortest fit)")
     return power_spectrogram(x)
 
 

@@ -83,7 +83,7 @@ def test_traffic_noise_is_coloured_and_estimated_per_frequency(speech):
 
 def test_bad_inputs_to_the_estimators_are_named():
     with pytest.raises(noise.NoiseEstimateError, match="too few"):
-        noise.estimate_noise(np.ones(1000, np.float32) * 0.1)
+        noise.estimate_noise(np.ones(1000, np.float32) * 0.1)  # < 1024 samples
     with pytest.raises(noise.NoiseEstimateError, match="unknown noise estimator"):
         noise.estimate_noise(np.random.default_rng(0).standard_normal(8192), "pink")
     quiet = np.sin(np.arange(8192) * 0.05).astype(np.float32)  # no noise at all: a tiny, positive floor
