@@ -86,7 +86,7 @@ def test_paper_notebooks_publish_their_checks(smoke_run):
         assert "Selection: blind: discrepancy principle" in (out / name / f"{table}.md").read_text()
     stop = _metrics(out, "11_blind_stopping")
     assert stop["n_rows"] > 0 and stop["n_failed_rows"] == 0 and stop["n_rules"] == 4
-    assert stop["claims/n_fits"] == 4 and stop["noise_error/white/mean_abs_db"] < 3.0  # white noise within 3 dB
+    assert stop["claims/n_fits"] == 4 and stop["noise_error/auto/white/mean_abs_db"] < 3.0  # white noise within 3 dB
     fig2 = _metrics(out, "06_figure2_convergence")
     assert "harmonic/seconds_per_iteration" in fig2 and fig2["harmonic/seconds_per_iteration"] > 0
     inpaint = _metrics(out, "04_table3_inpainting")

@@ -285,7 +285,7 @@ def stopping_metrics(table: pd.DataFrame, claims: dict, errors: pd.DataFrame | N
         out[f"{r.rule}/{r.design}/{r.noise}/{r.input_snr_db:g}/output_snr"] = float(r.output_snr_db)
         out[f"{r.rule}/{r.design}/{r.noise}/{r.input_snr_db:g}/iterations"] = float(r.iterations)
     if errors is not None and len(errors):
-        for kind, g in errors.groupby("estimator"):
-            out[f"noise_error/{kind}/mean_abs_db"] = float(g["error_db"].abs().mean())
+        for (kind, noise), g in errors.groupby(["estimator", "noise"]):
+            out[f"noise_error/{kind}/{noise}/mean_abs_db"] = float(g["error_db"].abs().mean())
     out["n_rules"] = int(table["rule"].nunique()) if len(table) else 0
     return out
