@@ -447,7 +447,7 @@ def test_faulty_fits_are_recorded_and_the_rest_of_the_grid_completes(tmp_path):
     assert "worker process died" in by["c1", "dilated"].error
     ok = [k for k, r in by.items() if r.status == "ok"]
     assert sorted(ok) == [("c0", "conv"), ("c2", "conv"), ("c2", "dilated")]
-    assert rows.groupby("fit_id").size().max() == 3  # no duplicated rows (3 rules x 1 metric)
+    assert rows.groupby("fit_id").size().max() == 4  # no duplicated rows (4 rules x 1 metric)
     # a rerun recomputes nothing: failures are recorded results, not holes
     again = run_grid(ResultStore(tmp_path), grid, clips, ["conv", "dilated"], faulty_fit, _snr,
                      progress=log.append, workers=2)
