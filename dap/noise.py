@@ -60,6 +60,9 @@ MIN_RELATIVE_LEVEL = 1e-10
 #: Shortest observation estimated (the shortest fit window, 1024 samples = 16 frames; shorter
 #: estimates are noisier: docs/stopping.md measures 1.024-s clips).
 MIN_SAMPLES = 1024
+#: auto: a coloured estimate implying an input SNR below this (noise 10 x the signal) has taken a
+#: stationary signal (a steady tone) for noise; the white estimate is used instead.
+MIN_COLOURED_SNR_DB = -10.0
 
 
 class NoiseEstimateError(DapError, ValueError):
@@ -158,7 +161,8 @@ def estimate_noise(x: np.ndarray, kind: str = "auto") -> NoiseEstimate:
     if kind == "white":
         return estimate_white(x)
     coloured = estimate_coloured(x)
-    if kind == "auto" and abs(spectral_tilt_db(coloured.psd)) <= FLAT_DB:
+    if kind == "auto" and (abs(spectral_tilt_db(coloured.psd)) <= FLAT_DB
+                           or coloured.input_snr_db < MIN_COLOURED_SNR_DB):
         return estimate_white(x)
     return coloured
 

@@ -226,3 +226,12 @@ def test_stopping_claims_and_table_from_rows():
     d = table[(table["rule"] == "discrepancy") & (table["input_snr_db"] == 20.0)].iloc[0]
     assert d["gain_db"] == pytest.approx(-1.0) and d["iterations"] == 1500 and d["reached"] == 0.0
     assert list(table[table["input_snr_db"] == 5.0]["rule"]) == ["oracle", "last", "discrepancy"]
+
+
+def test_a_steady_tone_is_not_taken_for_noise():
+    """Minimum statistics sees a steady tone in every frame; auto must not call it noise."""
+    t = np.arange(16384) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t) + 1e-4 * np.random.default_rng(0).standard_normal(16384)).astype(np.float32)
+    assert noise.estimate_coloured(tone).input_snr_db < -10  # what the coloured estimator alone concludes
+    auto = noise.estimate_noise(tone)
+    assert auto.kind == "white" and auto.input_snr_db > 60
