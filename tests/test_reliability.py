@@ -522,7 +522,7 @@ def test_killed_grid_leaves_no_orphan_workers_and_resumes_exactly(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = pd.read_csv(store / "rows.csv")
-    assert rows["fit_id"].nunique() == 4 and len(rows) == 12 and not rows.duplicated(["fit_id", "selection"]).any()
+    assert rows["fit_id"].nunique() == 4 and len(rows) == 16 and not rows.duplicated(["fit_id", "selection"]).any()
     REPORT["interruption"].append({"run": "run_grid, 2 spawn workers mid-fit", "moment": "both workers fitting",
                                    "recorded_before": 0, "outcome": f"parent SIGKILLed; both workers exited "
                                                                     f"{gone:.1f} s later; rerun completed 4/4 fits"})
