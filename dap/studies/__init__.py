@@ -13,5 +13,6 @@ from dap.studies.convergence import (convergence_caption, convergence_curves, co
 from dap.studies.denoising import (DENOISING_METRICS, denoising_caption, denoising_example, denoising_study,
                                    discrepancy_points)
 from dap.studies.inpainting import inpainting_caption, inpainting_example, inpainting_figure, inpainting_study, mask_checks
-from dap.studies.separation import (make_mixtures, per_source_rows, separation_caption, separation_checks,
-                                    separation_example, separation_study)
+from dap.studies.separation import (beats_trivial, make_mixtures, per_mixture_report, per_source_rows,
+                                    separation_caption, separation_checks, separation_example, separation_study,
+                                    trivial_rows)

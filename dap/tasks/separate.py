@@ -1,54 +1,32 @@
-"""Two-source separation (paper 1, section 4.3; Table 4), Double-DIP style with Deep Audio Prior losses.
+"""Two-source separation (paper 1, section 4.3; Table 4): Double-DIP's two sources with Deep Audio
+Prior's time masks, time-coherent source inputs and loss family. Why each piece: docs/separation.md.
 
-Three deep priors with fixed latent inputs: two generate the sources ``s1``, ``s2`` and a third,
-through a sigmoid, a time-frequency mask ``m`` in [0, 1]. The mixture is modelled as
-``m * s1 + (1 - m) * s2`` and the source *estimates* are its two parts ``c1 = m * s1`` and
-``c2 = (1 - m) * s2`` (so the estimates add up to the modelled mixture, as two sources of an
-additive mixture must).
+Three deep priors with fixed latent inputs (:class:`SeparationGenerator`): two generate raw
+sources ``s1``, ``s2`` from latents that are nearly constant along time (:func:`coherent_latent`),
+the third two time masks ``M1(t)``, ``M2(t)`` in [0, 1]. The estimates are ``M1 * s1`` and
+``M2 * s2``; the mixture is modelled as their sum.
 
-Domain (``domain=``):
+Domain (``domain=``): ``"magnitude"`` (default: ``|f(z)|`` magnitudes, estimates with the mixture's
+phase, Deep Audio Prior's choice) or ``"complex"`` (real+imag like the other tasks of paper 1; the
+masks scale both). The spectrograms are divided by the RMS of the mixture's STFT magnitudes, so the
+loss weights do not depend on the clip's level.
 
-``"magnitude"`` (default)  the priors generate magnitudes (``|f(z)|``, one channel) that model
-                           the mixture's magnitude spectrogram; the estimates take the mixture's
-                           phase (Deep Audio Prior's choice, where its losses were designed).
-``"complex"``              the priors generate real+imag (two channels) like every other task of
-                           paper 1; the mask, one channel, scales both.
+The loss (:class:`SeparationWeights`): ``mixture`` (L1, or MSE with ``data_norm="l2"``, between the
+modelled and the observed normalised mixture), ``smoothness`` (mean absolute frame-to-frame change
+of the *raw* sources), ``exclusion`` (Deep Audio Prior's, on the estimates' magnitudes),
+``presence`` (each estimate keeps at least ``presence_min`` of the estimates' energy) and an
+optional late ``binarisation`` of the masks.
 
-Either way the spectrograms are divided by the RMS of the mixture's STFT magnitudes, so every loss
-weight below is independent of the clip's level and the target sits on the scale of a freshly
-initialised prior's output (mean |f(z)| about 0.1-0.2, mixture mean about 0.1-0.5 after scaling);
-the regularisers (smoothness, exclusion) always see the estimates' *magnitudes*.
-
-The loss (:class:`SeparationWeights`, Deep Audio Prior's family; REFERENCE_NOTES "Separation"):
-
-1. ``mixture``: L1 between the modelled and the observed (normalised) mixture spectrogram;
-2. ``smoothness``: for each estimate, the mean absolute difference between adjacent time frames
-   (summed over the two estimates);
-3. ``exclusion``: at 3 scales (2x2 average pooling between scales), finite differences of the two
-   estimates along frequency and along time, squashed as ``2 sigmoid(g) - 1``; per scale and axis
-   ``mean(g1^2 * g2^2) ** (1/4)``; the term is the mean of those 6 values (two sources should not
-   have edges at the same places);
-4. mask terms: ``binarisation`` = ``mean(m * (1 - m))`` (0 for a binary mask), switched on only
-   after ``binarise_from`` (a fraction) of the iterations, as Deep Audio Prior did late in its
-   optimisation; ``coverage`` = ``relu(c - mean(m)) + relu(mean(m) - (1 - c))`` with
-   ``c = coverage_min``, zero unless the mask as a whole drifts to all-0 or all-1.
-
-Collapse guard: at iteration ``ceil(collapse_check * iterations)`` (only when that is at least
-``collapse_min_iteration``; tiny budgets are never checked) the energy of each decoded estimate is
-compared with the energy of the modelled mixture (the sum of the two estimates); an estimate below
-``collapse_db`` dB of it has collapsed, and the fit is stopped and restarted from new seeds
-(networks and latents), at most ``max_restarts`` times. The reference is the *modelled* mixture,
-not the observed one, because early in a fit both estimates are still far below the observation's
-level (measured with reduced-width priors: about -30 dB after 25 iterations), which is under-fitting,
-not collapse.
-``FitResult.extra["restarts"]`` counts the restarts, ``extra["collapsed"]`` says whether the kept
-fit still collapsed, ``extra["source_levels_db"]`` gives both levels at the check.
+Collapse guard (:class:`CollapseGuard`): checked at every tracked iteration against the observed
+mixture; a collapsed fit is restarted from new seeds. ``FitResult.extra["restarts"]`` counts the
+restarts, ``extra["collapsed"]`` says whether the kept fit collapsed, ``extra["source_levels_db"]``
+gives the last iterate's levels. Estimates are never clipped.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -64,8 +42,8 @@ from dap.priors import build_prior
 DOMAINS = ("magnitude", "complex")
 #: Source names of Table 4, in the order of the references.
 SOURCES = ("piano", "drums")
-#: Metrics per source (Table 4, plus waveform SNR).
-SEPARATION_METRICS = ("SDR", "SIR", "Spec. SNR", "Env. Dist.", "SNR")
+#: Metrics per source (Table 4, plus the SDR improvement over the mixture, waveform SNR and level).
+SEPARATION_METRICS = ("SDR", "SDRi", "SIR", "Spec. SNR", "Env. Dist.", "SNR", "Level")
 _EPS = 1e-12
 
 
@@ -78,12 +56,14 @@ class SeparationWeights:
     """Weights of the separation loss terms (see the module doc); all in normalised units."""
 
     mixture: float = 1.0
-    smoothness: float = 0.05
+    data_norm: str = "l1"        # "l1" (Deep Audio Prior) or "l2" (paper 1's other tasks) for the mixture term
+    smoothness: float = 0.5
     exclusion: float = 0.1
-    binarisation: float = 0.01
+    exclusion_from: float = 0.0  # fraction of the iterations after which exclusion is on
+    presence: float = 1.0
+    presence_min: float = 0.1    # each estimate should carry at least this share of the estimates' energy
+    binarisation: float = 0.0
     binarise_from: float = 0.5   # fraction of the iterations after which binarisation is on
-    coverage: float = 1.0
-    coverage_min: float = 0.1    # the mask's mean is kept inside [coverage_min, 1 - coverage_min]
 
     def as_settings(self) -> dict:
         """The weights as a flat dict (part of a fit's id)."""
@@ -92,32 +72,50 @@ class SeparationWeights:
 
 @dataclass
 class CollapseGuard:
-    """When a fit counts as collapsed, and how often it is restarted."""
+    """When a fit counts as collapsed, and how often it is restarted.
 
-    collapse_db: float = -35.0        # an estimate this far below the modelled mixture has collapsed
-    collapse_check: float = 0.25      # check at this fraction of the iterations
-    collapse_min_iteration: int = 20  # ... but never before this iteration (no check in tiny runs)
+    Checked at every tracked iteration from ``check_from`` (a fraction of the budget, and never
+    before iteration ``min_iteration``) on, against the *observed* mixture: the fit has collapsed
+    when one estimate is more than ``collapse_db`` below the mixture while the other one holds it
+    (their sum within ``fitted_db`` of its energy), or when both are that far below it (a fit whose
+    masks have shut: sigmoids saturated at 0 pass no gradient, so it cannot recover). Before
+    ``check_from`` low levels are under-fitting, not collapse.
+    """
+
+    collapse_db: float = -15.0
+    fitted_db: float = -3.0
+    check_from: float = 0.3
+    min_iteration: int = 20
     max_restarts: int = 2
 
-    def check_iteration(self, iterations: int) -> int | None:
-        """The iteration at which to check, or None when the budget is too small to check."""
-        it = max(1, math.ceil(self.collapse_check * iterations))
-        return it if self.collapse_min_iteration <= it <= iterations else None
+    def first_check(self, iterations: int) -> int:
+        """The first iteration checked in a fit of ``iterations``."""
+        return max(self.min_iteration, math.ceil(self.check_from * iterations))
+
+    def collapsed(self, levels_db: np.ndarray, model_db: float) -> bool:
+        """levels_db: each estimate's energy relative to the observed mixture (dB); model_db: the
+        modelled mixture's (the sum of the estimates)."""
+        low = np.asarray(levels_db) < self.collapse_db
+        return bool(low.all() or (low.any() and model_db > self.fitted_db))
 
 
 # ----------------------------------------------------------------------------- mixtures
-def make_mixture(piano: np.ndarray, drums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Peak-normalise each source to 1 and sum them (no further gain: the mixture may peak above 1).
+def make_mixture(piano: np.ndarray, drums: np.ndarray, ratio_db: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Mix two sources at a stated energy ratio: ``10 log10(E_piano / E_drums) = ratio_db``, the
+    mixture then scaled (with both references) to peak 1.
 
     piano, drums: ``(L,)``. Returns ``(mixture (L,), references (2, L))`` with the references in
-    :data:`SOURCES` order.
+    :data:`SOURCES` order; ``mixture == references.sum(0)`` exactly (float32).
     """
-    from dap.audio import peak_normalise
-
-    p, d = peak_normalise(piano, name="piano source"), peak_normalise(drums, name="drum source")
+    p, d = check_audio(piano, "piano source").astype(np.float64), check_audio(drums, "drum source").astype(np.float64)
     if p.shape != d.shape:
         raise SeparationError(f"piano has {p.shape[0]} samples, drums {d.shape[0]}; they must match")
-    refs = np.stack([p, d]).astype(np.float32)
+    if not math.isfinite(ratio_db):
+        raise SeparationError(f"ratio_db must be a finite number of dB, got {ratio_db}")
+    p = p / np.sqrt(np.mean(p ** 2))
+    d = d / np.sqrt(np.mean(d ** 2)) * 10 ** (-ratio_db / 20)
+    refs = np.stack([p, d]) / np.max(np.abs(p + d))
+    refs = refs.astype(np.float32)
     return refs.sum(axis=0), refs
 
 
@@ -129,15 +127,18 @@ def _sub_seed(seed: int, *keys) -> int:
 class SeparationGenerator(nn.Module):
     """Three :class:`dap.fit.LatentPrior` s driven as one generator by :func:`dap.fit.fit`.
 
-    ``forward()`` returns the three outputs packed along channels, ``(1, 2C + 1, F, T)`` =
-    ``[s1, s2, m]`` with ``s1, s2`` ``(1, C, F, T)`` (C = 1 magnitudes >= 0, or C = 2 real/imag)
-    and ``m`` ``(1, 1, F, T)`` in [0, 1]; :func:`unpack` splits them. (One tensor rather than a
-    tuple because the engine detaches and converts the prediction as a single tensor.) Each prior
-    has its own latent z ``shape`` ``(1, 2, F, T)`` drawn from ``seed``.
+    Two priors generate the raw sources ``s1``, ``s2`` ``(1, C, F, T)`` (C = 1: magnitudes >= 0;
+    C = 2: real/imag); the third generates two *time* masks ``M1(t), M2(t)`` in [0, 1], one gain per
+    source and frame (its two output channels averaged over frequency, then a sigmoid), so a mask
+    can switch a source on and off but cannot carve the spectrum: the split of each frame's spectrum
+    between the sources is left to the two source priors. ``forward()`` returns everything packed
+    along channels, ``(1, 2C + 2, F, T)`` = ``[s1, s2, M1, M2]`` with the masks repeated along
+    frequency (one tensor, because the engine detaches and converts the prediction as one);
+    :func:`unpack` splits it. Each prior has its own latent z of ``shape`` ``(1, 2, F, T)``.
     """
 
     def __init__(self, design: str, shape: tuple[int, ...], seed: int, domain: str = "magnitude",
-                 prior_opts: dict | None = None):
+                 prior_opts: dict | None = None, time_variation: float | None = 0.1):
         super().__init__()
         if domain not in DOMAINS:
             raise SeparationError(f"domain must be one of {DOMAINS}, not {domain!r}")
@@ -147,26 +148,46 @@ class SeparationGenerator(nn.Module):
         torch.manual_seed(seed)  # network initialisation (three different draws, in order)
         self.source1 = LatentPrior(build_prior(design, out_channels=channels, **opts), shape, _sub_seed(seed, 1))
         self.source2 = LatentPrior(build_prior(design, out_channels=channels, **opts), shape, _sub_seed(seed, 2))
-        self.mask = LatentPrior(build_prior(design, out_channels=1, **opts), shape, _sub_seed(seed, 3))
+        self.masks = LatentPrior(build_prior(design, out_channels=2, **opts), shape, _sub_seed(seed, 3))
+        if time_variation is not None:
+            for k, prior in ((1, self.source1), (2, self.source2)):
+                prior.z.copy_(coherent_latent(shape, _sub_seed(seed, 10 + k), time_variation))
 
     def forward(self):
         s1, s2 = self.source1(), self.source2()
         if self.domain == "magnitude":
             s1, s2 = s1.abs(), s2.abs()  # abs (not softplus/ReLU): can reach 0, never a dead gradient
-        return torch.cat([s1, s2, torch.sigmoid(self.mask())], dim=1)
+        masks = torch.sigmoid(self.masks().mean(dim=-2, keepdim=True))  # (1, 2, 1, T)
+        return torch.cat([s1, s2, masks.expand(-1, -1, s1.shape[-2], -1)], dim=1)
 
 
-def unpack(pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(B, 2C + 1, F, T)`` from :class:`SeparationGenerator` -> ``(s1, s2, m)``."""
-    c = (pred.shape[1] - 1) // 2
-    if pred.shape[1] != 2 * c + 1 or c not in (1, 2):
-        raise SeparationError(f"expected (B, 3 or 5, F, T) packed [s1, s2, m], got {tuple(pred.shape)}")
-    return pred[:, :c], pred[:, c:2 * c], pred[:, 2 * c:]
+def coherent_latent(shape: tuple[int, ...], seed: int, time_variation: float) -> torch.Tensor:
+    """A latent ``(1, C, F, T)`` that is nearly constant along time: ``a(f) + time_variation * n(f, t)``
+    with ``a`` and ``n`` N(0, 1), rescaled to unit variance.
+
+    A convolutional prior maps a time-constant input to a time-constant output (away from the
+    edges), so a source generated from it starts as one spectral template and departs from it only
+    as far as the small time-varying part lets it (Deep Audio Prior also feeds its source networks
+    inputs that repeat along time); the time masks then say when each source sounds.
+    """
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn((*shape[:-1], 1), generator=g)
+    z = base + time_variation * torch.randn(shape, generator=g)
+    return z / math.sqrt(1 + time_variation ** 2)
 
 
-def components(s1: torch.Tensor, s2: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two source estimates ``(m * s1, (1 - m) * s2)``; ``m`` broadcasts over channels."""
-    return m * s1, (1 - m) * s2
+def unpack(pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(B, 2C + 2, F, T)`` from :class:`SeparationGenerator` -> ``(s1, s2, M1, M2)``, the masks
+    ``(B, 1, F, T)``."""
+    c = (pred.shape[1] - 2) // 2
+    if pred.shape[1] != 2 * c + 2 or c not in (1, 2):
+        raise SeparationError(f"expected (B, 4 or 6, F, T) packed [s1, s2, M1, M2], got {tuple(pred.shape)}")
+    return pred[:, :c], pred[:, c:2 * c], pred[:, 2 * c:2 * c + 1], pred[:, 2 * c + 1:]
+
+
+def components(s1: torch.Tensor, s2: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two source estimates ``(M1 * s1, M2 * s2)``; the masks broadcast over channels."""
+    return m1 * s1, m2 * s2
 
 
 def magnitude(c: torch.Tensor) -> torch.Tensor:
@@ -210,29 +231,38 @@ def binarisation_loss(m: torch.Tensor) -> torch.Tensor:
     return torch.mean(m * (1 - m))
 
 
-def coverage_loss(m: torch.Tensor, low: float = 0.1) -> torch.Tensor:
-    """``relu(low - mean m) + relu(mean m - (1 - low))``: 0 unless the mask is almost all 0 or all 1."""
-    mean = m.mean()
-    return F.relu(low - mean) + F.relu(mean - (1 - low))
+def presence_loss(a1: torch.Tensor, a2: torch.Tensor, share_min: float = 0.1) -> torch.Tensor:
+    """``sum_i relu(share_min - E_i / (E_1 + E_2))`` with ``E_i`` the energy of magnitude map ``a_i``
+    ``(B, 1, F, T)``: 0 while each source carries at least ``share_min`` of the energy, growing as
+    one of them empties (the two-source premise: both are present in the mixture)."""
+    e1, e2 = torch.sum(a1 ** 2), torch.sum(a2 ** 2)
+    total = e1 + e2 + _EPS
+    return F.relu(share_min - e1 / total) + F.relu(share_min - e2 / total)
 
 
-def separation_loss(s1: torch.Tensor, s2: torch.Tensor, m: torch.Tensor, target: torch.Tensor,
-                    weights: SeparationWeights, binarise: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+def separation_loss(s1: torch.Tensor, s2: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, target: torch.Tensor,
+                    weights: SeparationWeights, binarise: bool = False,
+                    exclude: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted loss and its unweighted terms (for logging).
 
-    s1, s2: ``(1, C, F, T)``; m: ``(1, 1, F, T)``; target: the normalised observed mixture
-    ``(1, C, F, T)`` (magnitude for C = 1, real/imag for C = 2). ``binarise`` switches the
-    binarisation term on.
+    s1, s2: raw sources ``(1, C, F, T)``; m1, m2: time masks ``(1, 1, F, T)``; target: the
+    normalised observed mixture ``(1, C, F, T)`` (magnitude for C = 1, real/imag for C = 2).
+    Smoothness acts on the *raw* sources: on the estimates it could never favour a split (a sum
+    is at most as rough as its parts), while a raw source may stay smooth and let its time mask
+    carry the onsets. ``binarise`` switches the binarisation term on, ``exclude`` the exclusion term
+    (optionally only after ``exclusion_from`` of the iterations).
     """
-    c1, c2 = components(s1, s2, m)
+    c1, c2 = components(s1, s2, m1, m2)
     a1, a2 = magnitude(c1), magnitude(c2)
-    terms = {"mixture": torch.mean(torch.abs(c1 + c2 - target)),
-             "smoothness": temporal_smoothness(a1) + temporal_smoothness(a2),
+    terms = {"mixture": torch.mean((c1 + c2 - target) ** 2) if weights.data_norm == "l2" else torch.mean(torch.abs(c1 + c2 - target)),
+             "smoothness": temporal_smoothness(magnitude(s1)) + temporal_smoothness(magnitude(s2)),
              "exclusion": exclusion_loss(a1, a2),
-             "binarisation": binarisation_loss(m),
-             "coverage": coverage_loss(m, weights.coverage_min)}
+             "presence": presence_loss(a1, a2, weights.presence_min),
+             "binarisation": binarisation_loss(m1) + binarisation_loss(m2)}
     total = (weights.mixture * terms["mixture"] + weights.smoothness * terms["smoothness"]
-             + weights.exclusion * terms["exclusion"] + weights.coverage * terms["coverage"])
+             + weights.presence * terms["presence"])
+    if exclude:
+        total = total + weights.exclusion * terms["exclusion"]
     if binarise:
         total = total + weights.binarisation * terms["binarisation"]
     return total, {k: float(v.detach()) for k, v in terms.items()}
@@ -252,20 +282,25 @@ def source_levels_db(estimates: np.ndarray, mixture: np.ndarray | None = None) -
 def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitConfig | None = None,
             seed: int = 0, references: np.ndarray | None = None, domain: str = "magnitude",
             weights: SeparationWeights | None = None, guard: CollapseGuard | None = None,
-            mismatched_istft: bool = False, prior_opts: dict | None = None, **fit_kwargs) -> FitResult:
+            mismatched_istft: bool = False, prior_opts: dict | None = None, time_variation: float | None = 0.1,
+            **fit_kwargs) -> FitResult:
     """Separate one mixture ``(L,)`` into two sources with three deep priors.
 
-    references: ``(2, L)`` clean sources (optional); with them the engine tracks the mean waveform
-    SNR of the best permutation (``snr``, the oracle rule's score). Outputs of every rule are
-    ``(2, L)`` in the priors' order (not matched to the references: see :func:`evaluate`).
-    ``extra``: ``restarts``, ``collapsed``, ``source_levels_db`` ("a;b", at the check) and the last
-    unweighted loss terms ``loss_<term>``.
+    references: ``(2, L)`` clean sources (optional); with them the engine tracks, under the best
+    permutation, the waveform SNR of the *worse* of the two estimates (``snr``, the oracle rule's
+    score: a silent estimate scores 0 dB, so an iterate that fits one source and leaves the other
+    empty cannot win) and their mean (``snr_mean``). Outputs of every rule are ``(2, L)`` in the
+    priors' order (not matched to the references: see :func:`evaluate`), never clipped.
+    ``extra``: ``restarts``, ``collapsed`` (the kept attempt collapsed), ``source_levels_db``
+    ("a;b": the last iterate's estimates against the observed mixture) and the last unweighted
+    loss terms ``loss_<term>``.
     """
     mixture = check_audio(mixture, "mixture")
     length = mixture.shape[0]
     if domain not in DOMAINS:
         raise SeparationError(f"domain must be one of {DOMAINS}, not {domain!r}")
-    weights, guard, config = weights or SeparationWeights(), guard or CollapseGuard(), config or FitConfig()
+    weights, guard = weights or SeparationWeights(), guard or CollapseGuard()
+    config = replace(config or FitConfig(), clip=None)  # two sources of a peak-1 mixture may each exceed 1
     X = stft(mixture)[None]  # (1, 2, F, T)
     mag = torch.sqrt(X[:, :1] ** 2 + X[:, 1:] ** 2)
     scale = float(torch.sqrt(torch.mean(mag ** 2)))  # RMS magnitude (see the module doc)
@@ -279,30 +314,32 @@ def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitC
             raise SeparationError(f"references must be (2, {length}), got {refs.shape}")
 
         def track(wav: np.ndarray) -> dict[str, float]:
-            snrs = [[metrics.snr(refs[i], wav[j]) for j in range(2)] for i in range(2)]
-            return {"snr": max((snrs[0][0] + snrs[1][1]) / 2, (snrs[0][1] + snrs[1][0]) / 2)}
+            snrs = np.array([[metrics.snr(refs[i], wav[j]) for j in range(2)] for i in range(2)])
+            pairs = [snrs[[0, 1], [0, 1]], snrs[[0, 1], [1, 0]]]
+            best = max(pairs, key=np.mean)
+            return {"snr": float(np.min(best)), "snr_mean": float(np.mean(best))}
 
-    check_at = guard.check_iteration(config.iterations)
     user_on_step, user_stop = fit_kwargs.pop("on_step", None), fit_kwargs.pop("stop", None)
+    first_check = guard.first_check(config.iterations)
     total_seconds, restarts = 0.0, 0
     while True:
         attempt_seed = seed if restarts == 0 else _sub_seed(seed, 100 + restarts)
-        generator = SeparationGenerator(design, tuple(X.shape), attempt_seed, domain, prior_opts)
+        generator = SeparationGenerator(design, tuple(X.shape), attempt_seed, domain, prior_opts, time_variation)
         state = {"step": 0, "collapsed": False, "user_stopped": False, "levels": "", "terms": {}}
         cache: dict = {}
 
         def loss_fn(pred, state=state, cache=cache):
-            s1, s2, m = unpack(pred)
+            s1, s2, m1, m2 = unpack(pred)
             if "target" not in cache:
                 cache["target"] = target.to(s1.device)
             state["step"] += 1
             binarise = state["step"] > weights.binarise_from * config.iterations
-            loss, state["terms"] = separation_loss(s1, s2, m, cache["target"], weights, binarise)
+            exclude = state["step"] > weights.exclusion_from * config.iterations
+            loss, state["terms"] = separation_loss(s1, s2, m1, m2, cache["target"], weights, binarise, exclude)
             return loss
 
         def decode(pred, cache=cache):
-            s1, s2, m = unpack(pred)
-            c1, c2 = components(s1, s2, m)
+            c1, c2 = components(*unpack(pred))
             spec = torch.cat([c1, c2]) * scale  # (2, C, F, T)
             if domain == "magnitude":
                 if "phase" not in cache:
@@ -311,10 +348,11 @@ def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitC
             return istft(spec, length, mismatched=mismatched_istft)  # (2, L)
 
         def on_step(it, info, state=state):
-            if check_at is not None and it >= check_at and not state["levels"]:
-                levels = source_levels_db(info["waveforms"])  # against the modelled mixture
-                state["levels"] = ";".join(f"{v:.1f}" for v in levels)
-                state["collapsed"] = bool(np.min(levels) < guard.collapse_db)
+            wav = info["waveforms"]
+            levels = source_levels_db(wav, mixture)
+            state["levels"] = ";".join(f"{v:.1f}" for v in levels)
+            if it >= first_check:
+                state["collapsed"] = guard.collapsed(levels, float(source_levels_db(wav.sum(0, keepdims=True), mixture)[0]))
             if user_on_step is not None:
                 user_on_step(it, info)
 
@@ -342,10 +380,12 @@ def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitC
 def evaluate(references: np.ndarray, estimates: np.ndarray, names=SOURCES) -> dict[str, float]:
     """Table 4 metrics per source, after matching estimates to references by the best permutation.
 
-    references, estimates: ``(2, L)``. Keys ``"<source>|<metric>"`` for metric in
-    :data:`SEPARATION_METRICS`: BSS Eval v4 SDR and SIR with one window over the whole clip
-    (NaN when an estimate is all zeros or BSS Eval is undefined), spectral SNR, envelope distance
-    and waveform SNR; plus ``"permutation"`` (0 = identity, 1 = swapped).
+    references, estimates: ``(2, L)``; the mixture is ``references.sum(0)``. Keys
+    ``"<source>|<metric>"`` for metric in :data:`SEPARATION_METRICS`: BSS Eval v4 SDR and SIR with
+    one window over the whole clip (NaN for an all-zero estimate: a silent estimate has no SDR),
+    ``SDRi`` = SDR minus the SDR of the mixture itself as that source's estimate, spectral SNR,
+    envelope distance, waveform SNR, and ``Level`` = the estimate's energy relative to the
+    mixture's (dB; -inf when silent); plus ``"permutation"`` (0 = identity, 1 = swapped).
     """
     refs = np.asarray(references, dtype=np.float64)
     ests = np.asarray(estimates, dtype=np.float64)
@@ -353,16 +393,56 @@ def evaluate(references: np.ndarray, estimates: np.ndarray, names=SOURCES) -> di
         raise SeparationError(f"references {refs.shape} and estimates {ests.shape} must both be ({len(names)}, L)")
     perm = metrics.best_permutation(refs, ests)
     ests = ests[list(perm)]
-    try:
-        bss = metrics.bss_eval(refs, ests, window=None, on_silent="nan")
-    except metrics.UndefinedMetric:
-        bss = {"SDR": np.full(len(names), np.nan), "SIR": np.full(len(names), np.nan)}
+    mixture = refs.sum(axis=0)
+    bss = _bss_per_source(refs, ests)
+    mix_sdr = _bss_per_source(refs, np.repeat(mixture[None], len(names), axis=0))["SDR"]
+    levels = source_levels_db(ests, mixture)
     out: dict[str, float] = {}
     for i, name in enumerate(names):
+        silent = not np.any(ests[i])
         out[f"{name}|SDR"] = float(bss["SDR"][i])
+        out[f"{name}|SDRi"] = float(bss["SDR"][i] - mix_sdr[i])
         out[f"{name}|SIR"] = float(bss["SIR"][i])
         out[f"{name}|Spec. SNR"] = metrics.spectral_snr(refs[i], ests[i])
         out[f"{name}|Env. Dist."] = metrics.envelope_distance(refs[i], ests[i])
         out[f"{name}|SNR"] = metrics.snr(refs[i], ests[i])
+        out[f"{name}|Level"] = -math.inf if silent else float(levels[i])
     out["permutation"] = float(perm != tuple(range(len(names))))
     return out
+
+
+def _bss_per_source(refs: np.ndarray, ests: np.ndarray) -> dict[str, np.ndarray]:
+    """Whole-clip BSS Eval ``(S,)`` arrays, NaN only for the all-zero estimates.
+
+    museval scores each estimate against the references alone, but one all-zero estimate makes it
+    return NaN for every source; a silent estimate is therefore replaced by another one for the
+    call and its own values set to NaN afterwards.
+    """
+    silent = ~np.any(ests, axis=1)
+    nan = {k: np.full(len(refs), np.nan) for k in ("SDR", "SIR", "SAR")}
+    if silent.all():
+        return nan
+    stand_in = ests.copy()
+    stand_in[silent] = ests[np.flatnonzero(~silent)[0]]
+    try:
+        bss = metrics.bss_eval(refs, stand_in, window=None, on_silent="nan")
+    except metrics.UndefinedMetric:
+        return nan
+    return {k: np.where(silent, np.nan, np.asarray(v, dtype=np.float64)) for k, v in bss.items()}
+
+
+#: The trivial answers Table 4 is scored against: what a fit that separates nothing would return.
+TRIVIAL_ESTIMATES = {
+    "mixture_to_louder": "the mixture as the estimate of the louder source, silence for the other (what a collapsed fit returns)",
+    "half_half": "half of the mixture as each estimate",
+}
+
+
+def trivial_estimates(references: np.ndarray) -> dict[str, np.ndarray]:
+    """The :data:`TRIVIAL_ESTIMATES` of a mixture ``references.sum(0)``, each ``(2, L)`` in the
+    references' order; which source is louder is read from the references."""
+    refs = np.asarray(references, dtype=np.float64)
+    mixture = refs.sum(axis=0)
+    collapsed = np.zeros_like(refs)
+    collapsed[int(np.argmax(np.sum(refs ** 2, axis=1)))] = mixture
+    return {"mixture_to_louder": collapsed, "half_half": np.stack([mixture / 2, mixture / 2])}
