@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from dap import cli, restore
 from dap.errors import AudioError, FitDiverged
@@ -19,15 +18,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 def identity(x, mask, seed):
     return x
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny fits are dominated by thread hand-offs on a shared 2-core machine: use one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _tone(sr, seconds, channels=1, amp=0.5):

@@ -103,6 +103,8 @@ def test_generator_shapes_ranges_and_unpack():
         assert not torch.allclose(s1, s2)  # three different networks and latents
     with pytest.raises(S.SeparationError):
         S.SeparationGenerator("conv", (1, 2, 512, 16), seed=0, domain="log")
+    with pytest.raises(S.SeparationError, match="data_norm"):
+        S.restore(_sources().sum(0), "conv", FitConfig(iterations=1, **CFG), weights=S.SeparationWeights(data_norm="l3"))
 
 
 def test_coherent_latent_is_nearly_constant_along_time():

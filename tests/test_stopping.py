@@ -16,14 +16,6 @@ from dap.studies.stopping import corrupt_at_snr
 L = 4096
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def speech():
     return [c.audio for c in load_normalised("speech", 4, 0, "embedded", None, 16384)]

@@ -300,6 +300,8 @@ def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitC
     if domain not in DOMAINS:
         raise SeparationError(f"domain must be one of {DOMAINS}, not {domain!r}")
     weights, guard = weights or SeparationWeights(), guard or CollapseGuard()
+    if weights.data_norm not in ("l1", "l2"):
+        raise SeparationError(f"data_norm must be 'l1' or 'l2', not {weights.data_norm!r}")
     config = replace(config or FitConfig(), clip=None)  # two sources of a peak-1 mixture may each exceed 1
     X = stft(mixture)[None]  # (1, 2, F, T)
     mag = torch.sqrt(X[:, :1] ** 2 + X[:, 1:] ** 2)
