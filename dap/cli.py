@@ -116,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute notebooks into results/ (what run_all.sh does; "
                                      "'run --help' for its options)", add_help=False)
     run.add_argument("args", nargs=argparse.REMAINDER)
+
+    from dap.profiles import PROFILES_ORDER
+
+    cl = sub.add_parser("claims", help="test every claim of both papers on the stored rows: results/CLAIMS.md",
+                        description="Evaluate every registered claim of both papers (dap.claim_registry) on the "
+                                    "rows.csv files under RESULTS and write CLAIMS.md / CLAIMS.csv (docs/claims.md).")
+    cl.add_argument("--results", metavar="DIR", default=None,
+                    help="results folder (default: $DAP_RESULTS or results/)")
+    cl.add_argument("--profile", choices=PROFILES_ORDER, default=None,
+                    help="use the rows of this profile (default: per claim, the largest profile that has rows)")
+    cl.add_argument("-o", "--output", metavar="PATH", default=None, help="where to write (default RESULTS/CLAIMS.md)")
     return ap
 
 
@@ -161,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return EXIT_USAGE
+        if args.command == "claims":
+            return _claims(args)
         return _restore(args)
     except _Usage as exc:
         print(exc, file=sys.stderr)
@@ -180,6 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc)} (set DAP_DEBUG=1 for the "
               f"traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _claims(args) -> int:
+    from dap.claims import write_claims
+    from dap.results import results_root
+
+    path = write_claims(args.results or results_root(), args.output, profile=args.profile)
+    print(f"{PROG} claims: wrote {path}")
+    return 0
 
 
 def _restore(args) -> int:

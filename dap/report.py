@@ -186,11 +186,13 @@ def ours_only_table(rows: pd.DataFrame, metrics: tuple[str, ...], selection: str
 
 def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_text: str,
                   selections=("oracle", "last", "ema", "discrepancy"),
-                  extra_metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+                  extra_metrics: tuple[str, ...] = (), baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write ``<table>.csv`` (every selection rule, paper cells side by side) and ``<table>.md``
     (one markdown table per rule, oracle first, then the ranking check, then ``extra_metrics``
     that the paper does not print). A rule without rows (e.g. ``discrepancy`` for a task with no
-    noise floor) is left out. Returns the comparison."""
+    noise floor) is left out. ``baselines``: rows of the classical baselines (``selection = "none"``,
+    :mod:`dap.baselines`), shown as extra rows after the rules (mean ± std, n) and appended to the
+    CSV; they never enter the ranking. Returns the comparison (and the baselines' statistics)."""
     from dap.fit import SELECTION_NOTES
 
     parts, frames = [caption_text, ""], []
@@ -201,13 +203,36 @@ def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_te
         if extra_metrics:
             parts.append(f"Not in the paper, same fits and rule ({', '.join(extra_metrics)}):\n\n"
                          + ours_only_table(rows, extra_metrics, rule))
-        rank = ranking_holds(cmp)
-        held = int(rank["agree"].sum())
-        parts.append(f"Best design as in the paper in {held} of {len(rank)} columns "
-                     f"({', '.join(f'{r.dataset} {r.metric}: {DESIGN_LABELS.get(r.best_here, r.best_here)}' for r in rank.itertuples())}).\n")
+        parts.append(best_design_sentence(rows, cmp, rule))
+    if baselines is not None and len(baselines):
+        metrics = tuple(dict.fromkeys(paper.table(table)["metric"])) + tuple(extra_metrics)
+        parts.append("Classical baselines on the same clips and metrics (references: not ranked against the "
+                     "designs; no selection rule, `none`; what each is and costs: caption):\n\n"
+                     + ours_only_table(baselines, metrics, "none"))
+        frames.append(aggregate(baselines[baselines["metric"].isin(metrics)]))
     both = pd.concat(frames, ignore_index=True)
     write_table(both, folder, table, "\n".join(parts))
     return both
+
+
+def best_design_sentence(rows: pd.DataFrame, comparison: pd.DataFrame, rule: str) -> str:
+    """Whether the paper's best design of each column is best here: by the mean over clips, and by
+    the paired rule of :mod:`dap.claims` (the paper's best against each other design of the paper's
+    table on the same clips, bootstrap 95 % interval; fewer than 3 clips is inconclusive). Only the
+    paper's designs compete; classical baselines never enter the ranking."""
+    from dap.claims import VERDICTS, best_design_verdicts
+
+    rank = ranking_holds(comparison)
+    held = int(rank["agree"].sum())
+    best = {(r.dataset, r.metric): r.best_in_paper for r in rank.itertuples()}
+    paired = best_design_verdicts(rows, best, list(dict.fromkeys(comparison["design"])), rule, paper.LOWER_IS_BETTER)
+    counts = ", ".join(f"{v} in {int((paired['verdict'] == v).sum())}" for v in VERDICTS if (paired["verdict"] == v).any())
+    n = sorted(set(paired["n"]))
+    return (f"Best design as in the paper by the mean in {held} of {len(rank)} columns "
+            f"({', '.join(f'{r.dataset} {r.metric}: {DESIGN_LABELS.get(r.best_here, r.best_here)}' for r in rank.itertuples())}); "
+            f"by the paired rule of docs/claims.md (the paper's best against every other design, per-clip differences, "
+            f"bootstrap 95 % interval): {counts} of {len(paired)} columns (paired clips per column: "
+            f"{', '.join(map(str, n))}).\n")
 
 
 def rules_with_rows(rows: pd.DataFrame, selections) -> list[str]:

@@ -6,7 +6,8 @@ Every notebook runs in its own subprocess with a timeout. Its executed copy goes
 name and is renamed to ``results/<name>/<name>.ipynb`` only on success, so a partial notebook
 never counts as done. Wall time, peak memory (max RSS of the papermill process tree) and the
 outcome of each notebook are appended to ``results/run_log.csv``; every failure is gathered and
-reported at the end, with a non-zero exit status.
+reported at the end, with a non-zero exit status. At the end, ``results/SUMMARY.md`` gathers the
+tables and ``results/CLAIMS.md`` tests every claim of both papers on the rows (:mod:`dap.claims`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dap.claims import write_claims
 from dap.profiles import PROFILES_ORDER
 from dap.report import write_summary
 from dap.results import atomic_write_text, git_commit, machine_description, results_root
@@ -142,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
               f"wall time {total / 60:.1f} min for {len(books)} notebook(s); "
               f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.")
     write_summary(root, run_log, header)
+    claims = write_claims(root, profile=args.profile)  # every claim; those whose notebooks did not run say so
     failed = [r for r in records if r["status"] != "ok"]
     print(f"run_all: {len(records) - len(failed)} ok, {len(failed)} failed, {total / 60:.1f} min; "
-          f"summary: {root / 'SUMMARY.md'}")
+          f"summary: {root / 'SUMMARY.md'}; claims: {claims}")
     for r in failed:
         print(f"FAILED {r['notebook']}: {r['error']}  (log: {root / r['log']})")
     return 1 if failed else 0

@@ -35,6 +35,7 @@ def test_every_notebook_runs_in_the_smoke_profile(smoke_run):
     for name in NOTEBOOKS:
         assert (out / name / f"{name}.ipynb").exists(), f"{name} left no executed notebook"
     assert (out / "SUMMARY.md").exists()
+    assert "not run in this profile" not in (out / "CLAIMS.md").read_text().split("| P1-T1-1-digits-PSNR |")[1].split("\n")[0]
 
 
 @pytest.mark.notebooks
@@ -65,6 +66,7 @@ def test_runner_collects_a_failure_and_exits_non_zero(tmp_path):
     assert not (tmp_path / "00_quickstart" / "00_quickstart.ipynb").exists()  # a failed run never counts as done
     assert (tmp_path / "00_quickstart" / "00_quickstart.failed.ipynb").exists()
     assert (tmp_path / "SUMMARY.md").exists() and "failed" in (tmp_path / "run_log.csv").read_text()
+    assert "not run in this profile" in (tmp_path / "CLAIMS.md").read_text()  # written even when nothing ran
 
 
 def test_runner_rejects_an_unknown_notebook():

@@ -149,7 +149,7 @@ def test_tables_leave_out_a_rule_without_rows(tmp_path):
 
     rows = pd.DataFrame({"selection": ["oracle", "last"], "status": ["ok", "ok"]})
     assert rules_with_rows(rows, ("oracle", "last", "ema", "discrepancy")) == ["oracle", "last"]
-    rows = pd.DataFrame([{"fit_id": "f", "design": "conv", "dataset": "digits", "metric": m, "selection": s,
+    rows = pd.DataFrame([{"fit_id": "f", "design": "conv", "dataset": "digits", "clip_id": "c0", "metric": m, "selection": s,
                           "value": 1.0, "status": "ok"} for s in ("oracle", "last") for m in ("PESQ", "PSNR")])
     publish_table(rows, "table1", tmp_path, "caption")
     md = (tmp_path / "table1.md").read_text()

@@ -1,0 +1,331 @@
+"""Every claim of the two papers as a tested statement: paired effect, bootstrap interval, verdict.
+
+A :class:`Claim` names two designs / configurations ``a`` and ``b`` (or ``b`` a constant, e.g. a
+chance level), the rows that measure them (notebook, task, data set, metric, selection rule) and
+the sign of ``a - b`` that the paper reports (``expect``). :func:`paired_effect` pairs the rows by
+clip (same data set and clip id, one value per design), takes the per-clip differences ``a - b``,
+their mean and a percentile-bootstrap 95 % interval (:data:`N_BOOT` resamples, fixed seed), and
+:func:`verdict` applies the rule of docs/claims.md:
+
+* **reproduced**: the interval excludes zero on the paper's side;
+* **contradicted**: it excludes zero on the other side;
+* **inconclusive at this n**: it contains zero, or fewer than :data:`MIN_N` clips are paired (one
+  clip can never reproduce anything);
+* **not run in this profile**: no paired rows.
+
+A claim of *no* difference (``expect = 0``, e.g. paper 2's "binary side information does not change
+SDR much") is reproduced when the whole interval lies within ``±margin``, contradicted when it lies
+entirely outside, inconclusive otherwise.
+
+:func:`write_claims` renders ``results/CLAIMS.md`` from the ``rows.csv`` files the notebooks wrote;
+``python -m dap claims`` and ``run_all.sh`` call it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dap.errors import DapError
+
+MIN_N = 3          # fewer paired clips: inconclusive whatever the numbers (n = 3: all three must agree)
+N_BOOT = 10_000    # bootstrap resamples
+BOOT_SEED = 0      # fixed: the same rows always give the same interval
+CONFIDENCE = 0.95
+
+REPRODUCED, CONTRADICTED = "reproduced", "contradicted"
+INCONCLUSIVE, NOT_RUN = "inconclusive at this n", "not run in this profile"
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
+
+#: Profiles from the largest down: without a requested profile, a claim uses the largest that has rows.
+_PROFILES_LARGEST_FIRST = ("paper", "quick", "smoke")
+_PAIR_KEY = ["dataset", "clip_id"]
+
+
+class ClaimError(DapError, ValueError):
+    """A claim or its rows are malformed (unknown quantity, missing columns, bad direction)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement of a paper, as a paired comparison.
+
+    ``a``, ``b``: design / configuration names as stored in the rows (``b`` may be a number: a
+    constant reference such as a chance level, then the differences are ``a - b`` per clip).
+    ``expect``: the sign of ``a - b`` the paper reports (+1, -1; 0 = "no difference" within
+    ``±margin``). ``quantity``: ``"value"`` (the metric's value) or ``"log10 best_iteration"`` (the
+    iteration the selection rule kept, log10: a ratio of iterations becomes a difference).
+    """
+
+    id: str
+    paper: int
+    text: str
+    source: str      # "Table 1", "Figure 2", ...
+    notebook: str    # results/<notebook>/rows.csv holds the rows
+    link: str        # the table / figure it comes from, relative to results/ ("<notebook>/<file>.md")
+    metric: str
+    a: str
+    b: str | float
+    expect: int = 1
+    dataset: str | None = None   # None: pool every data set (pairs stay within a data set)
+    task: str | None = None
+    selection: str = "oracle"
+    quantity: str = "value"
+    margin: float = 0.0
+    b_label: str = ""
+
+    def __post_init__(self):
+        if self.expect not in (-1, 0, 1):
+            raise ClaimError(f"claim {self.id}: expect must be -1, 0 or +1, not {self.expect}")
+        if self.expect == 0 and self.margin <= 0:
+            raise ClaimError(f"claim {self.id}: a no-difference claim needs a margin > 0")
+        if self.quantity not in ("value", "log10 best_iteration"):
+            raise ClaimError(f"claim {self.id}: unknown quantity {self.quantity!r}")
+
+    @property
+    def compared(self) -> str:
+        other = self.b_label or (f"{self.b:g}" if isinstance(self.b, (int, float)) else str(self.b))
+        return f"{self.a} − {other}"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """The measured paired effect of a claim: ``n`` paired clips, mean difference and its interval."""
+
+    n: int
+    mean: float
+    low: float
+    high: float
+    verdict: str
+    profile: str = ""
+    data: str = ""
+
+
+# ----------------------------------------------------------------------------- the rule
+def bootstrap_interval(diffs, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
+                       confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean of ``diffs`` ``(n,)`` (NaN, NaN when n < 2)."""
+    d = np.asarray(diffs, dtype=np.float64).reshape(-1)
+    if d.size < 2:
+        return math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
+    means = d[idx].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def verdict(n: int, low: float, high: float, expect: int, margin: float = 0.0) -> str:
+    """The claim rule (module doc) for ``n`` paired clips whose mean difference has the interval
+    ``[low, high]`` and a paper direction ``expect`` (+1 / -1, 0 = no difference within ``margin``)."""
+    if n == 0:
+        return NOT_RUN
+    if n < MIN_N or not (np.isfinite(low) and np.isfinite(high)):
+        return INCONCLUSIVE
+    if expect == 0:
+        if -margin <= low and high <= margin:
+            return REPRODUCED
+        return CONTRADICTED if (low > margin or high < -margin) else INCONCLUSIVE
+    if low > 0 or high < 0:
+        return REPRODUCED if (low > 0) == (expect > 0) else CONTRADICTED
+    return INCONCLUSIVE
+
+
+def effect_of(diffs, expect: int, margin: float = 0.0, **labels) -> Effect:
+    """:class:`Effect` of per-clip differences ``diffs`` ``(n,)`` (non-finite ones already removed)."""
+    d = np.asarray(diffs, dtype=np.float64).reshape(-1)
+    low, high = bootstrap_interval(d)
+    mean = float(d.mean()) if d.size else math.nan
+    return Effect(int(d.size), mean, low, high, verdict(int(d.size), low, high, expect, margin), **labels)
+
+
+# ----------------------------------------------------------------------------- rows -> differences
+def claim_rows(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> pd.DataFrame:
+    """The successful, finite rows of ``claim`` (its metric, selection, task, data set, both
+    designs) in one profile: ``profile``, or else the largest profile that has such rows. Columns
+    ``dataset, clip_id, design, x`` (``x`` the claim's quantity), one row per (design, clip) (the
+    last recorded when a clip was fitted twice, e.g. with an override)."""
+    missing = {"design", "metric", "value", "clip_id", "dataset"} - set(rows.columns)
+    if missing:
+        raise ClaimError(f"result rows lack the columns {sorted(missing)}")
+    designs = [claim.a] + ([] if isinstance(claim.b, (int, float)) else [claim.b])
+    keep = rows["design"].isin(designs) & (rows["metric"] == claim.metric)
+    keep &= rows["status"].fillna("ok").eq("ok") if "status" in rows else True
+    if claim.selection is not None and "selection" in rows:
+        keep &= rows["selection"] == claim.selection
+    if claim.task is not None and "task" in rows:
+        keep &= rows["task"] == claim.task
+    if claim.dataset is not None:
+        keep &= rows["dataset"] == claim.dataset
+    sel = rows[keep].copy()
+    if "profile" in sel and len(sel):
+        present = set(sel["profile"].astype(str))
+        chosen = profile if profile is not None else next((p for p in _PROFILES_LARGEST_FIRST if p in present),
+                                                          sorted(present)[0])
+        sel = sel[sel["profile"].astype(str) == chosen]
+    column = "value" if claim.quantity == "value" else "best_iteration"
+    x = pd.to_numeric(sel[column], errors="coerce")
+    if claim.quantity == "log10 best_iteration":
+        x = np.log10(x.where(x > 0))
+    sel = sel.assign(x=x)[np.isfinite(x)]
+    return sel.drop_duplicates(["design"] + _PAIR_KEY, keep="last")
+
+
+def paired_differences(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> pd.Series:
+    """Per-clip ``a - b`` of ``claim`` (index: data set, clip id); clips without both are dropped."""
+    sel = claim_rows(rows, claim, profile)
+    a = sel[sel["design"] == claim.a].set_index(_PAIR_KEY)["x"]
+    if isinstance(claim.b, (int, float)):
+        return (a - float(claim.b)).rename("diff")
+    b = sel[sel["design"] == claim.b].set_index(_PAIR_KEY)["x"]
+    return (a - b).dropna().rename("diff")
+
+
+def paired_effect(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> Effect:
+    """The measured :class:`Effect` of ``claim`` on ``rows`` (any table's tidy rows; none: not run)."""
+    if rows.empty:
+        return effect_of([], claim.expect, claim.margin)
+    sel = claim_rows(rows, claim, profile)
+    diffs = paired_differences(sel, claim, profile=None)
+    labels = {"profile": ", ".join(sorted(set(sel["profile"].astype(str)))) if "profile" in sel and len(diffs) else "",
+              "data": ", ".join(sorted(set(sel["source"].astype(str)))) if "source" in sel and len(diffs) else ""}
+    return effect_of(diffs.to_numpy(), claim.expect, claim.margin, **labels)
+
+
+def combine(verdicts: list[str]) -> str:
+    """One verdict for several comparisons that must all hold (e.g. "best of four designs"):
+    comparisons that did not run are left out (a profile may run fewer designs); then contradicted
+    if any is, reproduced if all are, not run if none ran, else inconclusive."""
+    verdicts = [v for v in verdicts if v != NOT_RUN]
+    if not verdicts:
+        return NOT_RUN
+    if CONTRADICTED in verdicts:
+        return CONTRADICTED
+    return REPRODUCED if all(v == REPRODUCED for v in verdicts) else INCONCLUSIVE
+
+
+def best_design_verdicts(rows: pd.DataFrame, best: dict[tuple[str, str], str], designs, selection: str,
+                         lower_is_better=()) -> pd.DataFrame:
+    """Per table column ``(dataset, metric)``: is the paper's best design ``best[column]`` better
+    than every other design of ``designs`` on the same clips? One paired comparison per other design
+    (:func:`paired_effect`), joined by :func:`combine`. Columns ``dataset, metric, best_in_paper,
+    verdict, n`` (the fewest paired clips of the comparisons that ran)."""
+    out = []
+    for (dataset, metric), top in best.items():
+        sign = -1 if metric in lower_is_better else 1
+        effects = [paired_effect(rows, Claim(id="", paper=1, text="", source="", notebook="", link="",
+                                             metric=metric, a=top, b=other, expect=sign, dataset=dataset,
+                                             selection=selection))
+                   for other in designs if other != top]
+        out.append({"dataset": dataset, "metric": metric, "best_in_paper": top,
+                    "verdict": combine([e.verdict for e in effects]),
+                    "n": min((e.n for e in effects if e.n), default=0)})
+    return pd.DataFrame(out, columns=["dataset", "metric", "best_in_paper", "verdict", "n"])
+
+
+def verdict_counts(verdicts) -> str:
+    """``"reproduced 2, contradicted 0, inconclusive at this n 3, not run in this profile 0"``."""
+    verdicts = list(verdicts)
+    return ", ".join(f"{v} {verdicts.count(v)}" for v in VERDICTS)
+
+
+# ----------------------------------------------------------------------------- CLAIMS.md
+def load_rows(results_dir: str | Path, notebook: str) -> pd.DataFrame:
+    """``results/<notebook>/rows.csv`` with separation metrics split per source (empty when absent)."""
+    path = Path(results_dir) / notebook / "rows.csv"
+    if not path.exists():
+        return pd.DataFrame()
+    from dap.results import ResultStore
+    from dap.studies.separation import per_source_rows
+
+    return per_source_rows(ResultStore(path.parent).rows)
+
+
+def evaluate_claims(results_dir: str | Path, claims=None, profile: str | None = None) -> pd.DataFrame:
+    """One row per claim of ``claims`` (default: :data:`dap.claim_registry.CLAIMS`) with its
+    measured effect from the ``rows.csv`` files under ``results_dir``."""
+    from dap.claim_registry import CLAIMS
+
+    cache: dict[str, pd.DataFrame] = {}
+    out = []
+    for c in CLAIMS if claims is None else claims:
+        if c.notebook not in cache:
+            cache[c.notebook] = load_rows(results_dir, c.notebook)
+        rows = cache[c.notebook]
+        e = paired_effect(rows, c, profile)
+        out.append({"id": c.id, "paper": c.paper, "claim": c.text, "source": c.source,
+                    "link": _link(Path(results_dir), c), "compared": c.compared,
+                    "metric": c.metric + (f" ({c.quantity})" if c.quantity != "value" else ""),
+                    "dataset": c.dataset or "all", "selection": c.selection, "expect": c.expect,
+                    "margin": c.margin, "n": e.n, "mean": e.mean, "low": e.low, "high": e.high,
+                    "profile": e.profile, "data": e.data, "verdict": e.verdict})
+    return pd.DataFrame(out)
+
+
+def _link(results_dir: Path, c: Claim) -> str:
+    """The claim's table relative to ``results_dir``: a run's layout ``<notebook>/<file>``, or the flat
+    layout of results/reference/ when only the file itself is there."""
+    flat = Path(c.link).name
+    return flat if (results_dir / flat).exists() and not (results_dir / c.link).exists() else c.link
+
+
+def _interval(r) -> str:
+    if r["n"] == 0:
+        return "—"
+    if not np.isfinite(r["low"]):
+        return f"{r['mean']:+.2f}"
+    return f"{r['mean']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]"
+
+
+def claims_markdown(table: pd.DataFrame, untested=None) -> str:
+    """``CLAIMS.md``: the rule, the counts, one line per claim, then the claims no row can test."""
+    from dap.claim_registry import UNTESTED
+
+    untested = UNTESTED if untested is None else untested
+    lines = ["# Claims of both papers, tested on this run's rows", "",
+             f"{len(table) + len(untested)} claims: {len(table)} tested below "
+             f"(paper 1: {int((table['paper'] == 1).sum())}, paper 2: {int((table['paper'] == 2).sum())}), "
+             f"{len(untested)} that the rows cannot test (last section).", "",
+             f"Verdicts: {verdict_counts(table['verdict'])}.", "",
+             "**Rule** (docs/claims.md). Per clip, the difference of the two compared designs / configurations on the "
+             "same clip (A − B; B may be a constant such as a chance level); its mean and a percentile-bootstrap "
+             f"{CONFIDENCE:.0%} interval ({N_BOOT} resamples, seed {BOOT_SEED}). **reproduced**: the interval excludes "
+             "zero on the paper's side; **contradicted**: it excludes zero on the other side; **inconclusive at this "
+             f"n**: it contains zero, or fewer than {MIN_N} clips are paired (a one-clip result can never be "
+             "reproduced); **not run in this profile**: no rows. A no-difference claim (paper side `≈ 0 ± m`) is "
+             "reproduced when the whole interval lies within ±m, contradicted when it lies entirely outside. "
+             "Paper 1's claims use the oracle rule (the authors' protocol); the tables also show the blind rules.", "",
+             "| id | claim | paper | source | compared | metric | data set | paper side | mean A − B [95 % CI] | n | "
+             "profile | data | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        side = {1: "> 0", -1: "< 0", 0: f"≈ 0 ± {r['margin']:g}"}[r["expect"]]
+        lines.append(f"| {r['id']} | {r['claim']} | {r['paper']} | [{r['source']}]({r['link']}) | {r['compared']} | "
+                     f"{r['metric']} | {r['dataset']} | {side} | {_interval(r)} | {r['n']} | {r['profile'] or '—'} | "
+                     f"{r['data'] or '—'} | {r['verdict']} |")
+    lines += ["", "## Claims the rows cannot test", "", "| paper | source | claim | why not tested |", "|---|---|---|---|"]
+    lines += [f"| {p} | {s} | {t} | {why} |" for p, s, t, why in untested]
+    return "\n".join(lines) + "\n"
+
+
+def write_claims(results_dir: str | Path, out: str | Path | None = None, profile: str | None = None) -> Path:
+    """Evaluate every registered claim on the rows under ``results_dir`` and write ``CLAIMS.md``
+    (default ``<results_dir>/CLAIMS.md``) and ``CLAIMS.csv`` beside it; returns the markdown's path.
+    Works with any subset of notebooks run: claims without rows are "not run in this profile"."""
+    import io
+
+    from dap.results import atomic_write_text
+
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ClaimError(f"{results_dir} is not a folder of results (run ./run_all.sh first)")
+    out = Path(out) if out is not None else results_dir / "CLAIMS.md"
+    table = evaluate_claims(results_dir, profile=profile)
+    buf = io.StringIO()
+    table.to_csv(buf, index=False)
+    atomic_write_text(out.with_suffix(".csv"), buf.getvalue())
+    return atomic_write_text(out, claims_markdown(table))
