@@ -123,7 +123,7 @@ def caption(title: str, *, data: str, profile: str, n_clips: int | str, iteratio
         lines.append(f"- {name}: {definition}")
     for d in deviations or []:
         lines.append(f"- Deviation from the paper: {d}")
-    lines.extend(f"- {e}" for e in extra or [])
+    lines.extend(f"- {e}" for e in extra or [] if e)
     return "\n".join(lines)
 
 
@@ -268,9 +268,10 @@ def discrepancy_note(rows: pd.DataFrame) -> str:
     return text
 
 
-def selection_plot(rows: pd.DataFrame, metric: str):
+def selection_plot(rows: pd.DataFrame, metric: str, baselines: pd.DataFrame | None = None):
     """Mean ``metric`` per design under each selection rule, one panel per data set: how much of a
-    result comes from the oracle rule."""
+    result comes from the oracle rule. ``baselines``: rows of the classical baselines, drawn as
+    horizontal lines at their mean (:func:`mark_levels`)."""
     import matplotlib.pyplot as plt
 
     ok = rows[(rows["metric"] == metric) & (rows["status"] == "ok")]
@@ -283,9 +284,33 @@ def selection_plot(rows: pd.DataFrame, metric: str):
         table.plot.bar(ax=ax, rot=0, fontsize=7)
         ax.set_title(f"{DATASET_LABELS.get(dataset, dataset)}: {metric}", fontsize=9)
         ax.set_ylabel(metric)
+        if baselines is not None and len(baselines):
+            mark_levels(ax, baseline_levels(baselines, metric, dataset=dataset))
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def baseline_levels(baselines: pd.DataFrame, metric: str, dataset: str | None = None, clip_id: str | None = None,
+                    how: str = "mean") -> dict[str, float]:
+    """Per classical baseline: ``how`` (``"mean"``, ``"min"``, ...) of its successful ``metric`` values,
+    optionally on one ``dataset`` / ``clip_id`` (e.g. the worse of two sources of one mixture: ``"min"``)."""
+    ok = baselines[(baselines["metric"] == metric) & (baselines["status"] == "ok")]
+    if dataset is not None:
+        ok = ok[ok["dataset"] == dataset]
+    if clip_id is not None:
+        ok = ok[ok["clip_id"] == clip_id]
+    values = pd.to_numeric(ok["value"], errors="coerce")
+    return {k: float(v) for k, v in values.groupby(ok["design"], sort=False).agg(how).items() if np.isfinite(v)}
+
+
+def mark_levels(ax, levels: dict[str, float]):
+    """Dashed horizontal lines at the classical baselines' ``levels`` (name -> value), labelled."""
+    for k, (name, value) in enumerate(levels.items()):
+        ax.axhline(value, ls="--", lw=1.0, color=f"C{(k + 6) % 10}", label=f"{name} (baseline)")
+    if levels:
+        ax.legend(fontsize=7)
+    return ax
 
 
 def mark_discrepancy(ax, points: dict[str, tuple[int, float, bool]]):

@@ -100,6 +100,22 @@ def test_paper_notebooks_publish_their_checks(smoke_run):
     for name in ("02_table1_gaussian_denoising", "04_table3_inpainting", "05_table4_separation"):
         table = next((out / name).glob("table*.md")).read_text()
         assert "Profile: `smoke`" in table and "paper" in table  # caption + the paper's numbers beside ours
+    _assert_baselines_shown(out)
+
+
+def _assert_baselines_shown(out: Path) -> None:
+    """Tables 1-4 show their classical baselines as extra rows with their cost, never in the ranking."""
+    for name, table, designs in (("02_table1_gaussian_denoising", "table1", ("wiener-oracle", "noisereduce")),
+                                 ("03_table2_environmental_denoising", "table2", ("wiener-oracle", "noisereduce")),
+                                 ("04_table3_inpainting", "table3", ("stft-interp",)),
+                                 ("05_table4_separation", "table4", ("hpss",))):
+        text = (out / name / f"{table}.md").read_text()
+        extra = text.split("Classical baselines on the same clips")[1]
+        for d in designs:
+            assert d in extra and f"`{d}` = " in text and "ms per clip" in text, (name, d)
+            assert not any(d in line for line in text.splitlines() if line.startswith("Best design as in the paper"))
+        assert any(k.startswith(f"none/{designs[0]}/") for k in _metrics(out, name)), name
+    assert "baseline: HPSS" in (out / "05_table4_separation" / "table4_per_mixture.md").read_text()
 
 
 @pytest.mark.notebooks

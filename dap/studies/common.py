@@ -135,3 +135,64 @@ def table_metrics(comparison, rows) -> dict:
     for r in comparison.dropna(subset=["mean"]).itertuples():
         out[f"{r.selection}/{r.design}/{r.dataset}/{r.metric}"] = float(r.mean)
     return out
+
+
+# ----------------------------------------------------------------------------- classical baselines
+#: Where a notebook's baseline rows go, beside the fits' rows.csv (same row contract, selection "none").
+BASELINE_FILE = "baselines.csv"
+
+
+def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progress=print):
+    """Run each classical baseline of ``methods`` (name -> ``method(clip) -> estimate``) on every clip
+    not yet in ``store`` and record its rows (``selection = "none"``, ``seconds`` = the call's wall
+    time, ``iterations`` 0); ``evaluate(clip, estimate) -> {metric: value}`` as for the fits.
+    Returns the rows of exactly these (clip, baseline) pairs. Each method is called once, untimed, on
+    the first pending clip before the timed calls, so one-time set-up (librosa's JIT) is not counted."""
+    import pandas as pd
+
+    from dap.baselines import timed
+    from dap.errors import DapError
+    from dap.results import fit_id, provenance
+
+    pending = [(c, name, fit_id(grid.fit_config(c, name))) for c in clips for name in methods]
+    todo = [item for item in pending if not store.has(item[2])]
+    for name in {name for _, name, _ in todo}:
+        methods[name](next(c for c, n, _ in todo if n == name))  # warm-up
+    for clip, name, fid in todo:
+        progress(f"baseline {name} on {clip.dataset}/{clip.id}")
+        base = {"fit_id": fid, "task": grid.task, "dataset": clip.dataset, "source": clip.source, "clip_id": clip.id,
+                "design": name, "seed": grid.seed, "profile": grid.profile, "selection": "none", "iterations": 0,
+                "device": "cpu", "precision": "numpy", **provenance()}
+        try:
+            estimate, seconds = timed(methods[name], clip)
+            rows = [{**base, "metric": k, "value": v, "seconds": round(seconds, 4), "status": "ok", "error": ""}
+                    for k, v in evaluate(clip, estimate).items()]
+        except DapError as exc:
+            rows = [{**base, "metric": "baseline", "value": float("nan"), "status": "failed", "error": str(exc)}]
+        store.add(rows)
+    rows = store.rows
+    return rows[rows["fit_id"].isin([fid for _, _, fid in pending])].reset_index(drop=True) if len(rows) else \
+        pd.DataFrame(columns=rows.columns)
+
+
+def baseline_note(baselines, rows) -> str:
+    """Caption line: what each classical baseline in ``baselines`` is, what it knows, its median cost
+    per clip, and the deep priors' median cost per fit in ``rows`` (wall time on the machine that ran
+    them). Empty without baseline rows."""
+    from dap.baselines import BASELINES
+    from dap.priors import DESIGN_LABELS
+
+    if baselines is None or baselines.empty:
+        return ""
+    calls = baselines.drop_duplicates("fit_id")
+    parts = []
+    for name in dict.fromkeys(calls["design"]):
+        _, what, knows = BASELINES[name]
+        seconds = calls.loc[calls["design"] == name, "seconds"].astype(float).median()
+        parts.append(f"`{name}` = {what}; knows: {knows}; {1000 * seconds:.0f} ms per clip")
+    fits = rows[rows["status"] == "ok"].drop_duplicates("fit_id") if len(rows) else rows
+    priors = "; ".join(f"{DESIGN_LABELS.get(d, d)} {g['seconds'].astype(float).median():.1f} s"
+                       for d, g in fits.groupby("design", sort=False)) if len(fits) else "no fits"
+    return ("Classical baselines (extra rows, references that are not ranked; same clips and metrics; median wall "
+            "time per clip on this machine): " + " | ".join(parts)
+            + f". Deep priors' median wall time per fit: {priors}")

@@ -46,14 +46,44 @@ def denoising_study(store: ResultStore, p: dict, noise: str, source: str = "embe
 
         run_fit = partial(_restore_clip, noisy=noisy, cfg=cfg, seed=p["seed"],
                           mismatched_istft=p.get("mismatched_istft", False))
-        wanted = DENOISING_METRICS.get(dataset, ("PSNR", "SNR"))
+        all_rows.append(run_grid(store, grid, clips, list(p["designs"]), run_fit, _evaluator(dataset, p),
+                                 progress=progress, workers=fit_workers(p)))
+    return pd.concat(all_rows, ignore_index=True)
 
-        def evaluate(clip, est):
-            values = denoise.evaluate(clip.audio, est, pesq_mode=p.get("pesq_mode", "wb"))
-            return {k: v for k, v in values.items() if k in wanted}
 
-        all_rows.append(run_grid(store, grid, clips, list(p["designs"]), run_fit, evaluate, progress=progress,
-                                 workers=fit_workers(p)))
+def _evaluator(dataset: str, p: dict):
+    """``evaluate(clip, estimate) -> {metric: value}`` of Tables 1-2 for ``dataset`` (fits and baselines)."""
+    wanted = DENOISING_METRICS.get(dataset, ("PSNR", "SNR"))
+
+    def evaluate(clip, est):
+        values = denoise.evaluate(clip.audio, est, pesq_mode=p.get("pesq_mode", "wb"))
+        return {k: v for k, v in values.items() if k in wanted}
+
+    return evaluate
+
+
+def denoising_baselines(store: ResultStore, p: dict, noise: str, source: str = "embedded", root=None,
+                        progress=print) -> pd.DataFrame:
+    """The classical baselines of Tables 1-2 (:mod:`dap.baselines`: ``wiener-oracle`` with the true
+    noise's spectrum, blind ``noisereduce``) on the same noisy clips as :func:`denoising_study`,
+    scored by the same metrics; rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
+    from dap import baselines
+    from dap.studies.common import BASELINE_FILE, run_baselines
+
+    if noise not in ("gaussian", "environmental"):
+        raise ValueError(f"noise must be 'gaussian' or 'environmental', not {noise!r}")
+    noises = _noise_recordings(source, root) if noise == "environmental" else None
+    settings = {"noise": noise, "max_samples": p.get("max_samples"),
+                **({"sigma": p["sigma"]} if noise == "gaussian" else {"snr_db": (p["snr_low"], p["snr_high"])})}
+    grid = Grid(task=f"denoise-{noise}", settings=settings, profile=p["profile"], seed=p["seed"])
+    out = ResultStore(store.folder, BASELINE_FILE)
+    all_rows = []
+    for dataset in p["datasets"]:
+        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))
+        noisy = {c.id: _corrupt(c, noise, p, noises)[0] for c in clips}
+        methods = {"wiener-oracle": lambda c: baselines.wiener_oracle(noisy[c.id], noisy[c.id] - c.audio),
+                   "noisereduce": lambda c: baselines.spectral_gating(noisy[c.id])}
+        all_rows.append(run_baselines(out, grid, clips, methods, _evaluator(dataset, p), progress=progress))
     return pd.concat(all_rows, ignore_index=True)
 
 
@@ -99,10 +129,12 @@ def _corrupt(clip: Clip, noise: str, p: dict, noises) -> tuple[np.ndarray, dict]
     return noisy, extra
 
 
-def denoising_caption(p: dict, table: str, source: str, rows) -> str:
-    """The caption of Table 1 or 2 (see :func:`dap.report.caption`)."""
+def denoising_caption(p: dict, table: str, source: str, rows, baselines=None) -> str:
+    """The caption of Table 1 or 2 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    :func:`denoising_baselines` (their definition and cost go into the caption)."""
     from dap import metrics, paper
     from dap.report import caption, discrepancy_note
+    from dap.studies.common import baseline_note
 
     noise = (f"additive Gaussian noise, sigma {p['sigma']}" if table == "table1" else
              f"environmental noise (traffic / domestic) at {p['snr_low']}-{p['snr_high']} dB SNR")
@@ -121,7 +153,8 @@ def denoising_caption(p: dict, table: str, source: str, rows) -> str:
                    metrics={"PSNR": metrics.PSNR_DEFINITION, "PESQ": metrics.PESQ_MODE_NOTE},
                    deviations=deviations,
                    extra=[fit_description(p, rows), f"failed fits: {failed}; mean ± std over clips (std ddof=1)",
-                          discrepancy_note(rows) + f" (no extension past the {p['iterations']}-iteration budget here)"])
+                          discrepancy_note(rows) + f" (no extension past the {p['iterations']}-iteration budget here)",
+                          baseline_note(baselines, rows)])
 
 
 def denoising_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None):

@@ -59,10 +59,34 @@ def inpainting_study(store: ResultStore, p: dict, source: str = "embedded", root
     return pd.concat(all_rows, ignore_index=True)
 
 
-def inpainting_caption(p: dict, source: str, rows) -> str:
-    """The caption of Table 3 (see :func:`dap.report.caption`)."""
+def inpainting_baselines(store: ResultStore, p: dict, source: str = "embedded", root=None,
+                         progress=print) -> pd.DataFrame:
+    """The classical baseline of Table 3 (``stft-interp``, :func:`dap.baselines.stft_interpolation`)
+    on the same gapped clips as :func:`inpainting_study`, scored by the same metrics (whole clip and
+    inside the gaps); rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
+    from dap import baselines
+    from dap.studies.common import BASELINE_FILE, run_baselines
+
+    settings = {"max_samples": p.get("max_samples"), **{k: p[k] for k in MASK_KEYS}}
+    grid = Grid(task="inpaint", settings=settings, profile=p["profile"], seed=p["seed"])
+    out = ResultStore(store.folder, BASELINE_FILE)
+    all_rows = []
+    for dataset in p["datasets"]:
+        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))
+        masks = {c.id: clip_mask(c, p) for c in clips}
+        methods = {"stft-interp": lambda c: baselines.stft_interpolation(inpaint.apply_gaps(c.audio, masks[c.id]),
+                                                                         masks[c.id].spans)}
+        all_rows.append(run_baselines(out, grid, clips, methods,
+                                      lambda c, est: inpaint.evaluate(c.audio, est, masks[c.id]), progress=progress))
+    return pd.concat(all_rows, ignore_index=True)
+
+
+def inpainting_caption(p: dict, source: str, rows, baselines=None) -> str:
+    """The caption of Table 3 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    :func:`inpainting_baselines` (their definition and cost go into the caption)."""
     from dap import metrics, paper
     from dap.report import caption
+    from dap.studies.common import baseline_note
 
     corruption = (f"zero gaps over all frequencies, {p['gap_min_s']}-{p['gap_max_s']} s each, "
                   f"{p['gaps_per_second']:g} per second of audio (at least one; non-overlapping, "
@@ -86,7 +110,7 @@ def inpainting_caption(p: dict, source: str, rows) -> str:
                    deviations=deviations,
                    extra=[fit_description(p, rows), masked,
                           f"failed fits: {failed}; mean ± std over clips (std ddof=1); the paper's numbers are "
-                          "whole-clip metrics"])
+                          "whole-clip metrics", baseline_note(baselines, rows)])
 
 
 def inpainting_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None,

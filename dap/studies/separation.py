@@ -124,6 +124,22 @@ def trivial_rows(p: dict, source: str = "embedded", root=None) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def separation_baselines(store: ResultStore, p: dict, source: str = "embedded", root=None,
+                         progress=print) -> pd.DataFrame:
+    """The classical baseline of Table 4 (``hpss``, :func:`dap.baselines.hpss`: harmonic = piano,
+    percussive = drums) on the study's mixtures, scored like the fits (:func:`dap.tasks.separate.evaluate`,
+    best permutation); rows go to ``baselines.csv`` beside ``store``'s rows. Returns per-source rows
+    (:func:`per_source_rows`)."""
+    from dap import baselines
+    from dap.studies.common import BASELINE_FILE, run_baselines
+
+    settings = {"ratio_db": p["ratio_db"], "max_samples": p.get("max_samples")}
+    grid = Grid(task="separate", settings=settings, profile=p["profile"], seed=p["seed"])
+    rows = run_baselines(ResultStore(store.folder, BASELINE_FILE), grid, study_mixtures(p, source, root),
+                         {"hpss": lambda c: baselines.hpss(c.audio)}, _evaluate_clip, progress=progress)
+    return per_source_rows(rows)
+
+
 def beats_trivial(rows: pd.DataFrame, trivial: pd.DataFrame, metric: str = "SIR", margin_db: float = 0.0) -> pd.DataFrame:
     """Per (selection, design, mixture, source): the fit's ``metric``, the best trivial answer's
     (NaN values of a silent trivial estimate are left out) and whether the fit beats it by more
@@ -138,11 +154,13 @@ def beats_trivial(rows: pd.DataFrame, trivial: pd.DataFrame, metric: str = "SIR"
 
 
 def per_mixture_table(rows: pd.DataFrame, trivial: pd.DataFrame, selection: str,
-                      metrics=("SIR", "SDRi", "Level")) -> str:
-    """Markdown: one line per (mixture, design or trivial answer), each source's ``metrics``
-    under ``selection``, then one line per design saying on how many mixtures it beats both
-    trivial answers in SIR for both sources."""
-    both = pd.concat([rows[(rows["selection"] == selection) & (rows["status"] == "ok")], trivial], ignore_index=True)
+                      metrics=("SIR", "SDRi", "Level"), baselines: pd.DataFrame | None = None) -> str:
+    """Markdown: one line per (mixture, design, trivial answer or classical baseline), each source's
+    ``metrics`` under ``selection``, then one line per design saying on how many mixtures it beats
+    both trivial answers in SIR for both sources (the baselines are shown, never counted as trivial)."""
+    extra = [] if baselines is None else [baselines[baselines["status"] == "ok"]]
+    both = pd.concat([rows[(rows["selection"] == selection) & (rows["status"] == "ok")], trivial, *extra],
+                     ignore_index=True)
     both = both[both["dataset"].isin(separate.SOURCES) & both["metric"].isin(metrics)]
     if both.empty:
         return ""
@@ -150,7 +168,8 @@ def per_mixture_table(rows: pd.DataFrame, trivial: pd.DataFrame, selection: str,
     table = both.pivot_table(index=["clip_id", "design"], columns=["dataset", "metric"], values="value",
                              aggfunc="first", sort=False)
     cols = [(d, m) for d in separate.SOURCES for m in metrics if (d, m) in table.columns]
-    labels = {**DESIGN_LABELS, **{k: f"trivial: {k.replace('_', ' ')}" for k in separate.TRIVIAL_ESTIMATES}}
+    labels = {**DESIGN_LABELS, **{k: f"trivial: {k.replace('_', ' ')}" for k in separate.TRIVIAL_ESTIMATES},
+              "hpss": "baseline: HPSS"}
     lines = ["| Mixture | Design | " + " | ".join(f"{d} {m}" for d, m in cols) + " |",
              "|" + "---|" * (len(cols) + 2)]
     for (clip_id, design), r in table.iterrows():
@@ -181,17 +200,20 @@ def per_source_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def per_mixture_report(rows: pd.DataFrame, trivial: pd.DataFrame, p: dict) -> str:
-    """Markdown for ``table4_per_mixture.md``: :func:`per_mixture_table` under every selection rule."""
-    return "\n".join(f"**Table 4 per mixture ({rule} rule) with the trivial answers.** Profile `{p['profile']}`; "
-                     "SIR and SDRi in dB, Level = estimate energy relative to the mixture (dB).\n\n"
-                     + per_mixture_table(rows, trivial, rule) for rule in ("oracle", "last", "ema"))
+def per_mixture_report(rows: pd.DataFrame, trivial: pd.DataFrame, p: dict, baselines: pd.DataFrame | None = None) -> str:
+    """Markdown for ``table4_per_mixture.md``: :func:`per_mixture_table` under every selection rule,
+    with the classical ``baselines`` (rows of :func:`separation_baselines`) beside the trivial answers."""
+    return "\n".join(f"**Table 4 per mixture ({rule} rule) with the trivial answers and the HPSS baseline.** "
+                     f"Profile `{p['profile']}`; SIR and SDRi in dB, Level = estimate energy relative to the mixture (dB).\n\n"
+                     + per_mixture_table(rows, trivial, rule, baselines=baselines) for rule in ("oracle", "last", "ema"))
 
 
-def separation_caption(p: dict, source: str, rows) -> str:
-    """The caption of Table 4 (see :func:`dap.report.caption`)."""
+def separation_caption(p: dict, source: str, rows, baselines=None) -> str:
+    """The caption of Table 4 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    :func:`separation_baselines` (their definition and cost go into the caption)."""
     from dap import metrics, paper
     from dap.report import caption
+    from dap.studies.common import baseline_note
 
     w, g = separation_weights(p), collapse_guard(p)
     fits = rows.drop_duplicates("fit_id") if len(rows) else rows
@@ -242,7 +264,8 @@ def separation_caption(p: dict, source: str, rows) -> str:
                    deviations=deviations,
                    extra=[fit_description(p, rows), guard_text,
                           f"failed fits: {failed}; mean ± std over mixtures (std ddof=1); the paper reported the "
-                          "median SDR and the mean SIR over clips, the table shows means and the CSV also medians"])
+                          "median SDR and the mean SIR over clips, the table shows means and the CSV also medians",
+                          baseline_note(baselines, rows)])
 
 
 def separation_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None,
