@@ -164,3 +164,50 @@ def test_bl1_rows_have_no_alignment(sets, tmp_path):
                                   "synthetic", progress=False)
     assert "alignment_accuracy" not in set(rows["metric"])
     assert {"SDR", "PES", "EPS", "n_eps_frames"} <= set(rows["metric"])
+
+
+def test_the_projects_reading_of_the_protocol(sets):
+    """AdamW by default (Adam's L2 on request), padding masked in training and evaluation, a leaky
+    output only while training, and a guided-attention term that is zero on the ideal attention."""
+    from dap.wiass.train import (build_model, fixed_batch_side_info, guidance_matrix,
+                                 guided_attention_loss, make_optimizer, training_side_info)
+    from dap.wiass.side_info import alignment_matrix
+
+    s = settings("M2")
+    assert isinstance(make_optimizer(build_model(s), s), torch.optim.AdamW)
+    assert type(make_optimizer(build_model(s), settings("M2", decay="coupled"))) is torch.optim.Adam
+    with pytest.raises(ValueError, match="unknown decay"):
+        settings("M2", decay="l2")
+
+    train_set = sets[0]
+    items = [train_set[0], train_set[1]]
+    side = training_side_info(s, items, np.random.default_rng(0))
+    assert side.mask is not None and side.mask.shape == side.values.shape[:2]
+    assert fixed_batch_side_info(settings("M2", mask_padding=False), items, 0).mask is None
+    model = build_model(settings("M2", output_leak=0.2))
+    mix = torch.stack([e.mixture_mag for e in items])
+    model.train()
+    with torch.no_grad():
+        out, att = model(mix, side.values, side_mask=side.mask)
+    assert float(att[~side.mask[:, None, :].expand_as(att)].abs().max()) == 0.0
+    model.output.bias.data.fill_(-10.0)  # every output unit negative
+    with torch.no_grad():
+        assert float(model(mix, side.values, side_mask=side.mask)[0].min()) < 0  # leaky in training
+    model.eval()
+    with torch.no_grad():
+        assert float(model(mix, side.values, side_mask=side.mask)[0].max()) == 0.0  # ReLU: zeros
+
+    guide = guidance_matrix(side.infos, width=2.0)
+    ideal = torch.from_numpy(np.stack([alignment_matrix(i) for i in side.infos]))
+    assert float(guided_attention_loss(ideal, guide)) == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.full_like(ideal, 1.0 / ideal.shape[-1])
+    assert float(guided_attention_loss(uniform, guide)) > 0.8
+
+
+def test_guided_training_runs_and_strict_sizes_refuse_small_data(sets, tmp_path):
+    train_set, valid_set, _ = sets
+    res = train(settings("A1", guide_weight=0.1, max_steps=2), train_set, valid_set, tmp_path,
+                progress=False)
+    assert res.steps == 2 and np.isfinite(res.best_val)
+    with pytest.raises(D.DatasetError, match="too small"):
+        D.load_splits("embedded", n_train=2000, strict=True)

@@ -211,13 +211,20 @@ def split_groups(fragments: list[Fragment], seed: int = SPLIT_SEED,
     return out
 
 
-def _subset(fragments: list[Fragment], n: int | None, seed: int, name: str) -> list[Fragment]:
-    """At most ``n`` fragments of a split (all when None or when the split is smaller, so the
-    paper profile's real-data sizes also run on the small embedded set). Fragments whose target
-    has silent 1-s frames come first (seeded order within each kind), so that a cut-down test set
-    still defines PES."""
+def _subset(fragments: list[Fragment], n: int | None, seed: int, name: str,
+            strict: bool = False) -> list[Fragment]:
+    """At most ``n`` fragments of a split (all when None or when the split is smaller, unless
+    ``strict``: then a split smaller than ``n`` is an error). Fragments whose target has silent
+    1-s frames come first (seeded order within each kind), so that a cut-down test set still
+    defines PES."""
     if n is not None and n < 1:
         raise DatasetError(f"n_{name} must be >= 1, got {n}")
+    if strict and n is not None and n > len(fragments):
+        raise DatasetError(
+            f"the {name} split has {len(fragments)} fragments but {n} are asked for: this data is "
+            f"too small for these settings (the paper profile needs MUSDB18-HQ-sized data: "
+            f"source='real' with data_root). To run on it anyway, pass n_{name}=None (all "
+            f"fragments), a stated deviation")
     if n is None or n >= len(fragments):
         return list(fragments)
     rng = np.random.default_rng([seed, stable_hash(name)])
@@ -227,12 +234,13 @@ def _subset(fragments: list[Fragment], n: int | None, seed: int, name: str) -> l
 
 
 def load_splits(source: str = "embedded", root=None, n_train: int | None = None,
-                n_valid: int | None = None, n_test: int | None = None, seed: int = 0
-                ) -> dict[str, list[Fragment]]:
+                n_valid: int | None = None, n_test: int | None = None, seed: int = 0,
+                strict: bool = False) -> dict[str, list[Fragment]]:
     """Train / valid / test fragments of the stems data set.
 
     ``source="embedded"``: the committed set, split by :func:`split_groups` (14 / 4 / 6); ``n_*``
-    cut a split down to at most ``n`` (seeded). ``source="real"``: MUSDB18-HQ under ``root`` (or
+    cut a split down to at most ``n`` (seeded); with ``strict`` a split smaller than its ``n`` is
+    a :class:`DatasetError`. ``source="real"``: MUSDB18-HQ under ``root`` (or
     ``DAP_DATA``), the loader's train / valid / test splits; ``n_*`` windows per split spread over
     the tracks (``None``: one window per track). Raises :class:`DatasetError` with a message when the data
     is missing.
@@ -242,13 +250,13 @@ def load_splits(source: str = "embedded", root=None, n_train: int | None = None,
     if source == "embedded":
         frags = [fragment_from_clip(c) for c in load_clips("stems", source="embedded")]
         splits = split_groups(frags)
-        return {name: _subset(splits[name], n, seed, name)
+        return {name: _subset(splits[name], n, seed, name, strict)
                 for name, n in zip(SPLITS, (n_train, n_valid, n_test))}
     if source == "real":
         out = {}
         for name, n in zip(SPLITS, (n_train, n_valid, n_test)):
             clips = load_clips("stems", n=n, seed=seed, source="real", root=root, split=name)
-            out[name] = [fragment_from_clip(c) for c in clips]
+            out[name] = _subset([fragment_from_clip(c) for c in clips], n, seed, name, strict)
         return out
     raise DatasetError(f"unknown source {source!r}; choose 'embedded' or 'real'")
 

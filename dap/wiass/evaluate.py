@@ -15,11 +15,15 @@ Scores per fragment (the paper's per-song numbers, here per 8.192-s fragment):
   defined target windows.
 * ``PES``, ``EPS`` (1-s frames, "silent" = all samples exactly zero; :func:`dap.metrics.pes`,
   :func:`dap.metrics.eps`), with ``n_pes_frames`` and ``n_eps_frames`` (how many frames each
-  averages over; NaN PES / EPS when there are none).
+  averages over; NaN PES / EPS when there are none);
+* ``L1``: mean absolute error of the normalised magnitude, the training loss's units.
 * for informed configurations with meaningful side information (not BL1 / BL2):
   ``alignment_accuracy`` (fraction of frames whose attention argmax is the true step),
-  ``alignment_distance`` (mean |argmax - true step|, in steps) over frames that have a true step,
-  and ``segment_accuracy`` (argmax inside the frame's own run), see :mod:`dap.wiass.side_info`.
+  ``alignment_within_k`` (argmax within 3 steps of the true step), ``alignment_distance`` (mean
+  |argmax - true step|, in steps) over frames that have a true step, and ``segment_accuracy``
+  (argmax inside the frame's own run; NaN on a fragment whose activity is one run), each with its
+  ``chance_*`` level and the content-blind ``proportional_*`` aligner's score on the same fragment
+  (:mod:`dap.wiass.references`).
 
 Rows follow :data:`dap.results.ROW_COLUMNS`: ``task="wiass"``, ``dataset="stems"``, ``design`` =
 the evaluated configuration (BL1 ... A3.1, A3.2), ``selection="best-validation"``,
@@ -42,15 +46,18 @@ from dap import metrics
 from dap.results import ResultStore, fit_id, provenance
 from dap.wiass.data import Example, SpectrogramSet, fixed_side_info, istft, side_kind, stft
 from dap.wiass.model import InformedSeparator
-from dap.wiass.side_info import SideInfo, alignment_accuracy, segment_accuracy
+from dap.wiass.references import (REFERENCES, alignment_references, alignment_scores,
+                                  reference_magnitude)
+from dap.wiass.side_info import SideInfo
 from dap.wiass.train import TrainResult
 
 #: BSS Eval window and PES / EPS frame: 1 s at 16 kHz.
 WINDOW = 16000
 TASK = "wiass"
 SELECTION = "best-validation"
-SEPARATION_METRICS = ("SDR", "SIR", "SAR", "PES", "EPS")
-ALIGNMENT_METRICS = ("alignment_accuracy", "alignment_distance", "segment_accuracy")
+SEPARATION_METRICS = ("SDR", "SIR", "SAR", "PES", "EPS", "L1")
+ALIGNMENT_METRICS = ("alignment_accuracy", "alignment_within_k", "alignment_distance",
+                     "segment_accuracy")
 
 
 @dataclass
@@ -70,24 +77,39 @@ class Separation:
 
 @torch.no_grad()
 def separate(model: InformedSeparator, example: Example, side: SideInfo | None,
-             device: torch.device | str | None = None) -> Separation:
-    """Separate one example (which must carry its :class:`~dap.wiass.data.Fragment`)."""
+             device: torch.device | str | None = None, mask_padding: bool = True) -> Separation:
+    """Separate one example (which must carry its :class:`~dap.wiass.data.Fragment`).
+
+    ``mask_padding``: exclude the side information's padding from the attention (as the model
+    was trained: ``TrainSettings.mask_padding``)."""
     if example.fragment is None:
         raise ValueError(f"example {example.id} has no waveform fragment to reconstruct")
     if model.informed and side is None:
         raise ValueError("an informed model needs side information")
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.eval()
-    side_t = None if side is None else torch.from_numpy(side.values[None]).to(device)
-    pred, att = model(example.mixture_mag[None].to(device), side_t if model.informed else None)
-    mag = pred[0].float().cpu() * example.scale  # back to the signal's scale
+    if model.informed:
+        side_t = torch.from_numpy(side.values[None]).to(device)
+        mask = torch.from_numpy(side.mask[None]).to(device) if mask_padding else None
+        pred, att = model(example.mixture_mag[None].to(device), side_t, side_mask=mask)
+    else:
+        pred, att = model(example.mixture_mag[None].to(device))
+    return from_magnitude(example, pred[0].float().cpu(),
+                          None if att is None else att[0].cpu().numpy(), side)
+
+
+def from_magnitude(example: Example, target_mag: torch.Tensor, attention=None,
+                   side: SideInfo | None = None) -> Separation:
+    """Waveform estimates from a normalised target magnitude ``(N, F)`` with the mixture phase
+    (used for the models and for the reference levels: silence, constant mask, oracle)."""
+    mag = target_mag * example.scale  # back to the signal's scale
     mixture = example.fragment.mixture
     spec = stft(mixture)
     # Mixture phase; where the mixture bin is exactly zero its phase is undefined: use 0.
     unit = torch.where(spec.abs() > 0, spec / spec.abs().clamp_min(1e-30), torch.ones_like(spec))
     target = istft(mag * unit, length=mixture.shape[0]).numpy().astype(np.float32)
-    return Separation(target, (mixture - target).astype(np.float32), pred[0].cpu().numpy(),
-                      None if att is None else att[0].cpu().numpy(), side)
+    return Separation(target, (mixture - target).astype(np.float32), target_mag.numpy(),
+                      attention, side)
 
 
 def _median(values: np.ndarray) -> float:
@@ -118,15 +140,19 @@ def separation_metrics(target: np.ndarray, accompaniment: np.ndarray, sep: Separ
     return out
 
 
-def alignment_metrics(attention: np.ndarray | None, side: SideInfo | None) -> dict[str, float]:
-    """Alignment measures of the attention against the side information's truth ({} if none)."""
+def magnitude_l1(sep: Separation, example: Example) -> float:
+    """Mean absolute error of the predicted normalised magnitude (the training loss's units)."""
+    return float(np.mean(np.abs(sep.target_mag - example.target_mag.numpy())))
+
+
+def alignment_metrics(attention: np.ndarray | None, side: SideInfo | None,
+                      mask_padding: bool = True) -> dict[str, float]:
+    """Alignment measures of the attention against the side information's truth, with their
+    chance and content-blind reference levels on the same fragment ({} if no side information;
+    see :mod:`dap.wiass.references`)."""
     if attention is None or side is None or side.kind == "ones":
         return {}
-    out = {"segment_accuracy": segment_accuracy(attention, side.frame_segment, side.step_segment)}
-    if np.any(side.alignment >= 0):
-        out["alignment_accuracy"], out["alignment_distance"] = alignment_accuracy(attention,
-                                                                                  side.alignment)
-    return out
+    return {**alignment_scores(attention, side), **alignment_references(side, mask_padding)}
 
 
 def evaluation_id(result: TrainResult, evaluation: str, example_id: str, seed: int) -> str:
@@ -168,12 +194,14 @@ def evaluate_configuration(store: ResultStore, result: TrainResult, evaluation: 
         base = _base_row(result, evaluation, example, seed, profile, source, fid)
         try:
             side = fixed_side_info(kind, example, seed, **side_options)
-            sep = separate(result.model, example, side)
+            sep = separate(result.model, example, side,
+                           mask_padding=result.settings.mask_padding)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN medians are expected
                 values = separation_metrics(example.fragment.target,
                                             example.fragment.accompaniment, sep)
-            values.update(alignment_metrics(sep.attention, side))
+            values["L1"] = magnitude_l1(sep, example)
+            values.update(alignment_metrics(sep.attention, side, result.settings.mask_padding))
             status, error = "ok", ""
         except Exception as exc:  # noqa: BLE001 - recorded as a failed row, the study goes on
             values, status, error = {"SDR": float("nan")}, "failed", f"{type(exc).__name__}: {exc}"
@@ -193,3 +221,36 @@ def _base_row(result: TrainResult, evaluation: str, example: Example, seed: int,
             "device": result.device, "precision": "fp32", **provenance(),
             "model_id": s.id, "trained_configuration": s.configuration, "hidden": s.hidden,
             "epochs_trained": result.epochs}
+
+
+def evaluate_references(store: ResultStore, test_set: SpectrogramSet, mask: torch.Tensor,
+                        seed: int, profile: str, source: str, mask_id: str) -> pd.DataFrame:
+    """Score the reference estimates (:data:`dap.wiass.references.REFERENCES`) on every test
+    example with the models' metrics; rows have ``design`` = the reference's name and
+    ``selection="reference"``. ``mask`` is the fitted constant mask ``(F,)`` and ``mask_id`` names
+    what it was fitted on (part of the fit id). Stored evaluations are skipped."""
+    fids = []
+    for name in REFERENCES:
+        for i in range(len(test_set)):
+            example = test_set[i]
+            fid = fit_id({"task": TASK, "reference": name, "clip_id": example.id, "seed": seed,
+                          "window": WINDOW, "mask": mask_id if name == "constant-mask" else None})
+            fids.append(fid)
+            if store.has(fid):
+                continue
+            start = time.time()
+            sep = from_magnitude(example, reference_magnitude(name, example, mask))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN medians are expected
+                values = separation_metrics(example.fragment.target,
+                                            example.fragment.accompaniment, sep)
+            values["L1"] = magnitude_l1(sep, example)
+            base = {"fit_id": fid, "task": TASK, "dataset": "stems", "source": source,
+                    "clip_id": example.id, "design": name, "seed": seed, "profile": profile,
+                    "selection": "reference", "iterations": 0, "best_iteration": 0,
+                    "device": "cpu", "precision": "fp32", **provenance()}
+            seconds = round(time.time() - start, 3)
+            store.add([{**base, "metric": k, "value": float(v), "seconds": seconds, "status": "ok",
+                        "error": ""} for k, v in values.items()])
+    rows = store.rows
+    return rows[rows["fit_id"].isin(fids)].reset_index(drop=True)

@@ -12,7 +12,7 @@ Four blocks (paper Fig. 1), all time-major along the sequence axis, batch first:
 
 The output is the target's **magnitude** itself, not a mask (the paper found masks no better).
 
-Sizes. The paper states E = J = 513 for "the size of the encodings"; REFERENCE_NOTES.md (read from
+Sizes. The paper states E = J = 513 for "the size of the encodings"; docs/wiass.md (read from
 the authors' code) says 513 is the hidden size *per direction*, so the encodings are 1026 wide and
 ``W_s`` is 1026 x 1026. With ``hidden=513`` the model has 32,160,996 parameters (the "about 32 M"
 of the notes; BL1 has 22,140,054). ``hidden`` can be made small (e.g. 64, 794,305 parameters) for
@@ -29,9 +29,15 @@ Variants:
   ``attention=None``.
 
 Padding. The paper pads M2/A* side information with the value 100 and lets the model see the
-padded sequence as is (it learns "to never look at the padding values"). That is the default here.
-An optional boolean ``side_mask (B, M)`` (True = real step) excludes steps from the softmax for
-users who want a masked variant; the paper's experiments do not use it.
+padded sequence as is (it learns "to never look at the padding values"). An optional boolean
+``side_mask (B, M)`` (True = real step) excludes padding from the softmax; the project's training
+passes it by default (``TrainSettings.mask_padding``), because unmasked padding became an attention
+sink in small runs (docs/wiass.md).
+
+Output. ``relu`` makes exact zeros, which PES / EPS need; but a ReLU unit that is negative for every
+input gets no gradient, and with an L1 loss on zero-heavy targets whole outputs died early in small
+runs. ``output_leak`` (> 0) makes the output a leaky ReLU *while training* only; in eval mode the
+output is always the paper's ReLU, so evaluated predictions keep their exact zeros.
 """
 
 from __future__ import annotations
@@ -54,10 +60,12 @@ class InformedSeparator(nn.Module):
         side_dim: D, feature size of the side information (1 in the paper).
         variant: ``"informed"`` (full model; also BL2) or ``"bl1"`` (no side information).
         n_layers: layers of every BiLSTM (2 in the paper).
+        output_leak: negative slope of the output during training (0: ReLU, the paper's literal
+            choice); evaluation always uses ReLU.
     """
 
     def __init__(self, n_freq: int = PAPER_N_FREQ, hidden: int = PAPER_HIDDEN, side_dim: int = 1,
-                 variant: str = "informed", n_layers: int = 2) -> None:
+                 variant: str = "informed", n_layers: int = 2, output_leak: float = 0.0) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS} "
@@ -70,6 +78,9 @@ class InformedSeparator(nn.Module):
         self.hidden = int(hidden)
         self.side_dim = int(side_dim)
         self.variant = variant
+        if not 0.0 <= float(output_leak) < 1.0:
+            raise ValueError(f"output_leak must be in [0, 1), got {output_leak}")
+        self.output_leak = float(output_leak)
         enc = 2 * self.hidden  # width of a bidirectional encoding (E = J in the paper)
 
         self.mixture_encoder = nn.LSTM(self.n_freq, self.hidden, num_layers=n_layers,
@@ -127,7 +138,8 @@ class InformedSeparator(nn.Module):
                 Cast to the mixture's dtype. Padding (value 100) is fed as is.
             side_mask: optional bool ``(B, M)``, True where ``side_info`` is real (not padding).
         Returns:
-            ``target_mag (B, N, F)`` (>= 0, from the ReLU) and ``attention (B, N, M)`` or ``None``
+            ``target_mag (B, N, F)`` (>= 0 from the ReLU in eval mode; slightly negative values
+            are possible in training mode with ``output_leak``) and ``attention (B, N, M)`` or ``None``
             for ``"bl1"``.
         """
         if mixture_mag.dim() != 3 or mixture_mag.shape[-1] != self.n_freq:
@@ -144,7 +156,11 @@ class InformedSeparator(nn.Module):
         else:
             q1 = torch.tanh(self.connection(g))
         q2, _ = self.decoder(q1)  # (B, N, 2H)
-        target_mag = torch.relu(self.output(q2))  # (B, N, F)
+        out = self.output(q2)  # (B, N, F)
+        if self.training and self.output_leak > 0:
+            target_mag = nn.functional.leaky_relu(out, self.output_leak)
+        else:
+            target_mag = torch.relu(out)
         return target_mag, attention
 
     def _check_side(self, mixture_mag: torch.Tensor, side_info: torch.Tensor | None,

@@ -67,12 +67,14 @@ def attention_figure(examples, sr: int = 16000, show_truth: bool = True):
     import matplotlib.pyplot as plt
 
     n_ex = len(examples)
-    fig = plt.figure(figsize=(5.0 * n_ex, 5.8))
-    outer = fig.add_gridspec(1, n_ex, wspace=0.3)
+    cols = min(n_ex, 3)
+    rows = -(-n_ex // cols)
+    fig = plt.figure(figsize=(5.0 * cols, 5.8 * rows))
+    outer = fig.add_gridspec(rows, cols, wspace=0.3, hspace=0.35)
     for k, ex in enumerate(examples):
         att = np.asarray(ex.attention)
         n, m = att.shape
-        inner = outer[k].subgridspec(2, 2, width_ratios=[1, 12], height_ratios=[3, 1.3],
+        inner = outer[k // cols, k % cols].subgridspec(2, 2, width_ratios=[1, 12], height_ratios=[3, 1.3],
                                      wspace=0.05, hspace=0.25)
         ax_side = fig.add_subplot(inner[0, 0])
         ax_att = fig.add_subplot(inner[0, 1])
@@ -88,8 +90,11 @@ def attention_figure(examples, sr: int = 16000, show_truth: bool = True):
             frames = np.flatnonzero(align >= 0)
             ax_att.plot(frames, align[frames], ".", ms=1.0, color="white", alpha=0.5)
         ax_att.set_yticks([])
-        scores = ", ".join(f"{key.split('_')[0]} {v:.2f}" for key, v in ex.scores.items()
-                           if key != "alignment_distance")
+        scores = ", ".join(f"{label} {ex.scores[key]:.2f} (chance {ex.scores[f'chance_{key}']:.3f})"
+                           for key, label in (("alignment_accuracy", "exact"),
+                                              ("segment_accuracy", "segment"))
+                           if key in ex.scores and f"chance_{key}" in ex.scores
+                           and np.isfinite(ex.scores[key]))
         ax_att.set_title(f"{ex.configuration}: attention α\n{scores}", fontsize=9)
         plt.setp(ax_att.get_xticklabels(), visible=False)
         db = 20 * np.log10(np.maximum(np.asarray(ex.target_mag).T, 1e-6))
@@ -98,8 +103,8 @@ def attention_figure(examples, sr: int = 16000, show_truth: bool = True):
         ax_spec.set_xlabel("mixture frame n")
         ax_spec.set_ylabel("kHz")
         ax_spec.set_title("true target spectrogram", fontsize=8)
-    fig.text(0.5, -0.02, "white dots: true alignment; segment / alignment = accuracies on this "
-             "fragment", ha="center", fontsize=8)
+    fig.text(0.5, -0.02 / rows, "white dots: true alignment; exact / segment: accuracies on this "
+             "fragment, beside a uniformly random argmax's", ha="center", fontsize=8)
     return fig
 
 

@@ -6,6 +6,18 @@ loss on the target magnitude, Adam with lr 1e-4, betas (0.9, 0.999), eps 1e-8 an
 improvement", i.e. early stopping with patience 100). Budgets smaller than the paper's are set by
 ``epochs`` / ``max_steps`` (profiles).
 
+The project's reading, each a setting with the paper's literal choice available (docs/wiass.md says
+what each fixed):
+
+* ``decay="decoupled"``: the weight decay rate 0.001 as AdamW's decoupled decay. Adam's coupled L2
+  decay (``decay="coupled"``) adds a gradient hundreds of times the L1 loss's gradient on the
+  encoders' weights (a mean L1 over ~10^6 elements is tiny) and drives them to zero;
+* ``mask_padding=True``: the padding steps are excluded from the attention's softmax;
+* ``output_leak=0.01``: a leaky output during training only (see :mod:`dap.wiass.model`);
+* ``guide_weight`` (0 = off, the paper): an optional guided-attention term, a stated deviation that
+  uses the known alignment of the generated side information during training
+  (:func:`guided_attention_loss`).
+
 Side information during training is drawn afresh every time an example is visited, from the
 trainer's own generator: the paper "randomly choose[s] the padding length on both sides for each
 batch", so for M2 and A1 (whose content has the mixture's length N) one left padding is drawn per
@@ -42,7 +54,11 @@ from dap.results import atomic_write_bytes, atomic_write_text, fit_id
 from dap.wiass.data import (CONFIGURATIONS, N_FREQ, SpectrogramSet, example_side_info,
                             fixed_side_info)
 from dap.wiass.model import InformedSeparator
-from dap.wiass.side_info import stack_side_info
+from dap.wiass.side_info import alignment_matrix, stack_side_info
+
+
+#: How the weight decay rate is applied: AdamW's decoupled decay, or Adam's L2 term.
+DECAYS = ("decoupled", "coupled")
 
 
 class CheckpointMismatch(DapError):
@@ -57,7 +73,10 @@ class TrainSettings:
     epochs: maximum number of epochs; patience: stop after this many epochs without a better
     validation loss (None: never); max_steps: cap on optimisation steps (None: none).
     checkpoint_every: also write ``last.pt`` every this many steps inside an epoch (None: only at
-    the end of each epoch). ``data`` describes the data (source, split sizes, augmentation) so that
+    the end of each epoch). ``decay``: ``"decoupled"`` (AdamW) or ``"coupled"`` (Adam's L2, the
+    paper's literal reading); ``mask_padding``: exclude padding from the attention; ``output_leak``:
+    training-only leaky output slope; ``guide_weight`` / ``guide_width``: guided attention (0: off).
+    ``data`` describes the data (source, split sizes, augmentation) so that
     a model trained on other data is never reused.
     """
 
@@ -74,6 +93,11 @@ class TrainSettings:
     activity_threshold: float = 0.0
     seed: int = 0
     checkpoint_every: int | None = None
+    decay: str = "decoupled"
+    mask_padding: bool = True
+    output_leak: float = 0.01
+    guide_weight: float = 0.0
+    guide_width: float = 3.0
     data: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,6 +107,11 @@ class TrainSettings:
         for name in ("hidden", "n_layers", "batch_size", "epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.decay not in DECAYS:
+            raise ValueError(f"unknown decay {self.decay!r}; choose one of {DECAYS}")
+        if self.guide_weight < 0 or self.guide_width <= 0:
+            raise ValueError(f"guide_weight must be >= 0 and guide_width > 0, got "
+                             f"{self.guide_weight}, {self.guide_width}")
 
     @property
     def variant(self) -> str:
@@ -134,19 +163,39 @@ def build_model(settings: TrainSettings) -> InformedSeparator:
     """The model of ``settings``, initialised from its seed."""
     torch.manual_seed(settings.seed)
     return InformedSeparator(n_freq=N_FREQ, hidden=settings.hidden, variant=settings.variant,
-                             n_layers=settings.n_layers)
+                             n_layers=settings.n_layers, output_leak=settings.output_leak)
 
 
-def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Adam:
-    # The paper's "weight decay rate 0.001" taken as Adam's L2 weight decay (torch semantics).
-    return torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8,
-                            weight_decay=settings.weight_decay)
+def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW (decoupled decay) or Adam with L2 decay, as ``settings.decay`` says."""
+    kind = torch.optim.AdamW if settings.decay == "decoupled" else torch.optim.Adam
+    return kind(model.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8,
+                weight_decay=settings.weight_decay)
 
 
 # ----------------------------------------------------------------------------- side info batches
+@dataclass
+class SideBatch:
+    """Side information of a batch: values ``(B, M, 1)``, the mask ``(B, M)`` to pass to the model
+    (None unless ``mask_padding``), and the per-example :class:`SideInfo` (with the truth)."""
+
+    values: torch.Tensor
+    mask: torch.Tensor | None
+    infos: list
+
+    def to(self, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.values.to(device), None if self.mask is None else self.mask.to(device)
+
+
+def _side_batch(settings: TrainSettings, infos: list) -> SideBatch:
+    values, mask = stack_side_info(infos)
+    return SideBatch(torch.from_numpy(values),
+                     torch.from_numpy(mask) if settings.mask_padding else None, infos)
+
+
 def training_side_info(settings: TrainSettings, examples, rng: np.random.Generator
-                       ) -> torch.Tensor | None:
-    """Side information ``(B, M, 1)`` for a training batch, freshly drawn (None for BL1)."""
+                       ) -> SideBatch | None:
+    """Side information for a training batch, freshly drawn (None for BL1)."""
     kind = settings.kind
     if kind is None:
         return None
@@ -155,16 +204,54 @@ def training_side_info(settings: TrainSettings, examples, rng: np.random.Generat
     if kind in ("M2", "A1"):  # content length N for every example: one padding split per batch
         left = int(rng.integers(0, settings.side_length - n + 1))
     infos = [example_side_info(kind, e, rng, left=left, **settings.side_options()) for e in examples]
-    return torch.from_numpy(stack_side_info(infos)[0])
+    return _side_batch(settings, infos)
 
 
-def fixed_batch_side_info(settings: TrainSettings, examples, seed: int, kind: str | None = None):
-    """Fixed (per example) side information of a validation / test batch and the SideInfo list."""
+def fixed_batch_side_info(settings: TrainSettings, examples, seed: int, kind: str | None = None
+                          ) -> SideBatch | None:
+    """Fixed (per example) side information of a validation / test batch (None for BL1)."""
     kind = settings.kind if kind is None else kind
     if kind is None:
-        return None, [None] * len(examples)
-    infos = [fixed_side_info(kind, e, seed, **settings.side_options()) for e in examples]
-    return torch.from_numpy(stack_side_info(infos)[0]), infos
+        return None
+    return _side_batch(settings, [fixed_side_info(kind, e, seed, **settings.side_options())
+                                  for e in examples])
+
+
+def run_model(model: InformedSeparator, mixture: torch.Tensor, side: SideBatch | None,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The model on a batch ``(B, N, F)`` with its side information (mask included)."""
+    if side is None:
+        return model(mixture.to(device))
+    values, mask = side.to(device)
+    return model(mixture.to(device), values, side_mask=mask)
+
+
+def guidance_matrix(infos: list, width: float) -> torch.Tensor:
+    """``(B, N, M)`` weights in [0, 1]: 1 on the steps a frame's true alignment allows (its step,
+    or its segment's steps when its step was deleted), decaying as a Gaussian of ``width`` steps
+    away from them; 0 for frames without meaningful truth (BL2's ones)."""
+    out = []
+    for info in infos:
+        if info.kind == "ones":
+            out.append(np.zeros((info.n_frames, info.n_steps), dtype=np.float32))
+            continue
+        allowed = alignment_matrix(info) > 0  # (N, M)
+        # distance of every step to the nearest allowed step of its frame: the last allowed step
+        # at or before it and the first at or after it, by running maxima along the steps
+        steps = np.broadcast_to(np.arange(info.n_steps, dtype=np.float64), allowed.shape)
+        big = 10.0 * info.n_steps
+        before = np.maximum.accumulate(np.where(allowed, steps, -big), axis=1)
+        after = -np.maximum.accumulate(np.where(allowed, -steps, -big)[:, ::-1], axis=1)[:, ::-1]
+        dist = np.minimum(steps - before, after - steps)
+        out.append(np.exp(-0.5 * (dist / width) ** 2).astype(np.float32))
+    return torch.from_numpy(np.stack(out))
+
+
+def guided_attention_loss(attention: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+    """Mean over frames of the attention mass outside the guidance band: ``1 - sum_m a * G``.
+
+    attention, guidance: ``(B, N, M)``. 0 when every frame attends inside its band."""
+    return (1.0 - (attention * guidance).sum(dim=-1)).mean()
 
 
 @torch.no_grad()
@@ -176,8 +263,7 @@ def validation_loss(model: InformedSeparator, settings: TrainSettings, valid: Sp
     for start in range(0, len(valid), settings.batch_size):
         idx = range(start, min(start + settings.batch_size, len(valid)))
         mix, tgt, items = valid.batch(idx)
-        side, _ = fixed_batch_side_info(settings, items, settings.seed)
-        pred, _ = model(mix.to(device), None if side is None else side.to(device))
+        pred, _ = run_model(model, mix, fixed_batch_side_info(settings, items, settings.seed), device)
         total += float(F.l1_loss(pred, tgt.to(device), reduction="sum"))
         count += tgt.numel()
     return total / count
@@ -292,8 +378,11 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
             idx = state["perm"][b * settings.batch_size:(b + 1) * settings.batch_size]
             mix, tgt, items = train_set.batch(idx)
             side = training_side_info(settings, items, rng)
-            pred, _ = model(mix.to(device), None if side is None else side.to(device))
+            pred, attention = run_model(model, mix, side, device)
             loss = F.l1_loss(pred, tgt.to(device))
+            if settings.guide_weight > 0 and attention is not None and settings.kind != "ones":
+                guide = guidance_matrix(side.infos, settings.guide_width).to(device)
+                loss = loss + settings.guide_weight * guided_attention_loss(attention, guide)
             if not torch.isfinite(loss):
                 raise DapError(f"{settings.configuration}: the training loss became {float(loss)} "
                                f"at step {state['global_step']}")
