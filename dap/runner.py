@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     run_log = pd.DataFrame(records)
     header = (f"Profile `{args.profile}`; {machine_description()}; commit {git_commit()}; "
               f"wall time {total / 60:.1f} min for {len(books)} notebook(s); "
-              f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.")
+              f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}. Every claim of both papers, tested on "
+              f"these rows: [CLAIMS.md](CLAIMS.md).")
     write_summary(root, run_log, header)
     claims = write_claims(root, profile=args.profile)  # every claim; those whose notebooks did not run say so
     failed = [r for r in records if r["status"] != "ok"]

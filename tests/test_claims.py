@@ -143,3 +143,17 @@ def test_claims_md_lists_every_registered_claim_from_partial_results(tmp_path):
     assert hit["verdict"] == claims.REPRODUCED and hit["n"] == 10
     assert (table[table["id"].str.startswith("P2")]["verdict"] == claims.NOT_RUN).all()
     assert "](02_table1_gaussian_denoising/table1.md)" in text
+
+
+def test_paper2_claims_read_the_rows_notebook_07_writes(tmp_path):
+    folder = tmp_path / "07_wiass_figure2_side_information"
+    folder.mkdir()
+    a, b = clear_effect(1.5, n=6)
+    rows = rows_of(a, b, metric="SDR", dataset="stems").replace({"design": {"A": "BL2", "B": "BL1"}})
+    rows = rows.assign(task="wiass", selection="best-validation")
+    align = rows[rows.design == "BL2"].assign(design="M2", metric="alignment_accuracy", value=0.6)
+    pd.concat([rows, align]).to_csv(folder / "rows.csv", index=False)
+    table = claims.evaluate_claims(tmp_path).set_index("id")
+    assert table.loc["P2-bl2-bl1-SDR", "verdict"] == claims.REPRODUCED
+    assert table.loc["P2-M2-align", "verdict"] == claims.REPRODUCED and table.loc["P2-M2-align", "n"] == 6
+    assert table.loc["P2-M1-BL1-SDR", "verdict"] == claims.NOT_RUN
