@@ -49,6 +49,18 @@ def test_stft_interpolation_of_a_gap_in_a_steady_tone_beats_zero_filling():
     assert np.array_equal(est[:6000], observed[:6000]) and np.array_equal(est[7600:], observed[7600:])
 
 
+def test_ar_interpolation_of_a_gap_in_a_steady_tone_beats_zero_filling():
+    clean = tone()
+    observed = clean.copy()
+    observed[6000:7600] = 0
+    est = baselines.ar_interpolation(observed, [(6000, 7600)])
+    assert metrics.snr(clean[6000:7600], est[6000:7600]) > 6
+    assert np.array_equal(est[:6000], observed[:6000]) and np.array_equal(est[7600:], observed[7600:])
+    edge = observed.copy()
+    edge[:1000] = 0  # a gap at the clip's start is extrapolated backwards from its right side only
+    assert metrics.snr(clean[:1000], baselines.ar_interpolation(edge, [(0, 1000)])[:1000]) > 6
+
+
 def test_hpss_separates_a_sine_from_clicks_better_than_the_trivial_answers():
     piano = tone(amp=0.3).astype(np.float64)
     drums = np.zeros_like(piano)
@@ -72,6 +84,10 @@ def test_bad_input_gets_a_clear_error():
         baselines.stft_interpolation(tone(), [(16000, 17000)])
     with pytest.raises(baselines.BaselineError, match="no observed context"):
         baselines.stft_interpolation(np.zeros(16384, np.float32), [(0, 16384)])
+    with pytest.raises(baselines.BaselineError, match="overlaps"):
+        baselines.ar_interpolation(tone(), [(100, 500), (400, 900)])
+    with pytest.raises(baselines.BaselineError, match="observed samples on both sides"):
+        baselines.ar_interpolation(tone(n=1000), [(10, 990)])
     with pytest.raises(AudioError):
         baselines.hpss(np.full(16384, np.nan, np.float32))
     with pytest.raises(baselines.BaselineError, match="no baseline for task"):
@@ -89,7 +105,7 @@ def test_timed_returns_the_result_and_its_cost():
      {"wiener-oracle", "noisereduce"}),
     ("03_table2_environmental_denoising", lambda s, p: studies.denoising_baselines(s, p, "environmental"),
      {"wiener-oracle", "noisereduce"}),
-    ("04_table3_inpainting", studies.inpainting_baselines, {"stft-interp"}),
+    ("04_table3_inpainting", studies.inpainting_baselines, {"stft-interp", "ar-interp"}),
     ("05_table4_separation", studies.separation_baselines, {"hpss"}),
 ])
 def test_the_smoke_profiles_write_baseline_rows_beside_the_fits(tmp_path, notebook, run, expected):

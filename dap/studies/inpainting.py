@@ -61,7 +61,7 @@ def inpainting_study(store: ResultStore, p: dict, source: str = "embedded", root
 
 def inpainting_baselines(store: ResultStore, p: dict, source: str = "embedded", root=None,
                          progress=print) -> pd.DataFrame:
-    """The classical baseline of Table 3 (``stft-interp``, :func:`dap.baselines.stft_interpolation`)
+    """The classical baselines of Table 3 (``stft-interp`` and ``ar-interp``, :mod:`dap.baselines`)
     on the same gapped clips as :func:`inpainting_study`, scored by the same metrics (whole clip and
     inside the gaps); rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
     from dap import baselines
@@ -74,8 +74,9 @@ def inpainting_baselines(store: ResultStore, p: dict, source: str = "embedded", 
     for dataset in p["datasets"]:
         clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))
         masks = {c.id: clip_mask(c, p) for c in clips}
-        methods = {"stft-interp": lambda c: baselines.stft_interpolation(inpaint.apply_gaps(c.audio, masks[c.id]),
-                                                                         masks[c.id].spans)}
+        observed = {c.id: inpaint.apply_gaps(c.audio, masks[c.id]) for c in clips}
+        methods = {"stft-interp": lambda c: baselines.stft_interpolation(observed[c.id], masks[c.id].spans),
+                   "ar-interp": lambda c: baselines.ar_interpolation(observed[c.id], masks[c.id].spans)}
         all_rows.append(run_baselines(out, grid, clips, methods,
                                       lambda c, est: inpaint.evaluate(c.audio, est, masks[c.id]), progress=progress))
     return pd.concat(all_rows, ignore_index=True)
