@@ -139,3 +139,21 @@ def test_tables_show_baselines_as_extra_rows_never_ranked(tmp_path):
     ranking = md.split("Best design as in the paper")[1].split("\n")[0]
     assert "wiener" not in ranking and "Convolution" in ranking  # the best of the designs, not the baseline
     assert set(out.loc[out["selection"] == "none", "design"]) == {"wiener-oracle"}
+
+
+def test_a_baseline_that_fails_on_a_clip_is_recorded_as_failed(tmp_path):
+    from dap.experiments import Grid
+
+    clips = studies.load_normalised("digits", 2, 0, "embedded", max_samples=16384)
+
+    def flaky(clip):
+        if clip.id == clips[0].id:
+            raise baselines.BaselineError("no observed context")
+        return clip.audio
+
+    rows = studies.common.run_baselines(ResultStore(tmp_path, studies.BASELINE_FILE), Grid("t", {}, "smoke"), clips,
+                                        {"flaky": flaky}, lambda c, est: {"SNR": metrics.snr(c.audio, est)},
+                                        progress=lambda *_: None)
+    failed = rows[rows["status"] == "failed"]
+    assert list(failed["clip_id"]) == [clips[0].id] and "no observed context" in failed["error"].iloc[0]
+    assert rows.loc[rows["status"] == "ok", "value"].iloc[0] == np.inf  # the other clip still ran

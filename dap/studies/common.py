@@ -156,8 +156,11 @@ def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progr
 
     pending = [(c, name, fit_id(grid.fit_config(c, name))) for c in clips for name in methods]
     todo = [item for item in pending if not store.has(item[2])]
-    for name in {name for _, name, _ in todo}:
-        methods[name](next(c for c, n, _ in todo if n == name))  # warm-up
+    for name in dict.fromkeys(name for _, name, _ in todo):  # warm-up; a failure is recorded below
+        try:
+            methods[name](next(c for c, n, _ in todo if n == name))
+        except DapError:
+            pass
     for clip, name, fid in todo:
         progress(f"baseline {name} on {clip.dataset}/{clip.id}")
         base = {"fit_id": fid, "task": grid.task, "dataset": clip.dataset, "source": clip.source, "clip_id": clip.id,
