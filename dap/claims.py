@@ -59,6 +59,9 @@ class Claim:
     ``expect``: the sign of ``a - b`` the paper reports (+1, -1; 0 = "no difference" within
     ``±margin``). ``quantity``: ``"value"`` (the metric's value) or ``"log10 best_iteration"`` (the
     iteration the selection rule kept, log10: a ratio of iterations becomes a difference).
+    ``b_metric``: B's metric when it differs from A's (e.g. the exact chance level that notebook 07
+    stores per fragment beside each alignment score: ``a == b``, ``metric="alignment_accuracy"``,
+    ``b_metric="chance_alignment_accuracy"``).
     """
 
     id: str
@@ -77,6 +80,7 @@ class Claim:
     quantity: str = "value"
     margin: float = 0.0
     b_label: str = ""
+    b_metric: str | None = None
 
     def __post_init__(self):
         if self.expect not in (-1, 0, 1):
@@ -85,11 +89,17 @@ class Claim:
             raise ClaimError(f"claim {self.id}: a no-difference claim needs a margin > 0")
         if self.quantity not in ("value", "log10 best_iteration"):
             raise ClaimError(f"claim {self.id}: unknown quantity {self.quantity!r}")
+        if self.a == self.b and self.b_metric in (None, self.metric):
+            raise ClaimError(f"claim {self.id}: A and B are the same rows ({self.a}, {self.metric})")
 
     @property
     def compared(self) -> str:
         other = self.b_label or (f"{self.b:g}" if isinstance(self.b, (int, float)) else str(self.b))
         return f"{self.a} − {other}"
+
+    @property
+    def metric_b(self) -> str:
+        return self.b_metric or self.metric
 
 
 @dataclass(frozen=True)
@@ -145,15 +155,17 @@ def effect_of(diffs, expect: int, margin: float = 0.0, **labels) -> Effect:
 
 # ----------------------------------------------------------------------------- rows -> differences
 def claim_rows(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> pd.DataFrame:
-    """The successful, finite rows of ``claim`` (its metric, selection, task, data set, both
-    designs) in one profile: ``profile``, or else the largest profile that has such rows. Columns
-    ``dataset, clip_id, design, x`` (``x`` the claim's quantity), one row per (design, clip) (the
-    last recorded when a clip was fitted twice, e.g. with an override)."""
+    """The successful, finite rows of ``claim`` (A: design ``a`` and ``metric``; B: design ``b`` and
+    ``metric_b``; its selection, task and data set) in one profile: ``profile``, or else the largest
+    profile that has such rows. Adds ``side`` ("a" / "b") and ``x`` (the claim's quantity); one row
+    per (side, clip) (the last recorded when a clip was fitted twice, e.g. with an override)."""
     missing = {"design", "metric", "value", "clip_id", "dataset"} - set(rows.columns)
     if missing:
         raise ClaimError(f"result rows lack the columns {sorted(missing)}")
-    designs = [claim.a] + ([] if isinstance(claim.b, (int, float)) else [claim.b])
-    keep = rows["design"].isin(designs) & (rows["metric"] == claim.metric)
+    is_a = (rows["design"] == claim.a) & (rows["metric"] == claim.metric)
+    is_b = (rows["design"] == claim.b) & (rows["metric"] == claim.metric_b) \
+        if not isinstance(claim.b, (int, float)) else pd.Series(False, index=rows.index)
+    keep = is_a | is_b
     keep &= rows["status"].fillna("ok").eq("ok") if "status" in rows else True
     if claim.selection is not None and "selection" in rows:
         keep &= rows["selection"] == claim.selection
@@ -161,7 +173,7 @@ def claim_rows(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> 
         keep &= rows["task"] == claim.task
     if claim.dataset is not None:
         keep &= rows["dataset"] == claim.dataset
-    sel = rows[keep].copy()
+    sel = rows[keep].assign(side=np.where(is_a[keep], "a", "b"))
     if "profile" in sel and len(sel):
         present = set(sel["profile"].astype(str))
         chosen = profile if profile is not None else next((p for p in _PROFILES_LARGEST_FIRST if p in present),
@@ -172,16 +184,16 @@ def claim_rows(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> 
     if claim.quantity == "log10 best_iteration":
         x = np.log10(x.where(x > 0))
     sel = sel.assign(x=x)[np.isfinite(x)]
-    return sel.drop_duplicates(["design"] + _PAIR_KEY, keep="last")
+    return sel.drop_duplicates(["side"] + _PAIR_KEY, keep="last")
 
 
 def paired_differences(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> pd.Series:
     """Per-clip ``a - b`` of ``claim`` (index: data set, clip id); clips without both are dropped."""
     sel = claim_rows(rows, claim, profile)
-    a = sel[sel["design"] == claim.a].set_index(_PAIR_KEY)["x"]
+    a = sel[sel["side"] == "a"].set_index(_PAIR_KEY)["x"]
     if isinstance(claim.b, (int, float)):
         return (a - float(claim.b)).rename("diff")
-    b = sel[sel["design"] == claim.b].set_index(_PAIR_KEY)["x"]
+    b = sel[sel["side"] == "b"].set_index(_PAIR_KEY)["x"]
     return (a - b).dropna().rename("diff")
 
 
@@ -259,7 +271,8 @@ def evaluate_claims(results_dir: str | Path, claims=None, profile: str | None = 
         e = paired_effect(rows, c, profile)
         out.append({"id": c.id, "paper": c.paper, "claim": c.text, "source": c.source,
                     "link": _link(Path(results_dir), c), "compared": c.compared,
-                    "metric": c.metric + (f" ({c.quantity})" if c.quantity != "value" else ""),
+                    "metric": c.metric + (f" − {c.b_metric}" if c.b_metric else "")
+                    + (f" ({c.quantity})" if c.quantity != "value" else ""),
                     "dataset": c.dataset or "all", "selection": c.selection, "expect": c.expect,
                     "margin": c.margin, "n": e.n, "mean": e.mean, "low": e.low, "high": e.high,
                     "profile": e.profile, "data": e.data, "verdict": e.verdict})
@@ -292,7 +305,8 @@ def claims_markdown(table: pd.DataFrame, untested=None) -> str:
              f"{len(untested)} that the rows cannot test (last section).", "",
              f"Verdicts: {verdict_counts(table['verdict'])}.", "",
              "**Rule** (docs/claims.md). Per clip, the difference of the two compared designs / configurations on the "
-             "same clip (A − B; B may be a constant such as a chance level); its mean and a percentile-bootstrap "
+             "same clip (A − B; B may also be another measure of the same rows, such as the chance level stored per "
+             "fragment, or a constant); its mean and a percentile-bootstrap "
              f"{CONFIDENCE:.0%} interval ({N_BOOT} resamples, seed {BOOT_SEED}). **reproduced**: the interval excludes "
              "zero on the paper's side; **contradicted**: it excludes zero on the other side; **inconclusive at this "
              f"n**: it contains zero, or fewer than {MIN_N} clips are paired (a one-clip result can never be "

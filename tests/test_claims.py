@@ -97,6 +97,15 @@ def test_a_constant_reference_and_a_log_iteration_quantity():
     assert np.isclose(e.mean, 1.0) and e.verdict == claims.REPRODUCED
 
 
+def test_b_may_be_another_metric_of_the_same_design():
+    vs_chance = Claim(**{**CLAIM.__dict__, "b": "A", "b_metric": "chance"})
+    rows = pd.concat([rows_of([0.5, 0.6, 0.7], []), rows_of([0.1, 0.1, 0.1], [], metric="chance")])
+    e = claims.paired_effect(rows, vs_chance)
+    assert e.n == 3 and np.isclose(e.mean, 0.5) and e.verdict == claims.REPRODUCED
+    with pytest.raises(ClaimError, match="same rows"):
+        Claim(**{**CLAIM.__dict__, "b": "A"})
+
+
 def test_bad_claims_and_rows_get_a_clear_error():
     with pytest.raises(ClaimError, match="expect"):
         Claim(**{**CLAIM.__dict__, "expect": 2})
@@ -152,8 +161,10 @@ def test_paper2_claims_read_the_rows_notebook_07_writes(tmp_path):
     rows = rows_of(a, b, metric="SDR", dataset="stems").replace({"design": {"A": "BL2", "B": "BL1"}})
     rows = rows.assign(task="wiass", selection="best-validation")
     align = rows[rows.design == "BL2"].assign(design="M2", metric="alignment_accuracy", value=0.6)
-    pd.concat([rows, align]).to_csv(folder / "rows.csv", index=False)
+    chance = align.assign(metric="chance_alignment_accuracy", value=0.004)  # stored per fragment by notebook 07
+    pd.concat([rows, align, chance]).to_csv(folder / "rows.csv", index=False)
     table = claims.evaluate_claims(tmp_path).set_index("id")
     assert table.loc["P2-bl2-bl1-SDR", "verdict"] == claims.REPRODUCED
     assert table.loc["P2-M2-align", "verdict"] == claims.REPRODUCED and table.loc["P2-M2-align", "n"] == 6
+    assert np.isclose(table.loc["P2-M2-align", "mean"], 0.596)
     assert table.loc["P2-M1-BL1-SDR", "verdict"] == claims.NOT_RUN
