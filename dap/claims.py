@@ -11,7 +11,9 @@ their mean and a percentile-bootstrap 95 % interval (:data:`N_BOOT` resamples, f
 * **contradicted**: it excludes zero on the other side;
 * **inconclusive at this n**: it contains zero, or fewer than :data:`MIN_N` clips are paired (one
   clip can never reproduce anything);
-* **not run in this profile**: no paired rows.
+* **undefined on these clips**: the rows exist but the metric is not defined on any clip (EPS when
+  no frame is predicted exactly silent);
+* **not run in this profile**: no rows.
 
 A claim of *no* difference (``expect = 0``, e.g. paper 2's "binary side information does not change
 SDR much") is reproduced when the whole interval lies within ``±margin``, contradicted when it lies
@@ -39,7 +41,9 @@ CONFIDENCE = 0.95
 
 REPRODUCED, CONTRADICTED = "reproduced", "contradicted"
 INCONCLUSIVE, NOT_RUN = "inconclusive at this n", "not run in this profile"
-VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
+#: Rows exist but the metric is undefined on every clip (e.g. EPS when no frame is predicted silent).
+UNDEFINED = "undefined on these clips"
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, UNDEFINED, NOT_RUN)
 
 #: Profiles from the largest down: without a requested profile, a claim uses the largest that has rows.
 _PROFILES_LARGEST_FIRST = ("paper", "quick", "smoke")
@@ -205,14 +209,22 @@ def paired_effect(rows: pd.DataFrame, claim: Claim, profile: str | None = None) 
     diffs = paired_differences(sel, claim, profile=None)
     labels = {"profile": ", ".join(sorted(set(sel["profile"].astype(str)))) if "profile" in sel and len(diffs) else "",
               "data": ", ".join(sorted(set(sel["source"].astype(str)))) if "source" in sel and len(diffs) else ""}
-    return effect_of(diffs.to_numpy(), claim.expect, claim.margin, **labels)
+    effect = effect_of(diffs.to_numpy(), claim.expect, claim.margin, **labels)
+    def ran(design, metric) -> bool:
+        return bool(((rows["design"] == design) & (rows["metric"] == metric)).any())
+
+    both_ran = ran(claim.a, claim.metric) and (isinstance(claim.b, (int, float))
+                                                 or ran(claim.b, claim.metric_b))
+    if effect.verdict == NOT_RUN and both_ran:  # run, but the metric is NaN on every clip
+        effect = Effect(0, math.nan, math.nan, math.nan, UNDEFINED)
+    return effect
 
 
 def combine(verdicts: list[str]) -> str:
     """One verdict for several comparisons that must all hold (e.g. "best of four designs"):
     comparisons that did not run are left out (a profile may run fewer designs); then contradicted
     if any is, reproduced if all are, not run if none ran, else inconclusive."""
-    verdicts = [v for v in verdicts if v != NOT_RUN]
+    verdicts = [v for v in verdicts if v not in (NOT_RUN, UNDEFINED)]
     if not verdicts:
         return NOT_RUN
     if CONTRADICTED in verdicts:

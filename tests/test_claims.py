@@ -64,6 +64,13 @@ def test_missing_rows_are_not_run():
     assert claims.paired_effect(rows_of(*clear_effect(3.0), metric="PESQ"), CLAIM).verdict == claims.NOT_RUN
 
 
+def test_a_metric_undefined_on_every_clip_is_not_called_not_run():
+    a, b = clear_effect(3.0)
+    rows = rows_of([np.nan] * len(a), [np.nan] * len(b))  # e.g. EPS without predicted silence
+    assert claims.paired_effect(rows, CLAIM).verdict == claims.UNDEFINED
+    assert claims.combine([claims.UNDEFINED, claims.REPRODUCED]) == claims.REPRODUCED
+
+
 def test_pairs_are_by_clip_and_failed_or_non_finite_rows_are_left_out():
     rows = rows_of([5.0, 6.0, 7.0, 8.0], [1.0, 2.0, 3.0, 4.0])
     rows.loc[(rows.design == "B") & (rows.clip_id == "c0"), "status"] = "failed"
