@@ -1,8 +1,11 @@
 """Run a grid of fits (designs x clips) with a result cache: one row per fit, rule and metric.
 
 A fit whose rows exist in the store is not recomputed (resume after an interruption). A fit
-that fails (diverged loss, a bad clip, any error inside the task) is recorded as failed with its
-reason, and the grid goes on. Per-fit histories and restored audio are kept next to the rows so
+that fails deterministically (diverged loss, a bad clip, any error inside the task) is recorded as
+failed with its reason, and the grid goes on. A fit that fails for the machine's reasons (a CUDA
+error, out of memory: :mod:`dap.failures`) is retried up to ``retries`` times and never recorded;
+if it still fails the grid stops with :class:`dap.failures.InfrastructureError` (rerun to resume).
+While a grid runs, ``.progress.json`` in the store's folder says how far it is (:mod:`dap.progress`). Per-fit histories and restored audio are kept next to the rows so
 figures can be redrawn without refitting.
 """
 
@@ -23,7 +26,9 @@ from dap.audio import save_audio
 from dap.costs import CPU_SECONDS_PER_ITERATION
 from dap.data.clip import Clip
 from dap.errors import DapError
+from dap.failures import INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
 from dap.fit import FitResult
+from dap.progress import GridProgress
 from dap.results import ResultStore, atomic_write_text, fit_id, provenance
 
 log = logging.getLogger(__name__)
@@ -51,7 +56,7 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
              run_fit: Callable[[Clip, str], FitResult],
              evaluate: Callable[[Clip, np.ndarray], dict[str, float]],
              selections: tuple[str, ...] = ("oracle", "last", "ema", "discrepancy"), keep_audio: bool = True,
-             progress: Callable[[str], None] = print, workers: int = 1) -> pd.DataFrame:
+             progress: Callable[[str], None] = print, workers: int = 1, retries: int = 2) -> pd.DataFrame:
     """Run every (clip, design) fit not yet in ``store``; return the rows of exactly this grid.
 
     run_fit(clip, design) -> FitResult; evaluate(clip, waveforms (S, L)) -> {metric: value}.
@@ -59,6 +64,7 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
     this gives more fits per hour than one process using every core); ``run_fit`` must then be
     picklable (a module-level function or a ``functools.partial`` of one). Rows are evaluated and
     written in this process as each fit finishes, so an interruption loses at most the fits in flight.
+    ``retries``: how many more times a fit that failed for infrastructure reasons is tried.
     """
     wanted, pending = [], []
     for clip in clips:
@@ -68,35 +74,81 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
             if not store.has(fid) and fid not in {p[2] for p in pending}:
                 pending.append((clip, design, fid))
     total = len(pending)
+    tracker = GridProgress(store.folder, grid.task, total)
     if workers <= 1 or total <= 1:
         for k, (clip, design, fid) in enumerate(pending, 1):
             progress(f"[{k}/{total}] {grid.task} {clip.dataset}/{clip.id} {design}")
-            outcome = _call_fit(run_fit, clip, design)
+            tracker.start(_label(clip, design))
+            outcome = _fit_with_retries(run_fit, clip, design, retries, progress)
+            if outcome[3] == INFRASTRUCTURE:
+                raise _infrastructure_error({fid: outcome[1]}, retries)
             store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
+            tracker.finished(_label(clip, design))
     else:
-        _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audio, progress, workers)
+        _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audio, progress, workers,
+                      retries, tracker)
     rows = store.rows
     return rows[rows["fit_id"].isin(wanted)].reset_index(drop=True)
 
 
-def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audio, progress, workers) -> None:
+def _label(clip: Clip, design: str) -> str:
+    return f"{clip.dataset}/{clip.id} {design}"
+
+
+def _fit_with_retries(run_fit, clip: Clip, design: str, retries: int, progress) -> tuple:
+    """:func:`_call_fit`, tried again (after freeing cached device memory) while it fails for
+    infrastructure reasons, at most ``retries`` more times; returns the last outcome."""
+    for attempt in range(retries + 1):
+        outcome = _call_fit(run_fit, clip, design)
+        if outcome[3] != INFRASTRUCTURE:
+            return outcome
+        if attempt < retries:
+            progress(f"{_label(clip, design)}: infrastructure failure ({outcome[1]}); retry {attempt + 1}/{retries}")
+            release_device_memory()
+    return outcome
+
+
+def _infrastructure_error(errors: dict, retries: int) -> InfrastructureError:
+    first = next(iter(errors.values()))
+    return InfrastructureError(f"{len(errors)} fit(s) failed for infrastructure reasons on {retries + 1} attempts "
+                               f"(first: {first}); nothing was recorded for them: fix the machine and rerun "
+                               f"the same command, which resumes")
+
+
+def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audio, progress, workers,
+                  retries: int = 2, tracker: GridProgress | None = None) -> None:
     """Fits in a spawn process pool; rows are written here as each fit finishes.
 
     A worker that dies (a segfault in a native kernel, the OOM killer) breaks the whole pool. Then
     nothing is recorded for the fits that had not finished; they are run again one at a time, so
     that a fit that kills its worker again is identified exactly (it is the one in flight), recorded
-    as failed with the reason, and the rest of the grid completes.
+    as failed with the reason, and the rest of the grid completes (a fit that kills its worker when
+    run alone, after it broke the pool, is taken to be the fit's own fault, e.g. oneDNN's segfault).
+    Fits that fail for infrastructure reasons inside a worker are submitted again in a fresh pool,
+    at most ``retries`` more times, then the grid stops with :class:`InfrastructureError`.
     """
     threads = max(1, (os.cpu_count() or 1) // workers)
     progress(f"{len(pending)} fits of {grid.task} in {workers} worker processes x {threads} thread(s)")
     # Longest fits first: in clip-major order a grid ends with a dense fit running single-threaded
     # for minutes while the other cores idle.
     remaining, done, n = sorted(pending, key=lambda item: -_expected_cost(*item[:2])), 0, len(pending)
+    attempts: dict[str, int] = {}
     while remaining:
+        infra: dict[str, str] = {}
         finished, broken = _pool_pass(store, grid, remaining, run_fit, evaluate, selections, keep_audio,
-                                      progress, workers, threads, done, n)
+                                      progress, workers, threads, done, n, infra, tracker)
         done += len(finished)
         remaining = [item for item in remaining if item[2] not in finished]
+        for fid in infra:
+            attempts[fid] = attempts.get(fid, 0) + 1
+        exhausted = {fid: err for fid, err in infra.items() if attempts[fid] > retries}
+        if exhausted:
+            raise _infrastructure_error(exhausted, retries)
+        if infra and broken is None:
+            progress(f"{len(infra)} fit(s) failed for infrastructure reasons ({next(iter(infra.values()))}); "
+                     f"running them again")
+            release_device_memory()
+            continue
         if broken is None:
             break
         if workers == 1:  # one fit at a time, in order: the first unfinished one killed its worker
@@ -104,7 +156,7 @@ def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audi
             done += 1
             progress(f"[{done}/{n}] {grid.task} {clip.dataset}/{clip.id} {design} failed: its worker process died")
             outcome = (None, f"the worker process died during the fit ({broken}); rerun this fit "
-                             f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0)
+                             f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0, "deterministic")
             store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
         else:
             progress(f"a worker process died ({broken}); running the {len(remaining)} unfinished fit(s) "
@@ -118,8 +170,9 @@ def _expected_cost(clip: Clip, design: str) -> float:
 
 
 def _pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, progress, workers, threads,
-               done, n) -> tuple[set, str | None]:
-    """Run ``items`` in a fresh pool; return (fit ids recorded, None or why the pool broke)."""
+               done, n, infra: dict | None = None, tracker: GridProgress | None = None) -> tuple[set, str | None]:
+    """Run ``items`` in a fresh pool; return (fit ids recorded, None or why the pool broke).
+    Fits that failed for infrastructure reasons are not recorded: ``infra[fid] = error``."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -132,13 +185,22 @@ def _pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, pr
 
     def record(fut, outcome):
         clip, design, fid = futures[fut]
+        if outcome[3] == INFRASTRUCTURE:
+            progress(f"{grid.task} {_label(clip, design)}: infrastructure failure ({outcome[1]})")
+            if infra is not None:
+                infra[fid] = outcome[1]
+            return
         progress(f"[{done + len(finished) + 1}/{n}] {grid.task} {clip.dataset}/{clip.id} {design} done")
         store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
         finished.add(fid)
+        if tracker is not None:
+            tracker.finished(_label(clip, design))
 
     try:
         futures = {pool.submit(_call_fit, run_fit, clip, design): (clip, design, fid)
                    for clip, design, fid in items}
+        if tracker is not None:
+            tracker.start(f"{min(workers, len(items))} fits at once in worker processes")
         for fut in as_completed(futures):
             try:
                 outcome = fut.result()
@@ -150,7 +212,7 @@ def _pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, pr
                         record(other, other.result())
                 return finished, _one_line(exc) or "BrokenProcessPool"
             except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: record it, go on
-                outcome = (None, f"worker failed: {type(exc).__name__}: {exc}", 0.0)
+                outcome = (None, f"worker failed: {type(exc).__name__}: {exc}", 0.0, classify(exc))
             if futures[fut][2] not in finished:
                 record(fut, outcome)
         clean = True
@@ -194,20 +256,21 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _call_fit(run_fit, clip: Clip, design: str) -> tuple[FitResult | None, str, float]:
-    """Run one fit; never raises: ``(result, "", seconds)`` or ``(None, error, seconds)``."""
+def _call_fit(run_fit, clip: Clip, design: str) -> tuple[FitResult | None, str, float, str]:
+    """Run one fit; never raises: ``(result, "", seconds, "")`` or ``(None, error, seconds, kind)``
+    with ``kind`` from :func:`dap.failures.classify` (``deterministic`` or ``infrastructure``)."""
     t0 = time.perf_counter()
     try:
-        return run_fit(clip, design), "", time.perf_counter() - t0
+        return run_fit(clip, design), "", time.perf_counter() - t0, ""
     except DapError as exc:  # bad clip, bad settings: the message is meant for a person
-        return None, str(exc), time.perf_counter() - t0
+        return None, str(exc), time.perf_counter() - t0, classify(exc)
     except Exception as exc:  # noqa: BLE001 - isolate any failure to its own fit
         log.exception("fit of %s/%s with %s failed", clip.dataset, clip.id, design)
-        return None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
+        return None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", time.perf_counter() - t0, classify(exc)
 
 
 def _rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio) -> list[dict]:
-    result, error, seconds = outcome
+    result, error, seconds = outcome[:3]
     base = {"fit_id": fid, "task": grid.task, "dataset": clip.dataset, "source": clip.source,
             "clip_id": clip.id, "design": design, "seed": grid.seed, "profile": grid.profile,
             **provenance()}

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dap.device import native_bf16, precision_mode, resolve_precision
 from dap.errors import DapError, FitDiverged
 
 
@@ -59,7 +60,7 @@ class FitConfig:
     lr: float = 1e-3
     lr_step: int = 500            # x lr_gamma every lr_step iterations
     lr_gamma: float = 0.1
-    precision: str = "auto"      # "auto": bf16 autocast where supported; "fp32" forces fp32 (channels_last either way, where safe)
+    precision: str = "auto"      # "auto": bf16 autocast where native, else fp32; "fp32" (TF32 off), "tf32" (CUDA), "bf16" (channels_last either way, where safe)
     ema_decay: float = 0.99
     track_every: int = 1          # score the outputs every k iterations (oracle granularity)
     divergence_factor: float = 1e3  # loss above factor x the first loss counts as exploding
@@ -78,11 +79,8 @@ class FitConfig:
         return torch.device(self.device) if self.device else pick_device()
 
     def resolved_precision(self, device: torch.device) -> str:
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', not {self.precision!r}")
-        if self.precision != "auto":
-            return self.precision
-        return "bf16" if bf16_supported(device) else "fp32"
+        """What the fit runs in on ``device``: ``bf16``, ``fp32`` or ``tf32`` (dap.device.resolve_precision)."""
+        return resolve_precision(self.precision, device)
 
     def iteration_cap(self, with_floor: bool) -> int:
         """The most iterations a fit may run: ``max_iterations`` (when larger) for a discrepancy fit."""
@@ -125,15 +123,9 @@ def pick_device() -> torch.device:
 
 
 def bf16_supported(device: torch.device) -> bool:
-    """bf16 autocast is worth it on CUDA with bf16 and on CPUs with native bf16 (AMX / AVX512-BF16)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":  # oneDNN says whether this CPU has native bf16 kernels
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
+    """bf16 autocast is worth it where bf16 is native: CUDA compute capability >= 8.0 (not emulated,
+    as ``torch.cuda.is_bf16_supported()`` would accept on a T4) and CPUs with AMX / AVX512-BF16."""
+    return native_bf16(device)
 
 
 def channels_last_safe(module: nn.Module, device: torch.device) -> bool:
@@ -197,6 +189,8 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     first_loss: float | None = None
     status, error = "ok", ""
     bar = _progress(config, cap)
+    tf32 = precision_mode(precision, device)  # TF32 set explicitly: the recorded precision is what ran
+    tf32.__enter__()
     start = time.perf_counter()
     it = 0
     reached = False
@@ -271,6 +265,7 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
         else:
             status, error = "failed", str(exc)
     finally:
+        tf32.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     if ema is not None and status == "ok":

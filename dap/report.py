@@ -127,6 +127,21 @@ def caption(title: str, *, data: str, profile: str, n_clips: int | str, iteratio
     return "\n".join(lines)
 
 
+def commits_note(rows: pd.DataFrame) -> str:
+    """Which commits produced ``rows``: ``rows from commit abc`` for one; for several, a warning that
+    names each with its number of fits, so a table never mixes code versions silently (a results
+    folder kept across commits resumes old fits). ``""`` without a ``git_commit`` column."""
+    if not len(rows) or "git_commit" not in rows:
+        return ""
+    fits = rows.drop_duplicates("fit_id") if "fit_id" in rows else rows
+    counts = fits["git_commit"].fillna("unknown").astype(str).value_counts()
+    if len(counts) == 1:
+        return f"rows from commit {counts.index[0]}"
+    listed = ", ".join(f"{c} ({n} fits)" for c, n in counts.items())
+    return (f"**WARNING: rows from {len(counts)} commits mixed: {listed}**; move the results folder away and "
+            f"rerun for rows of one commit")
+
+
 def write_table(df: pd.DataFrame, folder: str | Path, name: str, markdown: str) -> tuple[Path, Path]:
     """Write ``<folder>/<name>.csv`` (the numbers) and ``<name>.md`` (caption + table) atomically."""
     folder = Path(folder)

@@ -15,8 +15,6 @@ import hashlib
 import io
 import json
 import os
-import platform
-import re
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -25,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 import dap
+from dap.device import cpu_model, device_provenance  # noqa: F401 - cpu_model: its former home
 from dap.errors import DapError
 
 #: Columns every row has, in this order (extra columns may follow).
@@ -104,39 +103,19 @@ def git_commit() -> str:
 
 
 def provenance() -> dict:
-    """Fields stamped on every row: package version and commit."""
-    return {"dap_version": dap.__version__, "git_commit": git_commit()}
+    """Fields stamped on every row: package version, commit, device model, torch / CUDA / cuDNN."""
+    return {"dap_version": dap.__version__, "git_commit": git_commit(), **device_provenance()}
 
 
 def machine_description() -> str:
     """One line naming the machine (CPU / GPU), for captions and summaries."""
     import torch
 
+    from dap.device import device_name
+
     if torch.cuda.is_available():
-        return f"CUDA: {torch.cuda.get_device_name(0)}"
-    return f"CPU: {cpu_model()}, {os.cpu_count()} cores"
-
-
-def cpu_model(cpuinfo: str | None = None) -> str:
-    """The CPU's model name and its bf16 matrix instructions, e.g. ``AMD EPYC (avx512_bf16, no AMX)``.
-
-    The bf16 fast path's speed depends on these (AMX tiles run bf16 matmuls several times faster than
-    AVX-512 bf16), so benchmarks name them. ``cpuinfo``: the text of /proc/cpuinfo (read when None);
-    falls back to ``platform`` where it is absent.
-    """
-    info = cpuinfo
-    if info is None:
-        try:
-            info = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return platform.processor() or platform.machine()
-    name = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    flags_line = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
-    flags = set(flags_line.group(1).split()) if flags_line else set()
-    isa = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    if "amx_bf16" not in flags:
-        isa.append("no AMX")
-    return f"{name.group(1).strip() if name else platform.machine()} ({', '.join(isa)})"
+        return f"CUDA: {device_name()}"
+    return f"CPU: {device_name()}, {os.cpu_count()} cores"
 
 
 class ResultStore:
@@ -169,7 +148,8 @@ class ResultStore:
         return self._rows.copy()
 
     def has(self, fid: str) -> bool:
-        """Whether the fit ``fid`` is already recorded (successfully or as failed)."""
+        """Whether the fit ``fid`` is already recorded (successfully or as failed for a reason that
+        would fail again: infrastructure failures are never recorded, see dap.failures)."""
         return bool((self._rows["fit_id"] == fid).any()) if len(self._rows) else False
 
     def add(self, rows: list[dict]) -> None:
@@ -177,7 +157,9 @@ class ResultStore:
 
         Under an exclusive lock, the file is read again first: rows another process added since
         (two notebooks sharing a store, a run still finishing after its runner was killed) are
-        kept, never overwritten, and a fit's rows replace any earlier rows of the same fit.
+        kept, never overwritten, and a fit's rows replace any earlier rows of the same fit, except
+        that a success is never replaced by a failure: when the new rows of a fit hold no ``ok`` row
+        and the recorded ones do (a duplicate run that failed later), the recorded rows stay.
         """
         if not rows:
             raise ValueError("ResultStore.add needs at least one row")
@@ -189,12 +171,19 @@ class ResultStore:
         fids = set(new["fit_id"])
         with _locked(self.folder / f".{self.path.name}.lock"):
             current = self._read()
+            fids -= _ok_fits(current) - _ok_fits(new)  # ok beats failed
+            new = new[new["fit_id"].isin(fids)]
             old = current[~current["fit_id"].isin(fids)] if len(current) else current
             merged = new if old.empty else pd.concat([old, new], ignore_index=True)
             buf = io.StringIO()
             merged.to_csv(buf, index=False)
             atomic_write_text(self.path, buf.getvalue())
         self._rows = merged
+
+
+def _ok_fits(rows: pd.DataFrame) -> set:
+    """Fit ids with at least one ``ok`` row."""
+    return set(rows.loc[rows["status"] == "ok", "fit_id"]) if len(rows) and "status" in rows else set()
 
 
 @contextmanager

@@ -2,7 +2,11 @@
 
 Used by ``run_all.sh``; also ``python -m dap.runner --profile smoke 02 03``.
 
-Every notebook runs in its own subprocess with a timeout. Its executed copy goes to a temporary
+Every notebook runs in its own subprocess, with a cell timeout (none by default for ``paper``,
+whose tables are single cells of hours). The ``paper`` profile stops at once on a machine without
+a usable CUDA GPU (:func:`dap.device.require_gpu_for_paper`; ``--allow-cpu`` to run it anyway).
+While a notebook runs, the grid's progress (``.progress.json``, :mod:`dap.progress`) is printed
+on the terminal every ``--progress-every`` seconds when it changed. Its executed copy goes to a temporary
 name and is renamed to ``results/<name>/<name>.ipynb`` only on success, so a partial notebook
 never counts as done. Wall time, peak memory (max RSS of the papermill process tree) and the
 outcome of each notebook are appended to ``results/run_log.csv``; every failure is gathered and
@@ -24,12 +28,17 @@ from pathlib import Path
 import pandas as pd
 
 from dap.claims import write_claims
+from dap.device import ALLOW_CPU_PAPER, require_gpu_for_paper
+from dap.errors import DapError
 from dap.profiles import PROFILES_ORDER
+from dap.progress import progress_line, read_progress
 from dap.report import write_summary
 from dap.results import atomic_write_text, git_commit, machine_description, results_root
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
+#: Cell timeout per profile in seconds (None: no timeout). A paper table is one cell of many hours.
+DEFAULT_TIMEOUT = {"smoke": 4 * 3600, "quick": 4 * 3600, "paper": None}
 
 
 def list_notebooks(selection: list[str] | None = None) -> list[Path]:
@@ -47,8 +56,14 @@ def list_notebooks(selection: list[str] | None = None) -> list[Path]:
     return chosen
 
 
-def run_notebook(path: Path, profile: str, params: dict, timeout: int, log_dir: Path) -> dict:
-    """Run one notebook in a subprocess; return its run-log record."""
+def run_notebook(path: Path, profile: str, params: dict, timeout: int | None, log_dir: Path,
+                 progress_every: float = 30.0, show=print) -> dict:
+    """Run one notebook in a subprocess; return its run-log record.
+
+    timeout: seconds per cell, None (or <= 0) for none. Every ``progress_every`` seconds (0: never)
+    the newest grid progress under ``results/`` that changed since the last line is passed to
+    ``show`` as one line.
+    """
     name = path.stem
     out_dir = results_root() / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,8 +71,9 @@ def run_notebook(path: Path, profile: str, params: dict, timeout: int, log_dir: 
     partial = out_dir / f".{name}.partial.ipynb"
     log = log_dir / f"{name}.log"
     cmd = [sys.executable, "-m", "papermill", str(path), str(partial), "--cwd", str(NOTEBOOKS),
-           "-p", "profile", profile, "--execution-timeout", str(timeout), "--no-progress-bar",
-           "--log-output"]
+           "-p", "profile", profile, "--no-progress-bar", "--log-output"]
+    if timeout and timeout > 0:
+        cmd += ["--execution-timeout", str(timeout)]
     for key, value in params.items():
         cmd += ["-p", key, str(value)]  # papermill types the value (int, float, bool, None, str)
     env = dict(os.environ, DAP_RESULTS=str(results_root()), PYTHONUNBUFFERED="1", DAP_PROGRESS="text")
@@ -66,7 +82,7 @@ def run_notebook(path: Path, profile: str, params: dict, timeout: int, log_dir: 
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=REPO,
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            status, usage = _wait_showing_progress(proc, start, progress_every, show)
             rc = os.waitstatus_to_exitcode(status)
         except KeyboardInterrupt:
             proc.kill()
@@ -83,6 +99,38 @@ def run_notebook(path: Path, profile: str, params: dict, timeout: int, log_dir: 
             "seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "error": error, "log": str(log.relative_to(results_root())),
             "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+
+
+def _wait_showing_progress(proc, start: float, every: float, show) -> tuple[int, object]:
+    """Wait for ``proc`` (``os.wait4``: its resource usage), showing grid progress meanwhile."""
+    if not every or every <= 0:
+        _, status, usage = os.wait4(proc.pid, 0)
+        return status, usage
+    last_shown = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return status, usage
+        states = read_progress(results_root(), since=start)
+        if states:
+            state = states[-1]
+            key = (state["task"], state["done"], state["total"], state.get("current"), state["started"])
+            if key != last_shown:
+                show(f"      {progress_line(state, now=time.time())}")
+                last_shown = key
+        _sleep_until_exit(proc, every)
+
+
+def _sleep_until_exit(proc, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``proc`` exits, whichever comes first (without reaping it)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(min(0.2, max(0.0, deadline - time.time())))
 
 
 def _die_with_parent() -> None:
@@ -117,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="quick", choices=PROFILES_ORDER)
     ap.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="override one notebook parameter (repeatable)")
-    ap.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell (default 4 h)")
+    ap.add_argument("--timeout", type=int, default=None,
+                    help="seconds per cell, 0 for none (default: 4 h; none for the paper profile)")
+    ap.add_argument("--allow-cpu", action="store_true",
+                    help=f"run the paper profile even without a CUDA GPU (weeks; same as {ALLOW_CPU_PAPER}=1)")
+    ap.add_argument("--progress-every", type=float, default=30.0,
+                    help="seconds between progress lines of a running grid (0: none; default 30)")
     ap.add_argument("--list", action="store_true", help="list the notebooks and exit")
     args = ap.parse_args(argv)
 
@@ -126,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(b.stem for b in books))
         return 0
     params = {k: _parse_value(v) for k, v in args.param}
+    if args.allow_cpu:
+        os.environ[ALLOW_CPU_PAPER] = "1"  # the notebooks' kernels inherit it
+    try:
+        require_gpu_for_paper(args.profile)
+    except DapError as exc:
+        print(f"run_all: {exc}", file=sys.stderr)
+        return 2
+    timeout = DEFAULT_TIMEOUT[args.profile] if args.timeout is None else args.timeout
     root = results_root()
     log_dir = root / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -133,10 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     t0 = time.time()
     for book in books:
-        print(f"  - {book.stem} ...", end=" ", flush=True)
-        rec = run_notebook(book, args.profile, params, args.timeout, log_dir)
+        print(f"  - {book.stem} ...", flush=True)
+        rec = run_notebook(book, args.profile, params, timeout, log_dir, args.progress_every,
+                           show=lambda line: print(line, flush=True))
         records.append(rec)
-        print(f"{rec['status']} in {rec['seconds']:.0f} s, peak {rec['peak_rss_mb']:.0f} MB", flush=True)
+        print(f"    {book.stem}: {rec['status']} in {rec['seconds']:.0f} s, peak {rec['peak_rss_mb']:.0f} MB",
+              flush=True)
         _append_run_log(root, rec)
     total = time.time() - t0
     run_log = pd.DataFrame(records)

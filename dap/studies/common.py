@@ -39,9 +39,16 @@ def fit_workers(p: dict) -> int:
 
 
 def fit_settings(p: dict) -> dict:
-    """What, in ``p``, changes a fit's outcome: part of every fit id."""
+    """What, in ``p``, changes a fit's outcome: part of every fit id, with the device type and the
+    precision the fit will resolve to there (``precision: auto`` is bf16 on one machine, fp32 on
+    another: their rows must not be taken for each other's)."""
+    from dap.fit import pick_device, resolve_precision
+
     keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft", "max_samples")
-    return {k: p[k] for k in keys if k in p}
+    settings = {k: p[k] for k in keys if k in p}
+    device = pick_device()
+    settings["runs_on"] = {"device": device.type, "precision": resolve_precision(p.get("precision", "auto"), device)}
+    return settings
 
 
 def load_normalised(dataset: str, n: int, seed: int, source: str, root=None,
@@ -121,11 +128,27 @@ def describe_data(source: str, datasets) -> str:
 
 
 def fit_description(p: dict, rows) -> str:
-    """Iterations, precision and device actually used (read from the rows)."""
-    prec = ", ".join(sorted(set(rows["precision"].dropna().astype(str)))) if len(rows) else p["precision"]
-    dev = ", ".join(sorted(set(rows["device"].dropna().astype(str)))) if len(rows) else "?"
-    return (f"Adam lr {p['lr']}, x{p['lr_gamma']} every {p['lr_step']} iterations; precision {prec} "
-            f"(requested {p['precision']}); device {dev}")
+    """Iterations, precision, device (and its model) and commits actually used (read from the rows);
+    rows of several commits are named in a warning, never mixed silently."""
+    from dap.report import commits_note
+
+    prec = _values(rows, "precision") or p["precision"]
+    dev = _values(rows, "device") or "?"
+    model = _values(rows, "device_name")
+    text = (f"Adam lr {p['lr']}, x{p['lr_gamma']} every {p['lr_step']} iterations; precision {prec} "
+            f"(requested {p['precision']}); device {dev}" + (f" ({model})" if model else ""))
+    torch_versions = _values(rows, "torch_version")
+    if torch_versions:
+        text += f"; torch {torch_versions}, cuDNN {_values(rows, 'cudnn_version')}"
+    note = commits_note(rows)
+    return f"{text}; {note}" if note else text
+
+
+def _values(rows, column: str) -> str:
+    """The distinct non-empty values of ``rows[column]``, sorted and joined (``""`` when none)."""
+    if not len(rows) or column not in rows:
+        return ""
+    return ", ".join(sorted(set(rows[column].dropna().astype(str)) - {"", "nan"}))
 
 
 def table_metrics(comparison, rows) -> dict:
