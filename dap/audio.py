@@ -20,10 +20,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn.functional as F
-import torchaudio
 
 from dap.errors import AudioError
 from dap.results import atomic_write_bytes
@@ -69,6 +67,8 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, mono: bool = True
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
+    import soundfile as sf  # I/O only: the STFT pair works without it (benchmarks/gpu_check.py)
+
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)  # (L, C)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
@@ -98,6 +98,8 @@ def save_audio(path: str | os.PathLike, x, sr: int = SAMPLE_RATE, subtype: str |
     data = x.T if x.ndim == 2 else x
     fmt = path.suffix.lstrip(".").upper() or "WAV"
     buf = io.BytesIO()
+    import soundfile as sf
+
     try:
         sf.write(buf, data, sr, subtype=subtype, format=fmt)
         atomic_write_bytes(path, buf.getvalue())
@@ -133,6 +135,8 @@ def resample_ratio(orig_sr: int, new_sr: int) -> tuple[int, int]:
 def resample(x, orig_sr: int, new_sr: int) -> np.ndarray:
     """Band-limited resampling with torchaudio; ``(..., L)`` float32 in and out (see
     :func:`resample_ratio` for odd rates)."""
+    import torchaudio  # here: the STFT pair works without it
+
     if orig_sr == new_sr:
         return np.asarray(x, dtype=np.float32)
     orig, new = resample_ratio(orig_sr, new_sr)

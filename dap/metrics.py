@@ -29,8 +29,6 @@ from typing import Literal
 import numpy as np
 import scipy.signal
 import torch
-from pesq import PesqError as _PesqError
-from pesq import pesq as _pesq
 
 from dap.audio import SAMPLE_RATE, check_audio
 from dap.errors import AudioError, DapError
@@ -179,6 +177,9 @@ def pesq(ref, est, sr: int = SAMPLE_RATE, mode: Literal["wb", "nb"] = "wb",
     if r.shape[0] < sr // 4:
         raise AudioError(f"pesq: signals have {r.shape[0]} samples; PESQ needs at least 0.25 s "
                          f"({sr // 4} samples at {sr} Hz)")
+    from pesq import PesqError as _PesqError  # here, not at import: the GPU check has no pesq
+    from pesq import pesq as _pesq
+
     try:
         return float(_pesq(sr, r, e, mode))
     except (_PesqError, ValueError) as exc:
