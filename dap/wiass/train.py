@@ -28,7 +28,12 @@ deletions) are drawn per example. Validation uses fixed side information per exa
 Checkpoints (``folder/last.pt``, written atomically with :func:`dap.results.atomic_write_bytes`)
 hold the model, the optimiser, the epoch, the position inside the epoch and its permutation, the
 best validation loss so far, the loss history and the numpy / torch generator states; the best
-model is written to ``folder/best.pt`` whenever the validation loss improves. Calling
+model is written to ``folder/best.pt`` whenever the validation loss improves. ``last.pt`` is written
+at the end of an epoch only when ``checkpoint_seconds`` (default 300 s) have passed since the last
+write, and always when the training ends or is interrupted: at paper size (hidden 513) it is
+~386 MB, and the embedded data has one step per epoch. A run killed between writes resumes from
+the older ``last.pt`` and replays the epochs since, which ends with the same parameters (every
+random draw is restored from the checkpoint). Calling
 :func:`train` again with the same settings and folder continues from ``last.pt``: on a CPU an
 interrupted and resumed run ends with exactly the parameters of an uninterrupted one (GPU LSTM
 kernels are not bit-reproducible, so there "as far as possible"). ``done.json`` marks a finished
@@ -73,7 +78,9 @@ class TrainSettings:
     epochs: maximum number of epochs; patience: stop after this many epochs without a better
     validation loss (None: never); max_steps: cap on optimisation steps (None: none).
     checkpoint_every: also write ``last.pt`` every this many steps inside an epoch (None: only at
-    the end of each epoch). ``decay``: ``"decoupled"`` (AdamW) or ``"coupled"`` (Adam's L2, the
+    the end of an epoch). checkpoint_seconds: at the end of an epoch, write ``last.pt`` only when
+    this many seconds passed since the last write (0: every epoch); the last epoch and an
+    interruption always write it. ``decay``: ``"decoupled"`` (AdamW) or ``"coupled"`` (Adam's L2, the
     paper's literal reading); ``mask_padding``: exclude padding from the attention; ``output_leak``:
     training-only leaky output slope; ``guide_weight`` / ``guide_width``: guided attention (0: off).
     ``data`` describes the data (source, split sizes, augmentation) so that
@@ -93,6 +100,7 @@ class TrainSettings:
     activity_threshold: float = 0.0
     seed: int = 0
     checkpoint_every: int | None = None
+    checkpoint_seconds: float = 300.0
     decay: str = "decoupled"
     mask_padding: bool = True
     output_leak: float = 0.01
@@ -109,6 +117,8 @@ class TrainSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.decay not in DECAYS:
             raise ValueError(f"unknown decay {self.decay!r}; choose one of {DECAYS}")
+        if not (self.checkpoint_seconds >= 0):  # also refuses NaN
+            raise ValueError(f"checkpoint_seconds must be >= 0 (0: every epoch), got {self.checkpoint_seconds}")
         if self.guide_weight < 0 or self.guide_width <= 0:
             raise ValueError(f"guide_weight must be >= 0 and guide_width > 0, got "
                              f"{self.guide_weight}, {self.guide_width}")
@@ -124,6 +134,7 @@ class TrainSettings:
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("checkpoint_every")  # when checkpoints are written does not change the model
+        d.pop("checkpoint_seconds")
         return d
 
     @property
@@ -352,7 +363,10 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
         torch.set_rng_state(ck["torch_rng"])
         state = ck["state"]
 
+    written = [time.time()]  # when last.pt was last written (or this call started)
+
     def checkpoint() -> None:
+        written[0] = time.time()
         _save(last, {"settings": settings.as_dict(), "model": _cpu_state(model),
                      "optimizer": _cpu_state(optimizer), "numpy_rng": rng.bit_generator.state,
                      "torch_rng": torch.get_rng_state(),
@@ -423,12 +437,14 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
         if bar is not None:
             bar.set_postfix(loss=f"{state['last_loss']:.4f}", val=f"{val:.4f}", epoch=state["epoch"])
         state.update(epoch=state["epoch"] + 1, step_in_epoch=0, perm=None)
-        checkpoint()
-        if budget_hit:
+        patience_out = settings.patience is not None and state["since_best"] >= settings.patience
+        stopping = stop_after_steps is not None and steps_here >= stop_after_steps
+        ends = budget_hit or patience_out or stopping or state["epoch"] >= settings.epochs
+        if ends or time.time() - written[0] >= settings.checkpoint_seconds:
+            checkpoint()
+        if budget_hit or patience_out:
             break
-        if settings.patience is not None and state["since_best"] >= settings.patience:
-            break
-        if stop_after_steps is not None and steps_here >= stop_after_steps:
+        if stopping:
             status = "interrupted"
             break
     if bar is not None:
