@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 from dap.costs import CPU_SECONDS_PER_ITERATION
+from dap.device import PRECISIONS
 from dap.errors import DapError
 
 PROG = "python -m dap"
@@ -106,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"fit window (default {r.DEFAULT_WINDOW / 16000:.3f} s; rounded to 16 ms)")
     rp.add_argument("--overlap", type=float, default=r.DEFAULT_OVERLAP / 16000, metavar="SECONDS",
                     help=f"minimum cross-fade between windows (default {r.DEFAULT_OVERLAP / 16000:.3f} s)")
-    rp.add_argument("--precision", choices=("auto", "fp32"), default="auto",
-                    help="auto: bf16 autocast where the hardware supports it (default); fp32")
+    rp.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="auto: bf16 autocast where the hardware has native bf16 (default); fp32 (TF32 off); "
+                         "bf16; tf32 (CUDA, compute capability >= 8.0)")
     rp.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     rp.add_argument("--seed", type=int, default=0, help="seed of the latent inputs and initialisation")
     rp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or estimate")

@@ -5,8 +5,9 @@ that fails deterministically (diverged loss, a bad clip, any error inside the ta
 failed with its reason, and the grid goes on. A fit that fails for the machine's reasons (a CUDA
 error, out of memory: :mod:`dap.failures`) is retried up to ``retries`` times and never recorded;
 if it still fails the grid stops with :class:`dap.failures.InfrastructureError` (rerun to resume).
-While a grid runs, ``.progress.json`` in the store's folder says how far it is (:mod:`dap.progress`). Per-fit histories and restored audio are kept next to the rows so
-figures can be redrawn without refitting.
+While a grid runs, ``.progress.json`` in the store's folder says how far it is (:mod:`dap.progress`).
+Per-fit histories and restored audio are kept next to the rows so figures can be redrawn without
+refitting.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dap.audio import save_audio
 from dap.costs import CPU_SECONDS_PER_ITERATION
 from dap.data.clip import Clip
 from dap.errors import DapError
-from dap.failures import INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
+from dap.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
 from dap.fit import FitResult
 from dap.progress import GridProgress
 from dap.results import ResultStore, atomic_write_text, fit_id, provenance
@@ -156,8 +157,10 @@ def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audi
             done += 1
             progress(f"[{done}/{n}] {grid.task} {clip.dataset}/{clip.id} {design} failed: its worker process died")
             outcome = (None, f"the worker process died during the fit ({broken}); rerun this fit "
-                             f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0, "deterministic")
+                             f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0, DETERMINISTIC)
             store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
+            if tracker is not None:
+                tracker.finished(_label(clip, design))
         else:
             progress(f"a worker process died ({broken}); running the {len(remaining)} unfinished fit(s) "
                      f"one at a time to find the one that kills it")

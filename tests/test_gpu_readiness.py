@@ -246,3 +246,37 @@ def test_a_table_names_mixed_commits():
     p = {"lr": 1e-3, "lr_gamma": 0.1, "lr_step": 500, "precision": "auto"}
     text = fit_description(p, mixed.assign(precision="bf16", device="cpu", status="ok"))
     assert "WARNING: rows from 2 commits mixed" in text
+
+
+def test_a_paper_notebook_run_outside_run_all_stops_too(monkeypatch):
+    from dap.studies.common import fit_config
+
+    _no_cuda(monkeypatch)
+    p = {"iterations": 3, "lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto", "profile": "paper"}
+    with pytest.raises(device.DeviceError, match="needs a CUDA GPU"):
+        fit_config(p)
+    assert fit_config({**p, "profile": "quick"}).iterations == 3
+
+
+def flaky_in_worker(clip, design, markers: str):
+    """Module level (spawn workers import it): a CUDA error on the first attempt of each fit."""
+    from pathlib import Path
+
+    marker = Path(markers) / f"{clip.id}-{design}"
+    if not marker.exists():
+        marker.touch()
+        raise RuntimeError("CUDA error: unspecified launch failure")
+    return _result()
+
+
+def test_infrastructure_failures_in_real_worker_processes_are_retried(tmp_path):
+    from functools import partial
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    log = []
+    rows = run_grid(ResultStore(tmp_path), GRID, [_clip(0), _clip(1)], ["conv"],
+                    partial(flaky_in_worker, markers=str(markers)), lambda clip, est: {"SNR": 1.0},
+                    selections=("last",), keep_audio=False, progress=log.append, workers=2)
+    assert len(rows) == 2 and (rows["status"] == "ok").all(), rows
+    assert any("infrastructure" in line for line in log) and len(list(markers.iterdir())) == 2

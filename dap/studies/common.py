@@ -18,7 +18,11 @@ def derive_seed(seed: int, *keys) -> int:
 
 
 def fit_config(p: dict) -> FitConfig:
-    """The engine settings of a resolved profile ``p``."""
+    """The engine settings of a resolved profile ``p``; the ``paper`` profile without a usable CUDA
+    GPU stops here too (a notebook run outside run_all.sh), see dap.device.require_gpu_for_paper."""
+    from dap.device import require_gpu_for_paper
+
+    require_gpu_for_paper(p.get("profile", ""))
     return FitConfig(iterations=p["iterations"], lr=p["lr"], lr_step=p["lr_step"], lr_gamma=p["lr_gamma"],
                      precision=p["precision"], progress=p.get("progress", True))
 
