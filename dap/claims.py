@@ -158,7 +158,8 @@ def effect_of(diffs, expect: int, margin: float = 0.0, **labels) -> Effect:
 
 
 # ----------------------------------------------------------------------------- rows -> differences
-def claim_rows(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> pd.DataFrame:
+def claim_rows(rows: pd.DataFrame, claim: Claim, profile: str | None = None,
+               finite_only: bool = True) -> pd.DataFrame:
     """The successful, finite rows of ``claim`` (A: design ``a`` and ``metric``; B: design ``b`` and
     ``metric_b``; its selection, task and data set) in one profile: ``profile``, or else the largest
     profile that has such rows. Adds ``side`` ("a" / "b") and ``x`` (the claim's quantity); one row
@@ -187,7 +188,9 @@ def claim_rows(rows: pd.DataFrame, claim: Claim, profile: str | None = None) -> 
     x = pd.to_numeric(sel[column], errors="coerce")
     if claim.quantity == "log10 best_iteration":
         x = np.log10(x.where(x > 0))
-    sel = sel.assign(x=x)[np.isfinite(x)]
+    sel = sel.assign(x=x)
+    if finite_only:
+        sel = sel[np.isfinite(sel["x"])]
     return sel.drop_duplicates(["side"] + _PAIR_KEY, keep="last")
 
 
@@ -210,13 +213,11 @@ def paired_effect(rows: pd.DataFrame, claim: Claim, profile: str | None = None) 
     labels = {"profile": ", ".join(sorted(set(sel["profile"].astype(str)))) if "profile" in sel and len(diffs) else "",
               "data": ", ".join(sorted(set(sel["source"].astype(str)))) if "source" in sel and len(diffs) else ""}
     effect = effect_of(diffs.to_numpy(), claim.expect, claim.margin, **labels)
-    def ran(design, metric) -> bool:
-        return bool(((rows["design"] == design) & (rows["metric"] == metric)).any())
-
-    both_ran = ran(claim.a, claim.metric) and (isinstance(claim.b, (int, float))
-                                                 or ran(claim.b, claim.metric_b))
-    if effect.verdict == NOT_RUN and both_ran:  # run, but the metric is NaN on every clip
-        effect = Effect(0, math.nan, math.nan, math.nan, UNDEFINED)
+    if effect.verdict == NOT_RUN:
+        ran = set(claim_rows(rows, claim, profile, finite_only=False)["side"])
+        if ran == {"a", "b"} or (ran == {"a"} and isinstance(claim.b, (int, float))):
+            # both sides ran in this profile, but the metric is NaN on every clip
+            effect = Effect(0, math.nan, math.nan, math.nan, UNDEFINED)
     return effect
 
 
@@ -322,7 +323,9 @@ def claims_markdown(table: pd.DataFrame, untested=None) -> str:
              f"{CONFIDENCE:.0%} interval ({N_BOOT} resamples, seed {BOOT_SEED}). **reproduced**: the interval excludes "
              "zero on the paper's side; **contradicted**: it excludes zero on the other side; **inconclusive at this "
              f"n**: it contains zero, or fewer than {MIN_N} clips are paired (a one-clip result can never be "
-             "reproduced); **not run in this profile**: no rows. A no-difference claim (paper side `≈ 0 ± m`) is "
+             "reproduced); **undefined on these clips**: both sides ran but the metric is defined on no clip "
+             "(EPS without predicted silence); **not run in this profile**: no rows. A no-difference claim "
+             "(paper side `≈ 0 ± m`) is "
              "reproduced when the whole interval lies within ±m, contradicted when it lies entirely outside. "
              "Paper 1's claims use the oracle rule (the authors' protocol); the tables also show the blind rules.", "",
              "| id | claim | paper | source | compared | metric | data set | paper side | mean A − B [95 % CI] | n | "
