@@ -17,7 +17,10 @@ the outputs of every *selection rule*:
             to ``FitConfig.max_iterations``; ``last`` and ``ema`` stay those of the budget.
 
 Per-iteration history (loss, learning rate, tracked metrics of the current and EMA output) is
-kept for convergence plots. A NaN or exploding loss stops the fit: the result is marked failed
+kept for convergence plots. The host's bookkeeping (the loss checks, the scores, the oracle) reads
+each iteration back in order; on CUDA up to ``FitConfig.read_back_every`` iterations late (32),
+from copies started without waiting, so the GPU never waits for the host; the result is the
+same for every value (tests/test_fit_read_back.py). A NaN or exploding loss stops the fit: the result is marked failed
 with its reason and what was computed so far is returned, never raised to the grid.
 """
 
@@ -27,6 +30,7 @@ import math
 import os
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -74,6 +78,10 @@ class FitConfig:
     discrepancy_tolerance: float = 1.0
     max_iterations: int | None = None
     stop_at_discrepancy: bool = False
+    # how many iterations the device may run ahead of the host's bookkeeping (loss checks, scores,
+    # oracle): None = 1 on a CPU (nothing to overlap), 32 on CUDA (no host sync per iteration).
+    # The results are the same for every value; a diverged loss is noticed up to this late.
+    read_back_every: int | None = None
 
     def resolved_device(self) -> torch.device:
         return torch.device(self.device) if self.device else pick_device()
@@ -81,6 +89,16 @@ class FitConfig:
     def resolved_precision(self, device: torch.device) -> str:
         """What the fit runs in on ``device``: ``bf16``, ``fp32`` or ``tf32`` (dap.device.resolve_precision)."""
         return resolve_precision(self.precision, device)
+
+    def read_back_lag(self, device: torch.device) -> int:
+        """Iterations read back at once at most (1 with stop_at_discrepancy: its stop is at once)."""
+        if self.read_back_every is not None and int(self.read_back_every) < 1:
+            raise FitSettingError(f"read_back_every must be at least 1 (or None), got {self.read_back_every!r}")
+        if self.stop_at_discrepancy:
+            return 1
+        if self.read_back_every is not None:
+            return int(self.read_back_every)
+        return 32 if device.type == "cuda" else 1
 
     def iteration_cap(self, with_floor: bool) -> int:
         """The most iterations a fit may run: ``max_iterations`` (when larger) for a discrepancy fit."""
@@ -189,78 +207,100 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     first_loss: float | None = None
     status, error = "ok", ""
     bar = _progress(config, cap)
+    lag = config.read_back_lag(device)
+    pending: deque[_Queued] = deque()  # iterations computed on the device, not yet read back
     tf32 = precision_mode(precision, device)  # TF32 set explicitly: the recorded precision is what ran
     tf32.__enter__()
     start = time.perf_counter()
-    it = 0
+    it = 0                # the last iteration read back
+    last_wav = None       # its waveforms (S, L), on the host
     reached = False
     ema_at_budget: torch.Tensor | None = None
     extension_error = ""
+
+    def read_back(q: _Queued) -> bool:
+        """The host's bookkeeping of one iteration, in iteration order (divergence, discrepancy,
+        last, tracked scores, oracle); True when the fit ends at this iteration."""
+        nonlocal first_loss, best_score, it, last_wav, reached
+        q.wait()
+        loss_value = float(q.loss)
+        if first_loss is None:
+            first_loss = max(loss_value, 1e-12)
+        if not math.isfinite(loss_value):
+            raise FitDiverged(f"loss is {loss_value} (not finite) at iteration {q.it}")
+        if loss_value > config.divergence_factor * first_loss:
+            raise FitDiverged(f"loss exploded to {loss_value:.3g} (first loss {first_loss:.3g}) at iteration {q.it}")
+        it, current = q.it, q.wav.numpy()
+        last_wav = current
+        if threshold is not None and not reached and loss_value <= threshold:
+            # loss_value is the loss of the prediction `current` was decoded from
+            reached = True
+            outputs["discrepancy"], best_iter["discrepancy"] = current, it
+        if it == budget:
+            outputs["last"], best_iter["last"] = current, it
+        if it % config.track_every == 0 or it == budget or it == cap or (reached and best_iter.get("discrepancy") == it):
+            row = {"iteration": it, "loss": loss_value, "lr": q.lr}
+            if track is not None:
+                scores = track(current)
+                row.update(scores)
+                row.update({f"ema_{k}": v for k, v in track(q.ema.numpy()).items()})  # EMA: of the budget
+                score = scores[select_key]
+                if score > best_score:  # NaN never wins
+                    best_score = score
+                    outputs["oracle"], best_iter["oracle"] = current, it
+            history.append(row)
+            if bar is not None:
+                bar.set_postfix({"loss": f"{loss_value:.2e}", **({select_key: f"{row[select_key]:.2f}"} if track else {})},
+                                refresh=False)
+            if on_step is not None:
+                on_step(it, {**row, "waveforms": current})
+        if bar is not None:
+            bar.update(1)
+        return reached and (config.stop_at_discrepancy or it >= budget)  # past the budget only the discrepancy rule was waiting
+
+    def drain(everything: bool = False) -> bool:
+        """Read back the iterations that are due (all with ``everything``); True when the fit ended."""
+        while pending and (everything or len(pending) >= lag or pending[0].ready()):
+            if read_back(pending.popleft()):
+                pending.clear()  # computed past the end: never looked at
+                return True
+        return False
+
     try:
-        for it in range(1, cap + 1):
+        ended = False
+        for step in range(1, cap + 1):
             opt.zero_grad(set_to_none=True)
             with autocast:
                 pred = generator()
             loss = loss_fn(_to_float(pred))
-            loss_value = float(loss.detach())
-            if first_loss is None:
-                first_loss = max(loss_value, 1e-12)
-            if not math.isfinite(loss_value):
-                raise FitDiverged(f"loss is {loss_value} (not finite) at iteration {it}")
-            if loss_value > config.divergence_factor * first_loss:
-                raise FitDiverged(f"loss exploded to {loss_value:.3g} (first loss {first_loss:.3g}) at iteration {it}")
-            loss.backward()
-            opt.step()
             lr = opt.param_groups[0]["lr"]
-            sched.step()
-
             with torch.no_grad():
                 wav = decode(_detach(_to_float(pred)))
                 if config.clip is not None:
                     wav = wav.clamp(-config.clip, config.clip)
-                if it <= budget:  # the blind rules of the budget; the extension is the discrepancy's
+                if step <= budget:  # the blind rules of the budget; the extension is the discrepancy's
                     ema = wav.clone() if ema is None else ema.mul_(config.ema_decay).add_(wav, alpha=1 - config.ema_decay)
-            if threshold is not None and not reached and loss_value <= threshold:
-                # loss_value is the loss of `pred`, the prediction `wav` was decoded from
-                reached = True
-                outputs["discrepancy"], best_iter["discrepancy"] = wav.cpu().numpy(), it
-            if it == budget:
-                outputs["last"], best_iter["last"] = wav.cpu().numpy(), it
+            if step == budget:
                 ema_at_budget = ema.clone()
-            if it % config.track_every == 0 or it == budget or it == cap or (reached and best_iter.get("discrepancy") == it):
-                row = {"iteration": it, "loss": loss_value, "lr": lr}
-                current = wav.cpu().numpy()
-                if track is not None:
-                    scores = track(current)
-                    row.update(scores)
-                    row.update({f"ema_{k}": v for k, v in track(ema.cpu().numpy()).items()})  # EMA: of the budget
-                    score = scores[select_key]
-                    if score > best_score:  # NaN never wins
-                        best_score = score
-                        outputs["oracle"], best_iter["oracle"] = current, it
-                history.append(row)
-                if bar is not None:
-                    bar.set_postfix({"loss": f"{loss_value:.2e}", **({select_key: f"{row[select_key]:.2f}"} if track else {})},
-                                    refresh=False)
-                if on_step is not None:
-                    on_step(it, {**row, "waveforms": current})
-            if bar is not None:
-                bar.update(1)
-            if stop is not None and stop():
+            pending.append(_Queued.of(step, lr, loss, wav, ema if track is not None else None, device, lag))
+            ended = drain()  # with lag 1 (CPU): before the step, so a diverged loss is never stepped on
+            loss.backward()
+            opt.step()
+            sched.step()
+            if ended or (stop is not None and stop()):
                 break
-            if reached and (config.stop_at_discrepancy or it >= budget):
-                break  # past the budget only the discrepancy rule was still waiting
+        if not ended:
+            drain(everything=True)
         if "last" not in outputs:  # ended before the budget (stop(), stop_at_discrepancy)
-            outputs["last"], best_iter["last"] = wav.cpu().numpy(), it
+            outputs["last"], best_iter["last"] = last_wav, it
             ema_at_budget = ema
         if threshold is not None and not reached:  # the cap came first: its iterate, flagged
-            outputs["discrepancy"], best_iter["discrepancy"] = wav.cpu().numpy(), it
+            outputs["discrepancy"], best_iter["discrepancy"] = last_wav, it
     except FitDiverged as exc:
-        it -= 1  # the diverged step did not complete
         if threshold is not None and "last" in outputs and it >= budget:
             # diverged in the extension: the budget's rules stand; the discrepancy output is the
             # last finite iterate, flagged as not reached
-            outputs["discrepancy"], best_iter["discrepancy"] = wav.cpu().numpy(), it
+            outputs["discrepancy"], best_iter["discrepancy"] = last_wav, it
             extension_error = str(exc)
         else:
             status, error = "failed", str(exc)
@@ -279,6 +319,48 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     return FitResult(outputs=outputs, best_iteration=best_iter, history=pd.DataFrame(history),
                      seconds=time.perf_counter() - start, iterations=it, device=str(device),
                      precision=precision, status=status, error=error, extra=extra)
+
+
+@dataclass
+class _Queued:
+    """One iteration computed on the device and not yet read back: its loss (0-d), learning rate,
+    clipped waveforms ``(S, L)`` and EMA ``(S, L)`` (None without tracking), as host tensors whose
+    copies were started without waiting (CUDA: pinned memory, ``event`` marks their completion)."""
+
+    it: int
+    lr: float
+    loss: torch.Tensor
+    wav: torch.Tensor
+    ema: torch.Tensor | None
+    event: object = None
+
+    @classmethod
+    def of(cls, it: int, lr: float, loss: torch.Tensor, wav: torch.Tensor, ema: torch.Tensor | None,
+           device: torch.device, lag: int) -> "_Queued":
+        loss = loss.detach()
+        if device.type == "cuda":
+            host = [_pinned_copy(t) for t in (loss, wav, ema)]
+            event = torch.cuda.Event()
+            event.record()
+            return cls(it, lr, host[0], host[1], host[2], event)
+        # CPU: read back at once (lag 1) the tensors are used as they are; later, the EMA (updated
+        # in place) must be a copy
+        return cls(it, lr, loss, wav, ema if ema is None or lag == 1 else ema.clone())
+
+    def ready(self) -> bool:
+        """Whether the copies are complete (never waits); False on a CPU (nothing runs ahead)."""
+        return self.event is not None and self.event.query()
+
+    def wait(self) -> None:
+        if self.event is not None:
+            self.event.synchronize()
+
+
+def _pinned_copy(t: torch.Tensor | None) -> torch.Tensor | None:
+    if t is None:
+        return None
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    return host.copy_(t, non_blocking=True)
 
 
 class LatentPrior(nn.Module):
