@@ -381,9 +381,12 @@ def describe(p: dict, data: StudyData) -> str:
             + (", gated" if p["gate_eval"] else "") + ")")
 
 
-def figure2_caption(p: dict, data: StudyData, results: dict[str, TrainResult]) -> str:
+def figure2_caption(p: dict, data: StudyData, results: dict[str, TrainResult],
+                    rows: pd.DataFrame | None = None) -> str:
+    """Figure 2's caption; with the study's ``rows`` it also names the commits that produced them
+    (a warning when rows of several commits are mixed)."""
     from dap.metrics import DEFINITIONS
-    from dap.report import caption
+    from dap.report import caption, commits_note
 
     steps = sorted({r.steps for r in results.values()})
     return caption("Figure 2 (paper 2): separation with side information of decreasing strength",
@@ -391,7 +394,9 @@ def figure2_caption(p: dict, data: StudyData, results: dict[str, TrainResult]) -
                    iterations=f"training steps {', '.join(map(str, steps))}",
                    selection="model with the best validation L1 loss",
                    metrics={k: v for k, v in DEFINITIONS.items() if k in ("SDR", "PES", "EPS")},
-                   deviations=deviations(p, data.source), extra=[model_summary(p, results, data)])
+                   deviations=deviations(p, data.source),
+                   extra=[model_summary(p, results, data),
+                          commits_note(rows) if rows is not None else ""])
 
 
 def publish_figure2(table: pd.DataFrame, folder: str | Path, caption_text: str) -> str:
