@@ -28,11 +28,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dap import metrics
-from dap.audio import istft, stft
+from dap.core.audio import istft, stft
 from dap.data import load_clips
 from dap.fit import FitConfig, LatentPrior, bf16_supported, pick_device, to_fast_layout
 from dap.priors import ALL_DESIGNS, DESIGNS, build_prior, count_parameters
-from dap.results import atomic_write_text, git_commit, machine_description, results_root
+from dap.core.files import atomic_write_text, results_root
+from dap.core.provenance import git_commit, machine_description
 from dap.tasks.denoise import add_gaussian_noise, restore
 
 

@@ -25,7 +25,8 @@ import numpy as np
 import soundfile as sf
 
 from dap import metrics, noise, restore
-from dap.results import atomic_write_text, git_commit, machine_description, results_root
+from dap.core.files import atomic_write_text, results_root
+from dap.core.provenance import git_commit, machine_description
 from dap.studies.common import load_normalised
 from dap.studies.stopping import corrupt_at_snr
 

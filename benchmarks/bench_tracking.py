@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dap import fit as after  # noqa: E402
-from dap.results import atomic_write_text, git_commit, machine_description, results_root  # noqa: E402
+from dap.core.files import atomic_write_text, results_root
+from dap.core.provenance import git_commit, machine_description  # noqa: E402
 from dap.tasks import denoise  # noqa: E402
 
 

@@ -43,10 +43,11 @@ if str(REPO) not in sys.path:  # runnable from a plain checkout (no pip install 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dap.device import device_name, native_bf16  # noqa: E402
+from dap.core.device import device_name, native_bf16  # noqa: E402
 from dap.fit import FitConfig  # noqa: E402
 from dap.priors import ALL_DESIGNS  # noqa: E402
-from dap.results import atomic_write_text, git_commit, results_root  # noqa: E402
+from dap.core.files import atomic_write_text, results_root
+from dap.core.provenance import git_commit  # noqa: E402
 
 #: Paper 1's work in fit-iterations (issue 18's count of the paper profile) and the target rate.
 PAPER1_FIT_ITERATIONS = 3.3e6

@@ -3,10 +3,26 @@
 1. *On the Design of Deep Priors for Unsupervised Audio Restoration* (Interspeech 2021);
 2. *Weakly Informed Audio Source Separation* (WASPAA 2019).
 
-Modules (dependencies flow downwards): ``audio`` <- ``data``; ``priors`` <- ``fit`` <- ``tasks``
-<- ``experiments`` <- ``report``; ``metrics``, ``paper``, ``profiles`` and ``results`` stand alone.
+Dependency map (the contract of :mod:`dap.layers`, checked by ``tests/test_layers.py``): a module
+imports its own layer or lower ones, never higher.
+
+====  ==============  ==================================================================================
+ 0    core            ``dap.core``: errors, text, seeds, files, audio, device, failures, provenance, store
+ 1    foundations     ``metrics``, ``noise``, ``plots``, ``data``, ``paper``, ``costs``, ``progress``,
+                      ``profiles``, ``claims`` (the rule); ``wiass.side_info/data/remix/references/plots``
+ 2    models          ``priors``, ``baselines``, ``wiass.model``
+ 3    engine          ``fit``, ``wiass.train``
+ 4    tasks           ``tasks.denoise/inpaint/separate``, ``wiass.evaluate``
+ 5    orchestration   ``grid`` (the grid runner), ``report``
+ 6    applications    ``studies``, ``restore``, ``explore``, ``widgets``, ``teaching``, ``claim_registry``,
+                      ``claims_table``, ``wiass.study``
+ 7    entry points    ``runner`` (notebooks via papermill), ``cli`` (``python -m dap``)
+====  ==============  ==================================================================================
+
+The details the papers leave out (signal path, architecture, schedules, selection rules, metric
+definitions) are in ``docs/`` (index: ``docs/README.md``).
 """
 
-__version__ = "0.1.0"
+from dap.core.provenance import VERSION as __version__  # noqa: E402,F401
 
-from dap.errors import AudioError, DapError, DatasetError, FitDiverged  # noqa: E402,F401
+from dap.core.errors import AudioError, DapError, DatasetError, FitDiverged  # noqa: E402,F401

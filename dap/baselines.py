@@ -25,8 +25,8 @@ from typing import Callable
 import numpy as np
 from scipy import signal
 
-from dap.audio import SAMPLE_RATE, check_audio
-from dap.errors import DapError
+from dap.core.audio import SAMPLE_RATE, check_audio
+from dap.core.errors import DapError
 
 #: design name -> (task, what it is, what it knows). Captions and docs read this.
 BASELINES: dict[str, tuple[str, str, str]] = {

@@ -1,6 +1,6 @@
 """The command line: ``python -m dap COMMAND ...`` (``python -m dap --help`` lists the commands).
 
-Errors a user can cause (a bad file, bad options: every :class:`~dap.errors.DapError`) end the
+Errors a user can cause (a bad file, bad options: every :class:`~dap.core.errors.DapError`) end the
 command with **one line** on stderr naming the file and the problem, and exit status 1; usage
 errors exit with 2, Ctrl-C with 130. No traceback, unless ``DAP_DEBUG=1`` is set.
 """
@@ -13,8 +13,9 @@ import sys
 import textwrap
 
 from dap.costs import CPU_SECONDS_PER_ITERATION
-from dap.device import PRECISIONS
-from dap.errors import DapError
+from dap.core.device import PRECISIONS
+from dap.core.errors import DapError
+from dap.core.text import one_line
 
 PROG = "python -m dap"
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -59,10 +60,10 @@ def _restore_help() -> str:
         docs/stopping.md has the derivation and the measured errors.
 
         Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) takes
-        about 1.0 s per iteration on an idle 2-core CPU (bf16). With the discrepancy rule the
-        iterations per window depend on the noise (fewer with more noise; the cap is
+        about a second per iteration on a 2-core CPU (bf16; measured costs: dap/costs.py). With the
+        discrepancy rule the iterations per window depend on the noise (fewer with more noise; the cap is
         {r.DEFAULT_MAX_ITERATIONS}, ~25 min per window and channel); a fixed budget of {r.DEFAULT_ITERATIONS}
-        iterations takes ~3.5 min per window and channel. --design conv is about 1.7x cheaper.
+        iterations takes ~3.5 min per window and channel. --design conv costs about half as much.
         Inpainting costs one window per group of gaps. A GPU (used when present) is much faster.
         An estimate (an upper bound with the discrepancy rule) is printed before the first fit;
         the progress bar shows the measured rate.
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     except DapError as exc:
-        print(f"{PROG} {argv[0] if argv else ''}: error: {_one_line(exc)}".replace("  ", " "), file=sys.stderr)
+        print(f"{PROG} {argv[0] if argv else ''}: error: {one_line(exc)}".replace("  ", " "), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (the output file was not written)", file=sys.stderr)
@@ -192,14 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, the traceback on request
         if os.environ.get("DAP_DEBUG"):
             raise
-        print(f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc)} (set DAP_DEBUG=1 for the "
+        print(f"{PROG}: internal error: {type(exc).__name__}: {one_line(exc)} (set DAP_DEBUG=1 for the "
               f"traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
 
 
 def _claims(args) -> int:
-    from dap.claims import write_claims
-    from dap.results import results_root
+    from dap.claims_table import write_claims
+    from dap.core.files import results_root
 
     path = write_claims(args.results or results_root(), args.output, profile=args.profile)
     print(f"{PROG} claims: wrote {path}")
@@ -297,9 +298,7 @@ def _cuda() -> bool:
 
 def _name(path, exc) -> str:
     """The message of ``exc``, starting with the input's name when it does not already say it."""
-    msg = _one_line(exc)
+    msg = one_line(exc)
     return msg if str(path) in msg else f"{path}: {msg}"
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

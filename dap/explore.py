@@ -35,11 +35,12 @@ import pandas as pd
 import soundfile as sf
 
 from dap import metrics
-from dap.audio import SAMPLE_RATE, check_audio, peak_normalise, resample
-from dap.errors import AudioError, DapError
+from dap.core.audio import SAMPLE_RATE, check_audio, peak_normalise, resample
+from dap.core.errors import AudioError, DapError
 from dap.fit import FitConfig, FitResult
 from dap.priors import DEFAULT_WIDTHS, DESIGN_LABELS, DESIGNS, build_prior, count_parameters
 from dap.tasks import denoise, inpaint
+from dap.core.text import one_line
 
 #: Network sizes offered in the UI: widths per U-Net level. ``laptop`` is ours (not the paper's):
 #: about a quarter of the paper's parameters and a third of its cost per iteration.
@@ -205,7 +206,7 @@ def read_upload(content: bytes, name: str = "upload") -> np.ndarray:
     try:
         data, sr = sf.read(io.BytesIO(bytes(content)), dtype="float32", always_2d=True)  # (L, C)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        reason = re.sub(r"^Error opening <[^>]*>: ", "", _one_line(exc)).rstrip(".")
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", one_line(exc)).rstrip(".")
         raise AudioError(f"{name}: cannot be read as audio ({reason}); upload a WAV, FLAC, OGG or MP3 file") from None
     if data.shape[0] == 0:
         raise AudioError(f"{name}: the file holds no samples")
@@ -407,7 +408,7 @@ class LiveFit:
             self.state = "stopped" if self.stopped else "done"
         except Exception as exc:
             self.state = "failed"
-            self.error = _one_line(exc)
+            self.error = one_line(exc)
             self._report(self.designs[-1] if not self.results else list(self.results)[-1], final=True)
             raise
         self._report(list(self.results)[-1] if self.results else self.designs[0], final=True)
@@ -533,9 +534,6 @@ def _db(value: float) -> str:
     """``value`` to one decimal, without a "-0.0"."""
     return f"{round(float(value), 1) + 0.0:.1f}"
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 # ----------------------------------------------------------------------------- display

@@ -39,8 +39,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dap.device import native_bf16, precision_mode, resolve_precision
-from dap.errors import DapError, FitDiverged
+from dap.core.device import native_bf16, precision_mode, resolve_precision
+from dap.core.errors import DapError, FitDiverged
 
 
 class FitSettingError(DapError, ValueError):
@@ -58,7 +58,7 @@ SELECTION_NOTES = {
 
 @dataclass
 class FitConfig:
-    """Settings of one fit. Defaults are the paper's (REFERENCE_NOTES.md, Optimisation)."""
+    """Settings of one fit. Defaults are the paper's (docs/method.md, Optimisation)."""
 
     iterations: int = 2000
     lr: float = 1e-3
@@ -87,7 +87,7 @@ class FitConfig:
         return torch.device(self.device) if self.device else pick_device()
 
     def resolved_precision(self, device: torch.device) -> str:
-        """What the fit runs in on ``device``: ``bf16``, ``fp32`` or ``tf32`` (dap.device.resolve_precision)."""
+        """What the fit runs in on ``device``: ``bf16``, ``fp32`` or ``tf32`` (dap.core.device.resolve_precision)."""
         return resolve_precision(self.precision, device)
 
     def read_back_lag(self, device: torch.device) -> int:
@@ -159,8 +159,8 @@ def to_fast_layout(module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` in channels_last where that is safe (``channels_last_safe``), else unchanged.
 
     channels_last lets oneDNN (CPU) and cuDNN pick their fast conv kernels in fp32 and bf16 alike
-    (measured on the dense design: fp32 5.6 -> 2.5 s/iteration with phase-split convs; see
-    results/benchmarks.md); the values are the same up to float rounding.
+    (measured costs: dap/costs.py, results/reference/benchmarks.md; why: docs/method.md, CPU fast
+    path); the values are the same up to float rounding.
     """
     return module.to(memory_format=torch.channels_last) if channels_last_safe(module, device) else module
 

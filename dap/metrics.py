@@ -10,7 +10,7 @@ Conventions
   return a Python ``float``. They compute in float64.
 * Argument order is always (reference / target, estimate).
 * Bad inputs raise, they are never patched: a length mismatch, NaN/Inf samples, an empty or
-  non-1-D signal raise :class:`~dap.errors.AudioError`; a metric that is undefined for the given
+  non-1-D signal raise :class:`~dap.core.errors.AudioError`; a metric that is undefined for the given
   (valid) signals, e.g. SNR against a silent reference, raises :class:`UndefinedMetric` (an
   ``AudioError``); a bad option (PESQ mode, window size...) raises :class:`MetricError`.
 * An estimate equal to the reference gives ``+inf`` for the ratio metrics (SNR, PSNR, spectral
@@ -30,8 +30,8 @@ import numpy as np
 import scipy.signal
 import torch
 
-from dap.audio import SAMPLE_RATE, check_audio
-from dap.errors import AudioError, DapError
+from dap.core.audio import SAMPLE_RATE, check_audio
+from dap.core.errors import AudioError, DapError
 
 __all__ = [
     "MetricError", "UndefinedMetric",
@@ -50,7 +50,7 @@ class UndefinedMetric(AudioError):
 
 
 # ----------------------------------------------------------------------------- definitions
-#: Spectral SNR's STFT (REFERENCE_NOTES.md): 256-point periodic Hann, hop 128, centred.
+#: Spectral SNR's STFT (docs/method.md, Metrics): 256-point periodic Hann, hop 128, centred.
 SPEC_N_FFT = 256
 SPEC_HOP = 128
 #: PES/EPS: ``10 log10(energy + EPS_FLOOR)`` keeps an all-zero frame finite (-120 dB).

@@ -34,8 +34,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from dap.audio import N_FFT, SAMPLE_RATE, check_audio, stft
-from dap.errors import DapError
+from dap.core.audio import N_FFT, SAMPLE_RATE, check_audio, stft
+from dap.core.errors import DapError
 
 #: Estimators :func:`estimate_noise` knows.
 NOISE_KINDS = ("auto", "white", "coloured")
@@ -121,7 +121,7 @@ class NoiseEstimate:
 
 
 def power_spectrogram(x: np.ndarray) -> np.ndarray:
-    """``|STFT(x)|^2`` ``(F, T)`` float64 with the STFT of the denoising loss (:func:`dap.audio.stft`)."""
+    """``|STFT(x)|^2`` ``(F, T)`` float64 with the STFT of the denoising loss (:func:`dap.core.audio.stft`)."""
     spec = stft(x).double().numpy()
     return spec[0] ** 2 + spec[1] ** 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dap.audio import SAMPLE_RATE, stft
+from dap.core.audio import SAMPLE_RATE, stft
 
 
 def log_magnitude(x, floor_db: float = -80.0) -> np.ndarray:

@@ -16,13 +16,13 @@ PROFILES_ORDER = ("smoke", "quick", "paper")
 #: Iteration budget of the quick profile on a CPU, sized from results/benchmarks.md (fast path, 2
 #: cores: the four designs together ~3 s per iteration on a 1 s clip; Tables 1-2 and Figure 1 with
 #: one 1 s clip per data set took 46 min, measured on an idle machine). The oracle SNR of the
-#: proposed design peaks near iteration 200 with 2000-iteration schedules (REFERENCE_NOTES.md): quick
+#: proposed design peaks near iteration 200 with 2000-iteration schedules (docs/method.md, Optimisation): quick
 #: stops before every design has peaked, which is why it shows the ranking and not the paper's values.
 QUICK_ITERATIONS = 150
 #: quick fits 1.024 s of each clip (the most energetic window): the 2.048 s speech clips cost twice.
 QUICK_SAMPLES = 16384
 
-# Fit settings of paper 1 (REFERENCE_NOTES: Adam 1e-3, x0.1 every 500 iterations). The schedule
+# Fit settings of paper 1 (docs/method.md, Optimisation: Adam 1e-3, x0.1 every 500 iterations). The schedule
 # stays the paper's in every profile; only the iteration budget and the number of clips shrink.
 _FIT = {"lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto", "mismatched_istft": False,
         "seed": 0, "designs": ("conv", "dilated", "dilated_exp", "dilated_exp_dense"),

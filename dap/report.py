@@ -18,7 +18,8 @@ import pandas as pd
 
 from dap import paper
 from dap.priors import DESIGN_LABELS
-from dap.results import atomic_write_bytes, atomic_write_text, git_commit, machine_description
+from dap.core.files import atomic_write_bytes, atomic_write_text
+from dap.core.provenance import git_commit, machine_description
 
 DATASET_LABELS = {"speech": "LJSpeech-like", "digits": "Digits", "piano": "Piano", "drums": "Drums"}
 

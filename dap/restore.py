@@ -36,7 +36,7 @@ processed in windows, one deep-prior fit (:func:`dap.tasks.denoise.restore` or
   options. Inpainting has no noise to measure: it always uses a fixed budget (``last``, or ``ema``).
 
 Errors a user can cause (unreadable, empty, silent, NaN, too short, bad gaps, unwritable output)
-raise a :class:`~dap.errors.DapError` whose message names the file; :mod:`dap.cli` prints it as
+raise a :class:`~dap.core.errors.DapError` whose message names the file; :mod:`dap.cli` prints it as
 one line.
 """
 
@@ -56,7 +56,8 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import soundfile as sf
 
-from dap.errors import AudioError, DapError, FitDiverged
+from dap.core.errors import AudioError, DapError, FitDiverged
+from dap.core.text import one_line
 
 #: The rate every prior is fitted at.
 FIT_SR = 16000
@@ -133,7 +134,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # LibsndfileError, RuntimeError, TypeError, OSError...
-        raise AudioError(f"{path}: cannot be read as audio ({_one_line(exc)})") from None
+        raise AudioError(f"{path}: cannot be read as audio ({one_line(exc)})") from None
     if info.channels < 1:
         raise AudioError(f"{path}: the file has no channels")
     if info.channels > MAX_CHANNELS:
@@ -183,7 +184,7 @@ def _blocks(path: Path, dtype: str = "float32") -> Iterator[np.ndarray]:
     except AudioError:
         raise
     except Exception as exc:
-        raise AudioError(f"{path}: cannot be read as audio ({_one_line(exc)})") from None
+        raise AudioError(f"{path}: cannot be read as audio ({one_line(exc)})") from None
 
 
 class _Reader:
@@ -253,7 +254,7 @@ def check_encodable(path: str | os.PathLike, fmt: str, subtype: str, sr: int) ->
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed onto ``path`` (after fsync) when the block succeeds
     and removed when it fails: readers see the old file or the complete new one, never a part.
-    The streaming twin of :func:`dap.results.atomic_write_bytes`. OSError -> AudioError naming ``path``."""
+    The streaming twin of :func:`dap.core.files.atomic_write_bytes`. OSError -> AudioError naming ``path``."""
     path = Path(path)
     if path.is_dir():
         raise AudioError(f"{path}: is a directory; give an output file name")
@@ -265,7 +266,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise AudioError(f"{path}: cannot write the output ({_one_line(exc)})") from None
+        raise AudioError(f"{path}: cannot write the output ({one_line(exc)})") from None
     tmp = Path(tmp)
     try:
         yield tmp
@@ -274,7 +275,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
-        raise AudioError(f"{path}: cannot write the output ({_one_line(exc)})") from None
+        raise AudioError(f"{path}: cannot write the output ({one_line(exc)})") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -303,7 +304,7 @@ class _Writer:
         try:
             self.f.write(np.ascontiguousarray(y.T))
         except Exception as exc:
-            raise AudioError(f"{self.path}: cannot write the output ({_one_line(exc)})") from None
+            raise AudioError(f"{self.path}: cannot write the output ({one_line(exc)})") from None
         self.frames += y.shape[1]
 
 
@@ -452,7 +453,7 @@ def _resample(x: np.ndarray, orig: int, new: int) -> np.ndarray:
     import torch
     import torchaudio
 
-    from dap.audio import resample_ratio
+    from dap.core.audio import resample_ratio
 
     key = (orig, new)
     if key not in _RESAMPLERS and len(_RESAMPLERS) >= 8:  # one file needs two; keep memory bounded
@@ -665,7 +666,7 @@ def restore_file(inp: str | os.PathLike, out: str | os.PathLike, task: str = DEF
         try:
             f = sf.SoundFile(str(tmp), "w", samplerate=info.sr, channels=info.channels, format=fmt, subtype=subtype)
         except Exception as exc:
-            raise AudioError(f"{out}: cannot write {fmt} {subtype} ({_one_line(exc)})") from None
+            raise AudioError(f"{out}: cannot write {fmt} {subtype} ({one_line(exc)})") from None
         with f:
             writer = _Writer(f, subtype, out)
             runner = _Segments(info, plan, process, seed, report, progress, warn)
@@ -820,9 +821,6 @@ def _inpaint_stream(info: AudioInfo, plan: WindowPlan, spans: list[tuple[int, in
 
 
 # ----------------------------------------------------------------------------- internals
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
 
 def _umask() -> int:
     mask = os.umask(0)

@@ -4,7 +4,7 @@ Used by ``run_all.sh``; also ``python -m dap.runner --profile smoke 02 03``.
 
 Every notebook runs in its own subprocess, with a cell timeout (none by default for ``paper``,
 whose tables are single cells of hours). The ``paper`` profile stops at once on a machine without
-a usable CUDA GPU (:func:`dap.device.require_gpu_for_paper`; ``--allow-cpu`` to run it anyway).
+a usable CUDA GPU (:func:`dap.core.device.require_gpu_for_paper`; ``--allow-cpu`` to run it anyway).
 While a notebook runs, the grid's progress (``.progress.json``, :mod:`dap.progress`) is printed
 on the terminal every ``--progress-every`` seconds when it changed. Its executed copy goes to a temporary
 name and is renamed to ``results/<name>/<name>.ipynb`` only on success, so a partial notebook
@@ -27,13 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from dap.claims import write_claims
-from dap.device import ALLOW_CPU_PAPER, require_gpu_for_paper
-from dap.errors import DapError
+from dap.claims_table import write_claims
+from dap.core.device import ALLOW_CPU_PAPER, require_gpu_for_paper
+from dap.core.errors import DapError
 from dap.profiles import PROFILES_ORDER
 from dap.progress import progress_line, read_progress
 from dap.report import write_summary
-from dap.results import atomic_write_text, git_commit, machine_description, results_root
+from dap.core.files import atomic_write_text, results_root
+from dap.core.provenance import git_commit, machine_description
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -139,7 +140,7 @@ def _die_with_parent() -> None:
     Without it, killing the runner alone (SIGTERM from a CI timeout, ``kill``) would leave papermill
     and its kernel fitting and writing rows for nobody, racing the next run. The kernel, which
     jupyter starts in its own session, exits when papermill is gone (ipykernel's parent poller),
-    and the fit workers exit when the kernel is gone (dap.experiments._exit_with_parent).
+    and the fit workers exit when the kernel is gone (dap.grid._exit_with_parent).
     """
     import ctypes
     import signal

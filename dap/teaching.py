@@ -19,7 +19,7 @@ Three lessons, each a few functions (the notebook holds the narrative):
    them). The prior fits the structured clip much faster than the noise: that gap is what makes
    early stopping denoise.
 
-STFT units (REFERENCE_NOTES): 16 kHz, hop 64 -> one frame = 4 ms; n_fft 1023 -> one bin = 15.64 Hz.
+STFT units (docs/method.md, Signal path): 16 kHz, hop 64 -> one frame = 4 ms; n_fft 1023 -> one bin = 15.64 Hz.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dap.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, stft
+from dap.core.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, stft
 from dap.fit import FitConfig
 from dap.priors import DESIGN_LABELS, DESIGNS, build_prior, count_parameters, receptive_field
 from dap.priors.blocks import ConvUnit, UpStage
 from dap.tasks import denoise
+from dap.core.seeds import stream
 
 #: Seconds per STFT frame and Hz per frequency bin of the paper's transform.
 FRAME_S = HOP / SAMPLE_RATE
@@ -241,7 +242,7 @@ def cost_figure(costs: pd.DataFrame):
 def matched_white_noise(clip: np.ndarray, seed: int = 0) -> np.ndarray:
     """White Gaussian noise ``(L,)`` with exactly the energy of ``clip`` ``(L,)``, drawn from ``seed``."""
     clip = check_audio(clip, "clip")
-    n = np.random.default_rng([seed, 10]).standard_normal(clip.shape[0])
+    n = stream(seed, 10).standard_normal(clip.shape[0])
     return (n * np.sqrt(np.sum(clip.astype(np.float64) ** 2) / np.sum(n ** 2))).astype(np.float32)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dap.data import DATASETS
-from dap.errors import DapError
+from dap.core.errors import DapError
 from dap.explore import (CLIP_SECONDS, OUTPUT_NOTES, OUTPUT_RULES, SIZE_NOTES, SIZES, ExplorerError, LiveFit,
                          Problem, Settings, Snapshot, describe_budget, embedded_clip, embedded_ids, figure_png,
                          make_problem, playback_gain, progress_figure, read_upload, wav_bytes)

@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing (atheris) of the audio loading + restore entry point (fuzz/target.py).
 
-Every exception other than :class:`dap.errors.DapError`, a hang (``-timeout``) or a memory blow-up
+Every exception other than :class:`dap.core.errors.DapError`, a hang (``-timeout``) or a memory blow-up
 (``-rss_limit_mb``) is a finding, saved under ``fuzz/crashes/``. Not part of CI. Run it with one
 process, niced (the CPU is shared)::
 

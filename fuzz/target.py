@@ -4,12 +4,12 @@ Each input is ``[suffix byte][task + output-suffix byte][gap-text length byte][g
 bytes]``: the file bytes are written under the chosen suffix (or, when the first byte is >= 0x80,
 a valid file is synthesised from them: :func:`synthesize`) and go through
 
-* :func:`dap.audio.load_audio` (what every loader and notebook uses), and
+* :func:`dap.core.audio.load_audio` (what every loader and notebook uses), and
 * :func:`dap.restore.restore_file` (what ``python -m dap restore`` runs) with a checking identity
   window function instead of a deep-prior fit (a fit takes seconds; the windowing, resampling,
   cross-fade, gap handling and streaming I/O around it are the real ones).
 
-Any :class:`dap.errors.DapError` is the expected answer to a bad file; every other exception is a
+Any :class:`dap.core.errors.DapError` is the expected answer to a bad file; every other exception is a
 finding.
 """
 
@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dap import audio, restore
-from dap.errors import DapError
+from dap import restore
+from dap.core import audio
+from dap.core.errors import DapError
 
 HERE = Path(__file__).resolve().parent
 SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".au", ".caf", ".w64", ".wav")

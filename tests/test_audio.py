@@ -3,8 +3,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from dap import audio, metrics
-from dap.errors import AudioError
+from dap import metrics
+from dap.core import audio
+from dap.core.errors import AudioError
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from dap import baselines, metrics, profiles, report, studies
-from dap.audio import AudioError
-from dap.results import ROW_COLUMNS, ResultStore
+from dap.core.errors import AudioError
+from dap.core.store import ROW_COLUMNS, ResultStore
 from dap.tasks import separate
 
 SR = 16000
@@ -142,7 +142,7 @@ def test_tables_show_baselines_as_extra_rows_never_ranked(tmp_path):
 
 
 def test_a_baseline_that_fails_on_a_clip_is_recorded_as_failed(tmp_path):
-    from dap.experiments import Grid
+    from dap.grid import Grid
 
     clips = studies.load_normalised("digits", 2, 0, "embedded", max_samples=16384)
 

@@ -158,7 +158,7 @@ def _src(page, selector: str) -> str:
 def test_explorer_notebook_runs_and_updates_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
-    from dap.results import results_root
+    from dap.core.files import results_root
 
     base, token = lab
     shots = results_root() / "browser"

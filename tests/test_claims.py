@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dap import claims
+from dap import claims, claims_table
 from dap.claim_registry import CLAIMS, UNTESTED
 from dap.claims import Claim, ClaimError
 
@@ -121,7 +121,7 @@ def test_bad_claims_and_rows_get_a_clear_error():
     with pytest.raises(ClaimError, match="columns"):
         claims.paired_effect(pd.DataFrame({"value": [1.0]}), CLAIM)
     with pytest.raises(ClaimError, match="not a folder"):
-        claims.write_claims("/nonexistent/results")
+        claims_table.write_claims("/nonexistent/results")
 
 
 def test_best_design_verdicts_join_every_comparison():
@@ -147,7 +147,7 @@ def test_claims_md_lists_every_registered_claim_from_partial_results(tmp_path):
     a, b = clear_effect(3.0)
     rows = rows_of(a, b).replace({"design": {"A": "dilated_exp_dense", "B": "conv"}})
     rows.to_csv(folder / "rows.csv", index=False)
-    path = claims.write_claims(tmp_path, profile="quick")
+    path = claims_table.write_claims(tmp_path, profile="quick")
     text = path.read_text()
     for c in CLAIMS:
         assert f"| {c.id} |" in text
@@ -170,7 +170,7 @@ def test_paper2_claims_read_the_rows_notebook_07_writes(tmp_path):
     align = rows[rows.design == "BL2"].assign(design="M2", metric="alignment_accuracy", value=0.6)
     chance = align.assign(metric="chance_alignment_accuracy", value=0.004)  # stored per fragment by notebook 07
     pd.concat([rows, align, chance]).to_csv(folder / "rows.csv", index=False)
-    table = claims.evaluate_claims(tmp_path).set_index("id")
+    table = claims_table.evaluate_claims(tmp_path).set_index("id")
     assert table.loc["P2-bl2-bl1-SDR", "verdict"] == claims.REPRODUCED
     assert table.loc["P2-M2-align", "verdict"] == claims.REPRODUCED and table.loc["P2-M2-align", "n"] == 6
     assert np.isclose(table.loc["P2-M2-align", "mean"], 0.596)

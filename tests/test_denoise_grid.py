@@ -6,9 +6,9 @@ import pytest
 
 from dap import metrics
 from dap.data.clip import Clip
-from dap.experiments import Grid, load_history, load_output, run_grid
+from dap.grid import Grid, load_history, load_output, run_grid
 from dap.fit import FitConfig
-from dap.results import ResultStore
+from dap.core.store import ResultStore
 from dap.tasks import denoise
 
 L = 4096
@@ -131,7 +131,7 @@ def test_loudest_window_crops_to_the_most_energetic_part():
 
 def test_parallel_grid_starts_the_longest_fits_first(tmp_path, monkeypatch):
     """Clip-major order would leave a long dense fit running alone at the end of the grid."""
-    from dap import experiments
+    from dap import grid as grid_runner
 
     submitted = []
 
@@ -139,7 +139,7 @@ def test_parallel_grid_starts_the_longest_fits_first(tmp_path, monkeypatch):
         submitted.extend((clip.id, design) for clip, design, _ in items)
         return {fid for *_, fid in items}, None
 
-    monkeypatch.setattr(experiments, "_pool_pass", fake_pool_pass)
+    monkeypatch.setattr(grid_runner, "_pool_pass", fake_pool_pass)
     short, long = _clip(0), Clip(id="long", dataset="digits", audio=np.tile(_clip(1).audio, 2))
     grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
     run_grid(ResultStore(tmp_path), grid, [short, long], ["conv", "dilated_exp_dense"], _tiny_fit,

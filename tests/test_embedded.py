@@ -10,7 +10,7 @@ import soundfile as sf
 
 from dap.data.embedded import (EMBEDDED_ROOT, SPLIT_OF_DATASET, load_split, read_manifest,
                                verify)
-from dap.errors import DatasetError
+from dap.core.errors import DatasetError
 
 LENGTH = {"speech_2s": 32768, "digits_1s": 16384, "drums_1s": 16384, "piano_1s": 16384,
           "stems": 131072}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dap import metrics
-from dap.audio import istft, stft
+from dap.core.audio import istft, stft
 from dap.fit import FitConfig, LatentPrior, fit
 
 L = 4096

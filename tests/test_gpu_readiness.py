@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from dap import device, runner
+from dap import runner
+from dap.core import device
 from dap.data.clip import Clip
-from dap.experiments import Grid, run_grid
-from dap.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify
+from dap.grid import Grid, run_grid
+from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify
 from dap.fit import FitConfig, FitResult, LatentPrior, fit
-from dap.errors import FitDiverged
+from dap.core.errors import FitDiverged
 from dap.report import commits_note
-from dap.results import ResultStore
+from dap.core.store import ResultStore
 
 
 def _no_cuda(monkeypatch):
@@ -172,7 +173,7 @@ def test_a_deterministic_failure_is_recorded_once_without_retry(tmp_path):
 
 
 def test_an_infrastructure_failure_in_a_worker_is_retried_in_a_fresh_pool(tmp_path, monkeypatch):
-    from dap import experiments
+    from dap import grid as grid_runner
 
     calls = []
 
@@ -185,12 +186,12 @@ def test_an_infrastructure_failure_in_a_worker_is_retried_in_a_fresh_pool(tmp_pa
         finished = set()
         for clip, design, fid in items:
             if fid not in infra:
-                store.add(experiments._rows(store, grid, clip, design, fid, (_result(), "", 0.0, ""),
+                store.add(grid_runner._rows(store, grid, clip, design, fid, (_result(), "", 0.0, ""),
                                             evaluate, selections, keep_audio))
                 finished.add(fid)
         return finished, None
 
-    monkeypatch.setattr(experiments, "_pool_pass", fake_pool_pass)
+    monkeypatch.setattr(grid_runner, "_pool_pass", fake_pool_pass)
     rows = _run(tmp_path, FlakyFit(RuntimeError("x"), fails=0), workers=2)
     assert len(calls) == 2 and len(calls[1]) == 1 and (rows["status"] == "ok").all() and len(rows) == 2
 

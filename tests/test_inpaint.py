@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dap.audio import HOP, N_FFT, SAMPLE_RATE
+from dap.core.audio import HOP, N_FFT, SAMPLE_RATE
 from dap.fit import FitConfig
 from dap.tasks import inpaint
 from dap.tasks.inpaint import GapMask, MaskError
@@ -149,7 +149,7 @@ def test_study_produces_rows_with_the_mask(tmp_path):
     if not (EMBEDDED_ROOT / "manifest.csv").exists():
         pytest.skip("embedded data not built")
     from dap import profiles, studies
-    from dap.results import ResultStore
+    from dap.core.store import ResultStore
 
     p = profiles.resolve("04_table3_inpainting", "smoke", datasets=("digits",), designs=("conv",), iterations=2)
     p["prior_opts"] = TINY

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dap import metrics as M
-from dap.errors import AudioError, DapError
+from dap.core.errors import AudioError, DapError
 
 SR = 16000
 

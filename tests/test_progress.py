@@ -11,10 +11,10 @@ import pandas as pd
 
 from dap import runner
 from dap.data.clip import Clip
-from dap.experiments import Grid, run_grid
+from dap.grid import Grid, run_grid
 from dap.fit import FitResult
 from dap.progress import GridProgress, progress_line, read_progress
-from dap.results import ResultStore
+from dap.core.store import ResultStore
 
 
 class Clock:

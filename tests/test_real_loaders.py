@@ -13,7 +13,7 @@ import soundfile as sf
 import dap.data as data
 from dap.data import real
 from dap.data.real import DataArgumentError, describe_expected_layout, load_real
-from dap.errors import DapError, DatasetError
+from dap.core.errors import DapError, DatasetError
 
 SR = 16000
 

@@ -5,7 +5,7 @@
   uninterrupted run; after every kill no half-written file may exist and no process of the run may
   outlive it (the kernel and fit workers are in other sessions). A spawn pool whose parent is
   killed must not leave orphaned workers.
-* **Bad input**: a table of cases through ``python -m dap restore``, the loaders (dap.audio,
+* **Bad input**: a table of cases through ``python -m dap restore``, the loaders (dap.core.audio,
   dap.data) and the notebooks' data path: each works (asserted) or fails with one line naming the
   file and the problem, a non-zero exit status and no traceback.
 * **Faults**: NaN / exploding fits, a fit that raises, and a fit that kills its worker process are
@@ -37,7 +37,7 @@ import soundfile as sf
 import torch
 
 from dap import cli
-from dap.errors import AudioError, DapError, DatasetError
+from dap.core.errors import AudioError, DapError, DatasetError
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--widths", "4,8,16", "--iterations", "1", "--design", "conv", "--precision", "fp32", "--device", "cpu",
@@ -51,7 +51,8 @@ def reliability_report():
     """Write results/reliability.md from what the tests of this module recorded."""
     t0 = time.time()
     yield
-    from dap.results import atomic_write_text, git_commit, machine_description, results_root
+    from dap.core.files import atomic_write_text, results_root
+    from dap.core.provenance import git_commit, machine_description
 
     atomic_write_text(results_root() / "reliability.md", _render_report(time.time() - t0, git_commit(),
                                                                        machine_description()))
@@ -192,18 +193,18 @@ def test_bad_input_through_restore_and_the_loader(case, tmp_path, capsys, one_th
         assert not out.exists()
         _record("dap restore (cli.main)", case, "clear error", line, rc)
 
-    # the same file through the loader every notebook uses (dap.audio.load_audio)
-    from dap.audio import load_audio
+    # the same file through the loader every notebook uses (dap.core.audio.load_audio)
+    from dap.core.audio import load_audio
 
     try:
         y = load_audio(src)
     except AudioError as exc:
         msg = str(exc)
         assert "\n" not in msg and str(src) in msg
-        _record("dap.audio.load_audio", case, "clear error", msg)
+        _record("dap.core.audio.load_audio", case, "clear error", msg)
     else:
         assert y.dtype == np.float32 and y.size > 0 and np.isfinite(y).all()
-        _record("dap.audio.load_audio", case, "works", f"{y.size} samples at 16 kHz, finite")
+        _record("dap.core.audio.load_audio", case, "works", f"{y.size} samples at 16 kHz, finite")
 
 
 def _output_cases(tmp: Path):
@@ -400,9 +401,9 @@ def test_a_30_minute_file_is_restored_in_bounded_memory(tmp_path):
 
 # ============================================================================= faults in a grid
 from dap.data.clip import Clip  # noqa: E402
-from dap.experiments import Grid, run_grid  # noqa: E402
+from dap.grid import Grid, run_grid  # noqa: E402
 from dap.fit import FitConfig  # noqa: E402
-from dap.results import ResultStore  # noqa: E402
+from dap.core.store import ResultStore  # noqa: E402
 
 L = 4096
 
@@ -472,8 +473,8 @@ def test_restore_with_an_absurd_learning_rate_keeps_going(tmp_path, capsys, one_
 _ORPHAN_SCRIPT = r"""
 import sys
 from tests.test_reliability import _clip, sleepy_fit, _snr
-from dap.experiments import Grid, run_grid
-from dap.results import ResultStore
+from dap.grid import Grid, run_grid
+from dap.core.store import ResultStore
 grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
 run_grid(ResultStore(sys.argv[1]), grid, [_clip(i) for i in range(4)], ["conv"], sleepy_fit, _snr,
          progress=print, workers=2)

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from dap import cli, restore
-from dap.errors import AudioError, FitDiverged
+from dap.core.errors import AudioError, FitDiverged
 
 REPO = Path(__file__).resolve().parent.parent
 

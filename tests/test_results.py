@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 
 from dap import report
-from dap.results import ResultStore, atomic_write_text, cpu_model, fit_id
+from dap.core.device import cpu_model
+from dap.core.files import atomic_write_text
+from dap.core.store import ResultStore, fit_id
 
 
 def _rows(fid, design="conv", value=1.0, status="ok"):

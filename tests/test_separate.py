@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dap.audio import SAMPLE_RATE
+from dap.core.audio import SAMPLE_RATE
 from dap.fit import FitConfig
 from dap.tasks import separate as S
 
@@ -218,7 +218,7 @@ def test_tiny_fit_end_to_end_without_collapse():
 
 def test_study_produces_per_source_rows(tmp_path):
     from dap import profiles, studies
-    from dap.results import ResultStore
+    from dap.core.store import ResultStore
 
     p = profiles.resolve("05_table4_separation", "smoke", designs=("conv",), iterations=2)
     p["prior_opts"] = TINY

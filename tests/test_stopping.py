@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from dap import metrics, noise
-from dap.audio import istft, stft
+from dap.core.audio import istft, stft
 from dap.fit import FitConfig, FitSettingError, fit
 from dap.studies.common import load_normalised
 from dap.studies.stopping import corrupt_at_snr

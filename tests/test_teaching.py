@@ -53,7 +53,7 @@ def test_receptive_field_figure_draws_one_panel_per_design():
 def test_iteration_gflop_counts_dilation_as_free_and_density_as_not():
     g = {d: teaching.iteration_gflop(d) for d in DESIGNS}
     assert g["conv"] == g["dilated"] == g["dilated_exp"]
-    assert g["dilated_exp_dense"] == pytest.approx(228, rel=0.02)  # README: 228 GFLOP/iteration (torch's counter)
+    assert g["dilated_exp_dense"] == pytest.approx(228, rel=0.02)  # 228 GFLOP/iteration by torch's counter (benchmarks: results/reference/benchmarks.md)
     assert teaching.iteration_gflop("conv", samples=32768) == pytest.approx(2 * g["conv"])
     assert teaching.iteration_gflop("conv", widths=(16, 32, 64)) < g["conv"] / 4
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dap.errors import DatasetError
+from dap.core.errors import DatasetError
 from dap.wiass import data as D
 from dap.wiass.side_info import PAD_VALUE
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from dap.results import ROW_COLUMNS, ResultStore
+from dap.core.store import ROW_COLUMNS, ResultStore
 from dap.wiass import data as D
 from dap.wiass.evaluate import evaluate_configuration, separate, separation_metrics
 from dap.wiass.train import CheckpointMismatch, TrainSettings, is_trained, load_best, train

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from dap import explore
-from dap.errors import AudioError, DapError
+from dap.core.errors import AudioError, DapError
 from dap.explore import ExplorerError, LiveFit, Settings
 from dap.tasks.inpaint import MaskError
 

@@ -32,7 +32,7 @@ import pandas as pd
 import soundfile as sf
 
 from dap.data.clip import Clip
-from dap.errors import DatasetError
+from dap.core.errors import DatasetError
 
 #: ``<repository>/data/embedded``, found relative to this file.
 EMBEDDED_ROOT = Path(__file__).resolve().parents[2] / "data" / "embedded"

@@ -3,7 +3,7 @@
 Nothing here downloads anything: the corpora are read from ``root`` (argument) or the environment
 variable ``DAP_DATA``. Every problem with a tree (missing root, missing folder, no matching files,
 unexpected layout, compressed MUSDB18, unreadable file, too few clips) raises **one**
-:class:`~dap.errors.DatasetError` whose message says which data set, what was expected where, what
+:class:`~dap.core.errors.DatasetError` whose message says which data set, what was expected where, what
 was found instead, and how to obtain the corpus.
 
 Layouts under ``<root>`` (see :func:`describe_expected_layout`):
@@ -43,9 +43,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dap.audio import CLIP_1S, CLIP_2S, SAMPLE_RATE, fix_length, load_audio
+from dap.core.audio import CLIP_1S, CLIP_2S, SAMPLE_RATE, fix_length, load_audio
 from dap.data.clip import DATASETS, Clip
-from dap.errors import AudioError, DapError, DatasetError
+from dap.core.errors import AudioError, DapError, DatasetError
+from dap.core.seeds import stream
 
 ENV_VAR = "DAP_DATA"
 #: A window counts as "non-trivial" when at least MIN_ACTIVE_FRACTION of its ACTIVE_BLOCK-sample
@@ -393,7 +394,7 @@ def _spread(items: Sequence, n: int | None, seed: int,
 
     def ask(i: int, extra: int) -> bool:
         # A per-item generator keeps an item's windows independent of the visiting order.
-        got = take(i, items[i], given[i] + extra, np.random.default_rng([seed, i]))
+        got = take(i, items[i], given[i] + extra, stream(seed, i))
         got = got[given[i]: given[i] + extra]
         out.extend(got)
         given[i] += len(got)

@@ -6,7 +6,7 @@ Every block maps ``(B, C_in, F, T)`` to a pair ``(out, skip)``:
 * ``skip`` (``block.skip_channels`` channels) is what a skip connection carries.
 
 For a plain block both are the same tensor. For a dense block ``skip`` is the concatenation
-*before* the 1x1 transition and ``out`` is the transition's output (REFERENCE_NOTES, "The prior").
+*before* the 1x1 transition and ``out`` is the transition's output (docs/method.md, The prior).
 
 Norm placement (a decision; the notes only say "InstanceNorm in the encoder only"): inside every
 conv unit the order is conv -> InstanceNorm -> ReLU, i.e. the norm sits after *each* 3x3 conv and

@@ -1,6 +1,6 @@
 """The U-Net priors of paper 1 (four designs) and a harmonic-convolution U-Net.
 
-Topology (REFERENCE_NOTES, "The prior"), for widths ``(w0, w1, ..., w_{L-1})`` (default 35/70/140,
+Topology (docs/method.md, The prior), for widths ``(w0, w1, ..., w_{L-1})`` (default 35/70/140,
 L = 3 levels, L-1 = 2 poolings):
 
 * encoder: ``start`` block ``in -> w0`` at full size; ``down_l``: 2x2 max-pool then a block

@@ -1,13 +1,13 @@
 """The paper's experiments, one function per table or figure, called by the notebooks.
 
-Each study loads its clips, builds the grid of fits (:mod:`dap.experiments`) and returns the tidy
+Each study loads its clips, builds the grid of fits (:mod:`dap.grid`) and returns the tidy
 rows; :mod:`dap.report` turns rows into the published-vs-reproduced tables. One module per task:
 ``denoising`` (Tables 1-2, Figure 1), ``inpainting`` (Table 3), ``separation`` (Table 4),
 ``stopping`` (the discrepancy rule across input SNRs, notebook 11); ``common`` holds what they share.
 ``*_baselines`` run the classical baselines of :mod:`dap.baselines` on the same clips (``baselines.csv``).
 """
 
-from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, derive_seed, describe_data, fit_config,
+from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, describe_data, fit_config,
                                 fit_description, fit_settings, load_normalised, table_metrics)
 from dap.studies.convergence import (convergence_caption, convergence_curves, convergence_figure, convergence_table,
                                       iterations_to_fraction)

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 
-from dap.audio import peak_normalise
+from dap.core.audio import peak_normalise
 from dap.data import Clip, load_clips
 from dap.fit import FitConfig
 
 
-def derive_seed(seed: int, *keys) -> int:
-    """A 31-bit seed for one clip / fit, derived from the global ``seed`` and names (stable)."""
-    blob = "|".join(map(str, (seed, *keys))).encode()
-    return int.from_bytes(hashlib.sha1(blob).digest()[:4], "little") & 0x7FFFFFFF
-
 
 def fit_config(p: dict) -> FitConfig:
     """The engine settings of a resolved profile ``p``; the ``paper`` profile without a usable CUDA
-    GPU stops here too (a notebook run outside run_all.sh), see dap.device.require_gpu_for_paper."""
-    from dap.device import require_gpu_for_paper
+    GPU stops here too (a notebook run outside run_all.sh), see dap.core.device.require_gpu_for_paper."""
+    from dap.core.device import require_gpu_for_paper
 
     require_gpu_for_paper(p.get("profile", ""))
     return FitConfig(iterations=p["iterations"], lr=p["lr"], lr_step=p["lr_step"], lr_gamma=p["lr_gamma"],
@@ -98,7 +92,7 @@ _REAL_DATA = {"speech": "LJSpeech 1.1", "digits": "SC09", "piano": "WaveGAN pian
               "noise": "DEMAND (DLIVING, STRAFFIC)"}
 
 
-#: Deviations shared by every paper-1 table (REFERENCE_NOTES.md explains each).
+#: Deviations shared by every paper-1 table (docs/method.md explains each: Deviations at a glance).
 COMMON_DEVIATIONS = [
     "matched inverse STFT (round trip > 100 dB); the authors' code inverted with a 1022-point window "
     "(~20 dB round trip): set mismatched_istft=True to reproduce it",
@@ -178,8 +172,9 @@ def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progr
     import pandas as pd
 
     from dap.baselines import timed
-    from dap.errors import DapError
-    from dap.results import fit_id, provenance
+    from dap.core.errors import DapError
+    from dap.core.provenance import provenance
+    from dap.core.store import fit_id
 
     pending = [(c, name, fit_id(grid.fit_config(c, name))) for c in clips for name in methods]
     todo = [item for item in pending if not store.has(item[2])]

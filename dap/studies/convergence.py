@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dap.experiments import load_history
+from dap.grid import load_history
 
 
 def convergence_curves(folder, rows: pd.DataFrame, metric: str = "snr") -> dict[str, pd.DataFrame]:

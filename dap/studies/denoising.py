@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from dap.data import Clip, load_clips
-from dap.experiments import Grid, run_grid
-from dap.results import ResultStore
-from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
+from dap.grid import Grid, run_grid
+from dap.core.store import ResultStore
+from dap.core.seeds import derive_seed
+from dap.studies.common import (COMMON_DEVIATIONS, describe_data, fit_config, fit_description,
                                 fit_settings, fit_workers, load_normalised, scale_deviations)
 from dap.tasks import denoise
 
@@ -104,7 +105,7 @@ def _noise_recordings(source: str, root) -> dict[str, list[Clip]]:
         by_cat.setdefault(c.meta.get("category", "unknown"), []).append(c)
     missing = {"traffic", "domestic"} - set(by_cat)
     if missing:
-        from dap.errors import DatasetError
+        from dap.core.errors import DatasetError
 
         raise DatasetError(f"the {source} noise set has no {sorted(missing)} recordings (found {sorted(by_cat)})")
     return by_cat
@@ -160,7 +161,7 @@ def denoising_caption(p: dict, table: str, source: str, rows, baselines=None) ->
 def denoising_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None):
     """Figure 1 material for the first clip of ``rows``: waveforms (clean, noisy, each design's
     oracle restoration) and each design's per-iteration history."""
-    from dap.experiments import load_history, load_output
+    from dap.grid import load_history, load_output
 
     dataset = p["datasets"][0]
     clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))[0]  # the grid's first clip

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dap.audio import SAMPLE_RATE
+from dap.core.audio import SAMPLE_RATE
 from dap.data import Clip
-from dap.experiments import Grid, run_grid
-from dap.results import ResultStore
-from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
+from dap.grid import Grid, run_grid
+from dap.core.store import ResultStore
+from dap.core.seeds import derive_seed
+from dap.studies.common import (COMMON_DEVIATIONS, describe_data, fit_config, fit_description,
                                 fit_settings, load_normalised, scale_deviations)
 from dap.tasks import inpaint
 
@@ -119,7 +120,7 @@ def inpainting_example(store: ResultStore, p: dict, rows, source: str = "embedde
     """Figure material for the first clip of ``dataset`` (default: the first data set): the clip,
     its mask, waveforms ``{"clean", "observed (gaps zeroed)", "<design> (...)"}`` of each design's
     ``selection`` output, and each design's per-iteration history (``snr``, ``snr_gaps``, ...)."""
-    from dap.experiments import load_history, load_output
+    from dap.grid import load_history, load_output
 
     dataset = dataset or p["datasets"][0]
     clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))[0]

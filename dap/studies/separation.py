@@ -2,7 +2,7 @@
 
 A fit separates one mixture into two sources, so it yields metrics for *two* data sets (the
 paper's columns are per source). :func:`dap.tasks.separate.evaluate` returns keys
-``"<source>|<metric>"``; :func:`dap.experiments.run_grid` stores them as they are (its rows.csv
+``"<source>|<metric>"``; :func:`dap.grid.run_grid` stores them as they are (its rows.csv
 keeps ``dataset = "piano+drums"`` and metric ``"piano|SDR"``), and :func:`per_source_rows` turns
 them into rows whose ``dataset`` is the source name and ``metric`` the paper's metric name, which
 is what :func:`dap.report.publish_table` compares with Table 4.
@@ -18,11 +18,13 @@ import pandas as pd
 
 from dap.data import Clip
 from dap.priors import DESIGN_LABELS
-from dap.experiments import Grid, run_grid
-from dap.results import ResultStore
-from dap.studies.common import (COMMON_DEVIATIONS, derive_seed, describe_data, fit_config, fit_description,
+from dap.grid import Grid, run_grid
+from dap.core.store import ResultStore
+from dap.studies.common import (COMMON_DEVIATIONS, describe_data, fit_config, fit_description,
                                 fit_settings, fit_workers, load_normalised, scale_deviations)
 from dap.tasks import separate
+from dap.core.seeds import stream
+from dap.core.seeds import derive_seed
 
 MIXTURE_DATASET = "piano+drums"
 
@@ -53,7 +55,7 @@ def make_mixtures(n: int, seed: int, source: str = "embedded", root=None, ratio_
     """
     pianos = load_normalised("piano", n, derive_seed(seed, "mix", "piano"), source, root, max_samples)
     drums = load_normalised("drums", n, derive_seed(seed, "mix", "drums"), source, root, max_samples)
-    order = np.random.default_rng(derive_seed(seed, "mix", "pairs")).permutation(n)
+    order = stream(derive_seed(seed, "mix", "pairs")).permutation(n)
     mixtures = []
     for piano, k in zip(pianos, order):
         drum = drums[int(k)]
@@ -275,7 +277,7 @@ def separation_example(store: ResultStore, p: dict, rows, source: str = "embedde
     the estimates matched to the references by the best permutation; and each design's
     per-iteration history (``snr`` = the worse estimate's SNR, ``snr_mean`` = the mean, best permutation)."""
     from dap import metrics
-    from dap.experiments import load_history, load_output
+    from dap.grid import load_history, load_output
 
     clip = study_mixtures(p, source, root)[0]
     refs = references(clip)

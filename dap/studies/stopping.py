@@ -22,11 +22,12 @@ import pandas as pd
 
 from dap import metrics
 from dap.data import Clip
-from dap.experiments import Grid, run_grid
+from dap.grid import Grid, run_grid
 from dap.fit import FitConfig
 from dap.noise import NOISE_KINDS, estimate_noise, true_loss_floor
-from dap.results import ResultStore
-from dap.studies.common import derive_seed, describe_data, fit_settings, fit_workers, load_normalised, scale_deviations
+from dap.core.store import ResultStore
+from dap.core.seeds import derive_seed
+from dap.studies.common import describe_data, fit_settings, fit_workers, load_normalised, scale_deviations
 from dap.tasks import denoise
 
 #: Noise types of the study: white Gaussian, and the environmental recordings of Table 2.

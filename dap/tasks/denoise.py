@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from dap import metrics
-from dap.audio import check_audio, istft, stft
+from dap.core.audio import check_audio, istft, stft
 from dap.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.noise import NoiseEstimate, estimate_noise, true_loss_floor
 from dap.priors import build_prior
+from dap.core.seeds import stream
 
 
 def add_gaussian_noise(clean: np.ndarray, sigma: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -27,7 +28,7 @@ def add_gaussian_noise(clean: np.ndarray, sigma: float = 0.1, seed: int = 0) -> 
 
 def draw_snr_db(seed: int, low: float = 5.0, high: float = 9.0) -> float:
     """The mixing SNR of one clip, uniform in ``[low, high]`` dB (the paper: 5-9 dB)."""
-    return float(np.random.default_rng([seed, 1]).uniform(low, high))
+    return float(stream(seed, 1).uniform(low, high))
 
 
 def add_environmental_noise(clean: np.ndarray, noise: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
@@ -41,7 +42,7 @@ def add_environmental_noise(clean: np.ndarray, noise: np.ndarray, snr_db: float,
     length = clean.shape[0]
     if noise.shape[0] < length:
         noise = np.tile(noise, -(-length // noise.shape[0]))
-    start = int(np.random.default_rng([seed, 2]).integers(0, noise.shape[0] - length + 1))
+    start = int(stream(seed, 2).integers(0, noise.shape[0] - length + 1))
     excerpt = noise[start:start + length].astype(np.float64)
     if not np.any(excerpt):
         raise ValueError(f"the noise excerpt at sample {start} is silent; cannot mix at {snr_db} dB")

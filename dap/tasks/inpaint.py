@@ -33,10 +33,11 @@ import numpy as np
 import torch
 
 from dap import metrics
-from dap.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, istft, num_frames, stft
-from dap.errors import DapError
+from dap.core.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, istft, num_frames, stft
+from dap.core.errors import DapError
 from dap.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.priors import build_prior
+from dap.core.seeds import stream
 
 #: The paper's gap durations (seconds).
 GAP_MIN_S = 0.1
@@ -98,7 +99,7 @@ class GapMask:
     def frame_mask(self, rule: str = "centre", hop: int = HOP, n_fft: int = N_FFT) -> torch.Tensor:
         """STFT-frame mask ``(1, 1, 1, T)`` float32, 1 = observed, 0 = masked (see module doc).
 
-        ``T = L // hop`` as in :func:`dap.audio.stft`; frame ``t`` is centred on sample ``t * hop``.
+        ``T = L // hop`` as in :func:`dap.core.audio.stft`; frame ``t`` is centred on sample ``t * hop``.
         """
         if rule not in FRAME_RULES:
             raise MaskError(f"frame rule must be one of {FRAME_RULES}, not {rule!r}")
@@ -148,7 +149,7 @@ def draw_gaps(length: int, seed: int = 0, gaps_per_second: float = GAPS_PER_SECO
     if n < 1 or lo < 1 or hi < lo:
         raise MaskError(f"need n_gaps >= 1 and 0 < min_s <= max_s; got n={n}, min_s={min_s}, max_s={max_s}")
     margin, sep = int(round(margin_s * sr)), int(round(min_separation_s * sr))
-    rng = np.random.default_rng([seed, 4])
+    rng = stream(seed, 4)
     durations = rng.integers(lo, hi + 1, size=n)
     slack = length - 2 * margin - (n - 1) * sep - int(durations.sum())
     if slack < 0:

@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dap import metrics
-from dap.audio import check_audio, istft, stft
-from dap.errors import DapError
+from dap.core.audio import check_audio, istft, stft
+from dap.core.errors import DapError
 from dap.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.priors import build_prior
+from dap.core.seeds import sub_seed
 
 DOMAINS = ("magnitude", "complex")
 #: Source names of Table 4, in the order of the references.
@@ -120,9 +121,6 @@ def make_mixture(piano: np.ndarray, drums: np.ndarray, ratio_db: float = 0.0) ->
 
 
 # ----------------------------------------------------------------------------- the generator
-def _sub_seed(seed: int, *keys) -> int:
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] & 0x7FFFFFFF)
-
 
 class SeparationGenerator(nn.Module):
     """Three :class:`dap.fit.LatentPrior` s driven as one generator by :func:`dap.fit.fit`.
@@ -146,12 +144,12 @@ class SeparationGenerator(nn.Module):
         opts = dict(prior_opts or {})
         channels = 1 if domain == "magnitude" else 2
         torch.manual_seed(seed)  # network initialisation (three different draws, in order)
-        self.source1 = LatentPrior(build_prior(design, out_channels=channels, **opts), shape, _sub_seed(seed, 1))
-        self.source2 = LatentPrior(build_prior(design, out_channels=channels, **opts), shape, _sub_seed(seed, 2))
-        self.masks = LatentPrior(build_prior(design, out_channels=2, **opts), shape, _sub_seed(seed, 3))
+        self.source1 = LatentPrior(build_prior(design, out_channels=channels, **opts), shape, sub_seed(seed, 1))
+        self.source2 = LatentPrior(build_prior(design, out_channels=channels, **opts), shape, sub_seed(seed, 2))
+        self.masks = LatentPrior(build_prior(design, out_channels=2, **opts), shape, sub_seed(seed, 3))
         if time_variation is not None:
             for k, prior in ((1, self.source1), (2, self.source2)):
-                prior.z.copy_(coherent_latent(shape, _sub_seed(seed, 10 + k), time_variation))
+                prior.z.copy_(coherent_latent(shape, sub_seed(seed, 10 + k), time_variation))
 
     def forward(self):
         s1, s2 = self.source1(), self.source2()
@@ -325,7 +323,7 @@ def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitC
     first_check = guard.first_check(config.iterations)
     total_seconds, restarts = 0.0, 0
     while True:
-        attempt_seed = seed if restarts == 0 else _sub_seed(seed, 100 + restarts)
+        attempt_seed = seed if restarts == 0 else sub_seed(seed, 100 + restarts)
         generator = SeparationGenerator(design, tuple(X.shape), attempt_seed, domain, prior_opts, time_variation)
         state = {"step": 0, "collapsed": False, "user_stopped": False, "levels": "", "terms": {}}
         cache: dict = {}

@@ -7,7 +7,7 @@ activity side information rely on them.
 
 Spectrogram (section 4.1): FFT length 1024, periodic Hamming window, hop 512, giving F = 513 bins.
 A centred STFT of L samples has ``L / 512 + 1 = 257`` frames; the last one is centred on sample L,
-i.e. half of it is padding past the end. We drop it (as :func:`dap.audio.stft` does for paper 1)
+i.e. half of it is padding past the end. We drop it (as :func:`dap.core.audio.stft` does for paper 1)
 and keep **N = 256** frames, the paper's ``513 x 256``. The inverse is ``torch.istft`` with the same
 window: every sample is still covered by frames whose Hamming window is non-zero (the window never
 reaches zero), so the round trip is exact to float precision. Padding at the edges is zeros
@@ -48,14 +48,14 @@ copy), so a copy is the same whatever order it is built in:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from dap.errors import DatasetError
+from dap.core.errors import DatasetError
 from dap.wiass.side_info import SideInfo, make_side_info, total_magnitude
+from dap.core.seeds import stable_hash, stream
 
 SAMPLE_RATE = 16000
 #: Fragment length in samples: 8.192 s at 16 kHz.
@@ -176,11 +176,6 @@ def fragment_from_clip(clip) -> Fragment:
     return Fragment(clip.id, target, acc, group=group, family=family, source=clip.source, meta=meta)
 
 
-def stable_hash(*keys) -> int:
-    """A 31-bit integer from names, stable across processes (unlike ``hash``)."""
-    blob = "|".join(map(str, keys)).encode()
-    return int.from_bytes(hashlib.sha1(blob).digest()[:4], "little") & 0x7FFFFFFF
-
 
 def split_groups(fragments: list[Fragment], seed: int = SPLIT_SEED,
                  test_share: float = TEST_SHARE, valid_share: float = VALID_SHARE
@@ -199,7 +194,7 @@ def split_groups(fragments: list[Fragment], seed: int = SPLIT_SEED,
     where: dict[str, str] = {}
     for family in sorted(by_family):
         groups = sorted(by_family[family])
-        order = np.random.default_rng([seed, stable_hash(family)]).permutation(len(groups))
+        order = stream(seed, stable_hash(family)).permutation(len(groups))
         g = len(groups)
         n_test = max(1, round(g * test_share)) if g >= 3 else 0
         n_valid = max(1, round(g * valid_share)) if g >= 3 else 0
@@ -227,7 +222,7 @@ def _subset(fragments: list[Fragment], n: int | None, seed: int, name: str,
             f"fragments), a stated deviation")
     if n is None or n >= len(fragments):
         return list(fragments)
-    rng = np.random.default_rng([seed, stable_hash(name)])
+    rng = stream(seed, stable_hash(name))
     order = rng.permutation(len(fragments))
     order = sorted(order, key=lambda i: fragments[i].silent_frames() == 0)  # stable: silent first
     return sorted((fragments[i] for i in order[:n]), key=lambda f: f.id)
@@ -269,7 +264,7 @@ def synthetic_fragments(n: int, seed: int = 0, length: int = FRAGMENT,
     out = []
     t = np.arange(length) / SAMPLE_RATE
     for i in range(n):
-        rng = np.random.default_rng([seed, i])
+        rng = stream(seed, i)
         f0 = rng.uniform(180, 400)
         target = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3)) * 0.3
         target *= 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t) ** 2
@@ -421,7 +416,7 @@ class SpectrogramSet(torch.utils.data.Dataset):
         if not self.copies:
             return None
         frag = self.fragments[i // self.copies]
-        rng = np.random.default_rng([self.seed, stable_hash(frag.id), i % self.copies])
+        rng = stream(self.seed, stable_hash(frag.id), i % self.copies)
         return draw_augmentation(rng, **self.options)
 
     def __getitem__(self, i: int) -> Example:
@@ -491,5 +486,5 @@ def fixed_side_info(kind: str | None, example: Example, seed: int, **options) ->
     A3.2 draws with A3.1's generator, so it is exactly A3.1's sequence circularly shifted.
     """
     base = "A3.1" if kind == "A3.2" else kind
-    rng = np.random.default_rng([seed, stable_hash(example.id), stable_hash(base)])
+    rng = stream(seed, stable_hash(example.id), stable_hash(base))
     return example_side_info(kind, example, rng, **options)

@@ -25,11 +25,11 @@ Scores per fragment (the paper's per-song numbers, here per 8.192-s fragment):
   ``chance_*`` level and the content-blind ``proportional_*`` aligner's score on the same fragment
   (:mod:`dap.wiass.references`).
 
-Rows follow :data:`dap.results.ROW_COLUMNS`: ``task="wiass"``, ``dataset="stems"``, ``design`` =
+Rows follow :data:`dap.core.store.ROW_COLUMNS`: ``task="wiass"``, ``dataset="stems"``, ``design`` =
 the evaluated configuration (BL1 ... A3.1, A3.2), ``selection="best-validation"``,
 ``iterations`` = training steps, ``best_iteration`` = best epoch; extra columns ``model_id``,
 ``trained_configuration``, ``hidden``, ``epochs_trained``. One evaluation (fragment x
-configuration) is one fit id of :class:`dap.results.ResultStore`, so a rerun skips what is stored.
+configuration) is one fit id of :class:`dap.core.store.ResultStore`, so a rerun skips what is stored.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ import pandas as pd
 import torch
 
 from dap import metrics
-from dap.results import ResultStore, fit_id, provenance
+from dap.core.provenance import provenance
+from dap.core.store import ResultStore, fit_id
 from dap.wiass.data import Example, SpectrogramSet, fixed_side_info, istft, side_kind, stft
 from dap.wiass.model import InformedSeparator
 from dap.wiass.references import (REFERENCES, alignment_references, alignment_scores,

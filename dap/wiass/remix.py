@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dap.wiass.data import SAMPLE_RATE, Fragment, SpectrogramSet, make_example, stable_hash
+from dap.wiass.data import SAMPLE_RATE, Fragment, SpectrogramSet, make_example
+from dap.core.seeds import stable_hash, stream
 
 #: Length of the gates' fade in samples (5 ms).
 FADE = 80
@@ -74,7 +75,7 @@ def gated_fragments(fragments: list[Fragment], seed: int, min_runs: int = 2,
         target = f.target
         n = target.shape[0] // frame
         added: list[int] = []
-        rng = np.random.default_rng([seed, stable_hash(f.id), 15])
+        rng = stream(seed, stable_hash(f.id), 15)
         while silent_runs(target, frame) < min_runs:
             silent = ~np.any(target[: n * frame].reshape(n, frame) != 0, axis=1)
             near = silent | np.concatenate([silent[1:], [False]]) | np.concatenate([[False], silent[:-1]])
@@ -119,7 +120,7 @@ class RemixSet(SpectrogramSet):
 
     def recipe(self, i: int) -> dict:
         """Target / accompaniment fragment indices, shifts, gain (dB) and gated runs of item ``i``."""
-        rng = np.random.default_rng([self.seed, 104729, int(i)])
+        rng = stream(self.seed, 104729, int(i))
         k = len(self.fragments)
         t, a = int(rng.integers(k)), int(rng.integers(k))
         length = self.fragments[t].target.shape[0]

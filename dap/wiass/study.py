@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from dap.claims import bootstrap_interval
-from dap.errors import DatasetError
-from dap.results import ResultStore, fit_id, results_root
+from dap.core.errors import DatasetError
+from dap.core.files import results_root
+from dap.core.store import ResultStore, fit_id
 from dap.wiass.data import (CONFIGURATIONS, EVALUATIONS, N_FRAMES, N_FREQ, SpectrogramSet,
                             fixed_side_info, load_splits, side_kind)
 from dap.wiass.evaluate import (ALIGNMENT_METRICS, SEPARATION_METRICS, alignment_metrics,

@@ -25,7 +25,7 @@ batch; A2 / A3.1 sequences have a length that differs per example, so their padd
 deletions) are drawn per example. Validation uses fixed side information per example
 (:func:`dap.wiass.data.fixed_side_info`), so validation losses are comparable across epochs.
 
-Checkpoints (``folder/last.pt``, written atomically with :func:`dap.results.atomic_write_bytes`)
+Checkpoints (``folder/last.pt``, written atomically with :func:`dap.core.files.atomic_write_bytes`)
 hold the model, the optimiser, the epoch, the position inside the epoch and its permutation, the
 best validation loss so far, the loss history and the numpy / torch generator states; the best
 model is written to ``folder/best.pt`` whenever the validation loss improves. ``last.pt`` is written
@@ -54,12 +54,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from dap.errors import DapError
-from dap.results import atomic_write_bytes, atomic_write_text, fit_id
+from dap.core.errors import DapError
+from dap.core.files import atomic_write_bytes, atomic_write_text
+from dap.core.store import fit_id
 from dap.wiass.data import (CONFIGURATIONS, N_FREQ, SpectrogramSet, example_side_info,
                             fixed_side_info)
 from dap.wiass.model import InformedSeparator
 from dap.wiass.side_info import alignment_matrix, stack_side_info
+from dap.core.seeds import stream
 
 
 #: How the weight decay rate is applied: AdamW's decoupled decay, or Adam's L2 term.
@@ -349,7 +351,7 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
     started = time.time()
     model = build_model(settings).to(device)
     optimizer = make_optimizer(model, settings)
-    rng = np.random.default_rng([settings.seed, 7919])  # batches and training side information
+    rng = stream(settings.seed, 7919)  # batches and training side information
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "perm": None, "best_val": math.inf,
              "best_epoch": -1, "since_best": 0, "last_loss": math.nan, "history": [], "seconds": 0.0}
     last = folder / "last.pt"

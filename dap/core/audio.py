@@ -4,7 +4,7 @@ I/O goes through ``soundfile`` (torchaudio >= 2.9 only reads through torchcodec)
 uses ``torchaudio.functional.resample``. Arrays are mono float32 numpy vectors ``(L,)`` unless a
 docstring says otherwise.
 
-The STFT follows REFERENCE_NOTES.md: n_fft = window = 1023 (periodic Hann), hop 64, centred with
+The STFT follows docs/method.md, Signal path: n_fft = window = 1023 (periodic Hann), hop 64, centred with
 reflect padding, no normalisation; real and imaginary parts are two channels. We keep
 ``L // hop`` frames, so 16384 samples give exactly 2 x 512 x 256 and 32768 give 2 x 512 x 512 (the
 two pooling levels of the U-Nets need both sides divisible by 4). The inverse is a weighted
@@ -23,8 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dap.errors import AudioError
-from dap.results import atomic_write_bytes
+from dap.core.errors import AudioError
+from dap.core.files import atomic_write_bytes
+from dap.core.text import one_line
 
 SAMPLE_RATE = 16000
 N_FFT = 1023
@@ -72,7 +73,7 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, mono: bool = True
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)  # (L, C)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        raise AudioError(f"{path}: cannot be read as audio ({_one_line(exc)})") from None
+        raise AudioError(f"{path}: cannot be read as audio ({one_line(exc)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: the file holds no samples")
     data = data.T  # (C, L)
@@ -104,7 +105,7 @@ def save_audio(path: str | os.PathLike, x, sr: int = SAMPLE_RATE, subtype: str |
         sf.write(buf, data, sr, subtype=subtype, format=fmt)
         atomic_write_bytes(path, buf.getvalue())
     except (OSError, sf.LibsndfileError, ValueError, TypeError) as exc:
-        raise AudioError(f"{path}: cannot write audio ({_one_line(exc)})") from None
+        raise AudioError(f"{path}: cannot write audio ({one_line(exc)})") from None
     return path
 
 
@@ -226,5 +227,3 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

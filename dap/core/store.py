@@ -4,9 +4,6 @@ A *fit* (one design on one clip for one task, with its seed and settings) yields
 one per (selection rule, metric). All rows of a fit are written together, so after an
 interruption a fit is either fully recorded or absent, and a rerun skips exactly the fits that
 are recorded (:meth:`ResultStore.has`).
-
-Files are replaced atomically (write to a temporary file in the same folder, fsync, rename):
-killing the process at any moment leaves either the old or the new file, never half of one.
 """
 
 from __future__ import annotations
@@ -15,16 +12,13 @@ import hashlib
 import io
 import json
 import os
-import subprocess
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
-import dap
-from dap.device import cpu_model, device_provenance  # noqa: F401 - cpu_model: its former home
-from dap.errors import DapError
+from dap.core.errors import DapError
+from dap.core.files import atomic_write_text
 
 #: Columns every row has, in this order (extra columns may follow).
 ROW_COLUMNS = [
@@ -34,88 +28,10 @@ ROW_COLUMNS = [
 ]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Text twin of :func:`atomic_write_bytes` (UTF-8)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def results_root() -> Path:
-    """``$DAP_RESULTS`` (set by run_all.sh) or ``<repository>/results``."""
-    return Path(os.environ.get("DAP_RESULTS", Path(__file__).resolve().parent.parent / "results"))
-
-
-def notebook_dir(name: str) -> Path:
-    """``results/<name>/``, created: where notebook ``name`` writes rows, tables and figures."""
-    folder = results_root() / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def write_metrics(folder: str | os.PathLike, values: dict) -> Path:
-    """Named scalars a notebook publishes (``metrics.json``), read back by the notebook tests."""
-    return atomic_write_text(Path(folder) / "metrics.json", json.dumps(values, indent=2, sort_keys=True, default=float))
-
-
 def fit_id(config: dict) -> str:
     """Stable 12-hex id of a fit's identifying settings (order-independent)."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:12]
-
-
-_COMMIT: str | None = None
-
-
-def git_commit() -> str:
-    """The repository's HEAD commit (short), ``"unknown"`` outside a git checkout."""
-    global _COMMIT
-    if _COMMIT is None:
-        try:
-            out = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True,
-                                 cwd=Path(__file__).resolve().parent, timeout=10)
-            _COMMIT = out.stdout.strip() if out.returncode == 0 else "unknown"
-        except (OSError, subprocess.SubprocessError):
-            _COMMIT = "unknown"
-    return _COMMIT
-
-
-def provenance() -> dict:
-    """Fields stamped on every row: package version, commit, device model, torch / CUDA / cuDNN."""
-    return {"dap_version": dap.__version__, "git_commit": git_commit(), **device_provenance()}
-
-
-def machine_description() -> str:
-    """One line naming the machine (CPU / GPU), for captions and summaries."""
-    import torch
-
-    from dap.device import device_name
-
-    if torch.cuda.is_available():
-        return f"CUDA: {device_name()}"
-    return f"CPU: {device_name()}, {os.cpu_count()} cores"
 
 
 class ResultStore:
@@ -149,7 +65,7 @@ class ResultStore:
 
     def has(self, fid: str) -> bool:
         """Whether the fit ``fid`` is already recorded (successfully or as failed for a reason that
-        would fail again: infrastructure failures are never recorded, see dap.failures)."""
+        would fail again: infrastructure failures are never recorded, see dap.core.failures)."""
         return bool((self._rows["fit_id"] == fid).any()) if len(self._rows) else False
 
     def add(self, rows: list[dict]) -> None:

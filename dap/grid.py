@@ -3,8 +3,8 @@
 A fit whose rows exist in the store is not recomputed (resume after an interruption). A fit
 that fails deterministically (diverged loss, a bad clip, any error inside the task) is recorded as
 failed with its reason, and the grid goes on. A fit that fails for the machine's reasons (a CUDA
-error, out of memory: :mod:`dap.failures`) is retried up to ``retries`` times and never recorded;
-if it still fails the grid stops with :class:`dap.failures.InfrastructureError` (rerun to resume).
+error, out of memory: :mod:`dap.core.failures`) is retried up to ``retries`` times and never recorded;
+if it still fails the grid stops with :class:`dap.core.failures.InfrastructureError` (rerun to resume).
 While a grid runs, ``.progress.json`` in the store's folder says how far it is (:mod:`dap.progress`).
 Per-fit histories and restored audio are kept next to the rows so figures can be redrawn without
 refitting.
@@ -23,14 +23,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from dap.audio import save_audio
+from dap.core.audio import save_audio
 from dap.costs import CPU_SECONDS_PER_ITERATION
 from dap.data.clip import Clip
-from dap.errors import DapError
-from dap.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
+from dap.core.errors import DapError
+from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
 from dap.fit import FitResult
 from dap.progress import GridProgress
-from dap.results import ResultStore, atomic_write_text, fit_id, provenance
+from dap.core.files import atomic_write_text
+from dap.core.provenance import provenance
+from dap.core.store import ResultStore, fit_id
+from dap.core.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +216,7 @@ def _pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, pr
                     if other.done() and not other.cancelled() and other.exception() is None \
                             and futures[other][2] not in finished:
                         record(other, other.result())
-                return finished, _one_line(exc) or "BrokenProcessPool"
+                return finished, one_line(exc) or "BrokenProcessPool"
             except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: record it, go on
                 outcome = (None, f"worker failed: {type(exc).__name__}: {exc}", 0.0, classify(exc))
             if futures[fut][2] not in finished:
@@ -255,13 +258,10 @@ def _exit_with_parent(parent: int, every: float = 0.5) -> None:
     threading.Thread(target=watch, name="dap-parent-watch", daemon=True).start()
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
 
 def _call_fit(run_fit, clip: Clip, design: str) -> tuple[FitResult | None, str, float, str]:
     """Run one fit; never raises: ``(result, "", seconds, "")`` or ``(None, error, seconds, kind)``
-    with ``kind`` from :func:`dap.failures.classify` (``deterministic`` or ``infrastructure``)."""
+    with ``kind`` from :func:`dap.core.failures.classify` (``deterministic`` or ``infrastructure``)."""
     t0 = time.perf_counter()
     try:
         return run_fit(clip, design), "", time.perf_counter() - t0, ""
@@ -326,7 +326,7 @@ def load_history(folder: str | Path, fid: str) -> pd.DataFrame:
 
 def load_output(folder: str | Path, fid: str, rule: str) -> np.ndarray:
     """The restored waveforms ``(S, L)`` of fit ``fid`` under selection ``rule``."""
-    from dap.audio import load_audio
+    from dap.core.audio import load_audio
 
     files = sorted(Path(folder, "audio").glob(f"{fid}_{rule}_*.flac"))
     if not files:

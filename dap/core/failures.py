@@ -1,7 +1,7 @@
 """Why a fit failed, in two kinds: would it fail again, or was the machine at fault?
 
-*Deterministic* failures belong to the fit: a diverging loss (:class:`dap.errors.FitDiverged`), a
-bad clip or setting (any :class:`dap.errors.DapError`), a bug in a task. Running it again gives
+*Deterministic* failures belong to the fit: a diverging loss (:class:`dap.core.errors.FitDiverged`), a
+bad clip or setting (any :class:`dap.core.errors.DapError`), a bug in a task. Running it again gives
 the same failure, so it is recorded as a result (a failed row) and never recomputed.
 
 *Infrastructure* failures belong to the machine: a CUDA error (often sticky: every later CUDA call
@@ -13,7 +13,7 @@ and a rerun (which resumes) tries it again.
 
 from __future__ import annotations
 
-from dap.errors import DapError
+from dap.core.errors import DapError
 
 DETERMINISTIC = "deterministic"
 INFRASTRUCTURE = "infrastructure"

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from dap.errors import DapError
+from dap.core.errors import DapError
 
 #: The environment variable that allows the ``paper`` profile on a CPU.
 ALLOW_CPU_PAPER = "DAP_ALLOW_CPU_PAPER"

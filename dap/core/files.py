@@ -1,0 +1,58 @@
+"""Files written so that a reader never sees half of one, and where results live.
+
+Files are replaced atomically (write to a temporary file in the same folder, fsync, rename):
+killing the process at any moment leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Text twin of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def results_root() -> Path:
+    """``$DAP_RESULTS`` (set by run_all.sh) or ``<repository>/results``."""
+    return Path(os.environ.get("DAP_RESULTS", Path(__file__).resolve().parents[2] / "results"))
+
+
+def notebook_dir(name: str) -> Path:
+    """``results/<name>/``, created: where notebook ``name`` writes rows, tables and figures."""
+    folder = results_root() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_metrics(folder: str | os.PathLike, values: dict) -> Path:
+    """Named scalars a notebook publishes (``metrics.json``), read back by the notebook tests."""
+    return atomic_write_text(Path(folder) / "metrics.json", json.dumps(values, indent=2, sort_keys=True, default=float))

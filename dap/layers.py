@@ -1,0 +1,48 @@
+"""The dependency contract of ``dap``: which module may import which (``tests/test_layers.py``
+parses every import, function-local ones included, and fails on any import against it).
+
+A module may import modules of its own layer or of a layer below, never above. Layers, bottom up:
+
+0. ``core``: errors, text, seeds, files, audio (I/O, checks, resampling, STFT), device and
+   precision, failure kinds, provenance, the result store; imports nothing else from ``dap``;
+1. ``foundations``: metrics, noise, plots, data sets, the papers' numbers, measured costs, progress,
+   profiles, the claim rule; paper 2's side information, data and references;
+2. ``models``: the priors, the classical baselines, paper 2's network;
+3. ``engine``: the fit engine (paper 1) and the trainer (paper 2);
+4. ``tasks``: denoising, inpainting, separation as fits; paper 2's evaluation;
+5. ``orchestration``: the grid runner and the report helpers every table shares;
+6. ``applications``: the studies (one per table / figure), ``restore``, the explorer and its
+   widgets, teaching, the claims registry and CLAIMS.md, paper 2's study;
+7. ``entry points``: the notebook runner and the command line.
+"""
+
+from __future__ import annotations
+
+#: Layer of each module prefix (the longest matching prefix decides).
+LAYERS: dict[str, int] = {
+    "dap.core": 0,
+    "dap.metrics": 1, "dap.noise": 1, "dap.plots": 1, "dap.data": 1, "dap.paper": 1, "dap.costs": 1,
+    "dap.progress": 1, "dap.profiles": 1, "dap.claims": 1, "dap.layers": 1,
+    "dap.wiass.side_info": 1, "dap.wiass.data": 1, "dap.wiass.remix": 1, "dap.wiass.references": 1,
+    "dap.wiass.plots": 1,
+    "dap.priors": 2, "dap.baselines": 2, "dap.wiass.model": 2,
+    "dap.fit": 3, "dap.wiass.train": 3,
+    "dap.tasks": 4, "dap.wiass.evaluate": 4,
+    "dap.grid": 5, "dap.report": 5,
+    "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.widgets": 6, "dap.teaching": 6,
+    "dap.claim_registry": 6, "dap.claims_table": 6, "dap.wiass.study": 6,
+    "dap.runner": 7, "dap.cli": 7, "dap.__main__": 7,
+}
+
+NAMES = ["core", "foundations", "models", "engine", "tasks", "orchestration", "applications", "entry points"]
+
+
+def layer_of(module: str) -> int:
+    """Layer of the dotted ``module`` name; the package roots ``dap`` and ``dap.wiass`` (which
+    only re-export) count as the lowest layer they import from, i.e. 0 here."""
+    best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None)
+    if best is None:
+        if module in ("dap", "dap.wiass"):
+            return 0
+        raise KeyError(f"{module}: no layer assigned in dap.layers.LAYERS; add it there")
+    return LAYERS[best]
