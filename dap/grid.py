@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
 import os
 import time
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -56,18 +58,34 @@ class Grid:
                 "design": design, "seed": self.seed, **self.settings}
 
 
+#: ``executor(workers, threads)`` -> a ``concurrent.futures.Executor`` that runs ``workers`` fits at
+#: once with ``threads`` threads each (default :func:`process_pool`; a Dask ``Client.get_executor()``
+#: or a thread pool fit the same seam).
+ExecutorFactory = Callable[[int, int], Executor]
+
+
+def process_pool(workers: int, threads: int) -> Executor:
+    """The default executor: ``workers`` spawn processes (a fresh interpreter: no inherited thread
+    pools) with ``threads`` torch threads each, which exit when this process is gone."""
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(threads, os.getpid()))
+
+
 def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[str],
              run_fit: Callable[[Clip, str], FitResult],
              evaluate: Callable[[Clip, np.ndarray], dict[str, float]],
              selections: tuple[str, ...] = ("oracle", "last", "ema", "discrepancy"), keep_audio: bool = True,
-             progress: Callable[[str], None] = print, workers: int = 1, retries: int = 2) -> pd.DataFrame:
+             progress: Callable[[str], None] = print, workers: int = 1, retries: int = 2,
+             executor: ExecutorFactory = process_pool) -> pd.DataFrame:
     """Run every (clip, design) fit not yet in ``store``; return the rows of exactly this grid.
 
     run_fit(clip, design) -> FitResult; evaluate(clip, waveforms (S, L)) -> {metric: value}.
-    ``workers > 1`` runs independent fits in that many processes with one thread each (on a CPU
-    this gives more fits per hour than one process using every core); ``run_fit`` must then be
-    picklable (a module-level function or a ``functools.partial`` of one). Rows are evaluated and
-    written in this process as each fit finishes, so an interruption loses at most the fits in flight.
+    ``workers > 1`` runs independent fits through ``executor(workers, threads)`` (default: that many
+    processes with one thread each: on a CPU this gives more fits per hour than one process using
+    every core); ``run_fit`` must then be picklable (a module-level function or a
+    ``functools.partial`` of one). Rows are evaluated and written in this process as each fit
+    finishes, so an interruption loses at most the fits in flight.
     ``retries``: how many more times a fit that failed for infrastructure reasons is tried.
     """
     wanted, pending = [], []
@@ -77,39 +95,18 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
             wanted.append(fid)
             if not store.has(fid) and fid not in {p[2] for p in pending}:
                 pending.append((clip, design, fid))
-    total = len(pending)
-    tracker = GridProgress(store.folder, grid.task, total)
-    if workers <= 1 or total <= 1:
-        for k, (clip, design, fid) in enumerate(pending, 1):
-            progress(f"[{k}/{total}] {grid.task} {clip.dataset}/{clip.id} {design}")
-            tracker.start(_label(clip, design))
-            outcome = _fit_with_retries(run_fit, clip, design, retries, progress)
-            if outcome[3] == INFRASTRUCTURE:
-                raise _infrastructure_error({fid: outcome[1]}, retries)
-            store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
-            tracker.finished(_label(clip, design))
+    run = _GridRun(store, grid, evaluate, selections, keep_audio, progress,
+                   GridProgress(store.folder, grid.task, len(pending)), len(pending))
+    if workers <= 1 or len(pending) <= 1:
+        run.serial(pending, run_fit, retries)
     else:
-        _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audio, progress, workers,
-                      retries, tracker)
+        run.parallel(pending, run_fit, workers, retries, executor)
     rows = store.rows
     return rows[rows["fit_id"].isin(wanted)].reset_index(drop=True)
 
 
 def _label(clip: Clip, design: str) -> str:
     return f"{clip.dataset}/{clip.id} {design}"
-
-
-def _fit_with_retries(run_fit, clip: Clip, design: str, retries: int, progress) -> tuple:
-    """:func:`_call_fit`, tried again (after freeing cached device memory) while it fails for
-    infrastructure reasons, at most ``retries`` more times; returns the last outcome."""
-    for attempt in range(retries + 1):
-        outcome = _call_fit(run_fit, clip, design)
-        if outcome[3] != INFRASTRUCTURE:
-            return outcome
-        if attempt < retries:
-            progress(f"{_label(clip, design)}: infrastructure failure ({outcome[1]}); retry {attempt + 1}/{retries}")
-            release_device_memory()
-    return outcome
 
 
 def _infrastructure_error(errors: dict, retries: int) -> InfrastructureError:
@@ -119,114 +116,142 @@ def _infrastructure_error(errors: dict, retries: int) -> InfrastructureError:
                                f"the same command, which resumes")
 
 
-def _run_parallel(store, grid, pending, run_fit, evaluate, selections, keep_audio, progress, workers,
-                  retries: int = 2, tracker: GridProgress | None = None) -> None:
-    """Fits in a spawn process pool; rows are written here as each fit finishes.
-
-    A worker that dies (a segfault in a native kernel, the OOM killer) breaks the whole pool. Then
-    nothing is recorded for the fits that had not finished; they are run again one at a time, so
-    that a fit that kills its worker again is identified exactly (it is the one in flight), recorded
-    as failed with the reason, and the rest of the grid completes (a fit that kills its worker when
-    run alone, after it broke the pool, is taken to be the fit's own fault, e.g. oneDNN's segfault).
-    Fits that fail for infrastructure reasons inside a worker are submitted again in a fresh pool,
-    at most ``retries`` more times, then the grid stops with :class:`InfrastructureError`.
-    """
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    progress(f"{len(pending)} fits of {grid.task} in {workers} worker processes x {threads} thread(s)")
-    # Longest fits first: in clip-major order a grid ends with a dense fit running single-threaded
-    # for minutes while the other cores idle.
-    remaining, done, n = sorted(pending, key=lambda item: -_expected_cost(*item[:2])), 0, len(pending)
-    attempts: dict[str, int] = {}
-    while remaining:
-        infra: dict[str, str] = {}
-        finished, broken = _pool_pass(store, grid, remaining, run_fit, evaluate, selections, keep_audio,
-                                      progress, workers, threads, done, n, infra, tracker)
-        done += len(finished)
-        remaining = [item for item in remaining if item[2] not in finished]
-        for fid in infra:
-            attempts[fid] = attempts.get(fid, 0) + 1
-        exhausted = {fid: err for fid, err in infra.items() if attempts[fid] > retries}
-        if exhausted:
-            raise _infrastructure_error(exhausted, retries)
-        if infra and broken is None:
-            progress(f"{len(infra)} fit(s) failed for infrastructure reasons ({next(iter(infra.values()))}); "
-                     f"running them again")
-            release_device_memory()
-            continue
-        if broken is None:
-            break
-        if workers == 1:  # one fit at a time, in order: the first unfinished one killed its worker
-            clip, design, fid = remaining.pop(0)
-            done += 1
-            progress(f"[{done}/{n}] {grid.task} {clip.dataset}/{clip.id} {design} failed: its worker process died")
-            outcome = (None, f"the worker process died during the fit ({broken}); rerun this fit "
-                             f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0, DETERMINISTIC)
-            store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
-            if tracker is not None:
-                tracker.finished(_label(clip, design))
-        else:
-            progress(f"a worker process died ({broken}); running the {len(remaining)} unfinished fit(s) "
-                     f"one at a time to find the one that kills it")
-            workers = 1
-
-
 def _expected_cost(clip: Clip, design: str) -> float:
     """Relative cost of one fit, for scheduling: audio length x the design's measured cost per iteration."""
     return len(getattr(clip, "audio", ())) * CPU_SECONDS_PER_ITERATION.get(design, 1.0)
 
 
-def _pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, progress, workers, threads,
-               done, n, infra: dict | None = None, tracker: GridProgress | None = None) -> tuple[set, str | None]:
-    """Run ``items`` in a fresh pool; return (fit ids recorded, None or why the pool broke).
-    Fits that failed for infrastructure reasons are not recorded: ``infra[fid] = error``."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
+@dataclass
+class _GridRun:
+    """What every fit of one :func:`run_grid` call shares: where rows go, how they are scored, who
+    is told, and how many fits are done of how many."""
 
-    finished: set = set()
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited thread pools
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(threads, os.getpid()))
-    clean = False
+    store: ResultStore
+    grid: Grid
+    evaluate: Callable
+    selections: tuple[str, ...]
+    keep_audio: bool
+    progress: Callable[[str], None]
+    tracker: GridProgress
+    total: int
+    done: int = 0
 
-    def record(fut, outcome):
-        clip, design, fid = futures[fut]
-        if outcome[3] == INFRASTRUCTURE:
-            progress(f"{grid.task} {_label(clip, design)}: infrastructure failure ({outcome[1]})")
-            if infra is not None:
+    def record(self, clip: Clip, design: str, fid: str, outcome: tuple, note: str | None = "done") -> None:
+        """Write the rows of one finished fit (ok or failed) and count it; ``note``: what to report
+        (None: nothing, the fit was announced when it started)."""
+        self.done += 1
+        if note is not None:
+            self.progress(f"[{self.done}/{self.total}] {self.grid.task} {clip.dataset}/{clip.id} {design} {note}")
+        self.store.add(_rows(self.store, self.grid, clip, design, fid, outcome, self.evaluate, self.selections,
+                             self.keep_audio))
+        self.tracker.finished(_label(clip, design))
+
+    # ------------------------------------------------------------------ one fit at a time, here
+    def serial(self, pending: list, run_fit, retries: int) -> None:
+        for k, (clip, design, fid) in enumerate(pending, 1):
+            self.progress(f"[{k}/{self.total}] {self.grid.task} {clip.dataset}/{clip.id} {design}")
+            self.tracker.start(_label(clip, design))
+            outcome = self._with_retries(run_fit, clip, design, retries)
+            if outcome[3] == INFRASTRUCTURE:
+                raise _infrastructure_error({fid: outcome[1]}, retries)
+            self.record(clip, design, fid, outcome, note=None)
+
+    def _with_retries(self, run_fit, clip: Clip, design: str, retries: int) -> tuple:
+        """:func:`_call_fit`, tried again (after freeing cached device memory) while it fails for
+        infrastructure reasons, at most ``retries`` more times; returns the last outcome."""
+        for attempt in range(retries + 1):
+            outcome = _call_fit(run_fit, clip, design)
+            if outcome[3] != INFRASTRUCTURE:
+                return outcome
+            if attempt < retries:
+                self.progress(f"{_label(clip, design)}: infrastructure failure ({outcome[1]}); "
+                              f"retry {attempt + 1}/{retries}")
+                release_device_memory()
+        return outcome
+
+    # ------------------------------------------------------------------ several at once, in an executor
+    def parallel(self, pending: list, run_fit, workers: int, retries: int, executor: ExecutorFactory) -> None:
+        """Fits in a pool from ``executor``; rows are written here as each fit finishes.
+
+        A worker that dies (a segfault in a native kernel, the OOM killer) breaks the whole pool. Then
+        nothing is recorded for the fits that had not finished; they are run again one at a time, so
+        that a fit that kills its worker again is identified exactly (it is the one in flight), recorded
+        as failed with the reason, and the rest of the grid completes (a fit that kills its worker when
+        run alone, after it broke the pool, is taken to be the fit's own fault, e.g. oneDNN's segfault).
+        Fits that fail for infrastructure reasons inside a worker are submitted again in a fresh pool,
+        at most ``retries`` more times, then the grid stops with :class:`InfrastructureError`.
+        """
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        self.progress(f"{len(pending)} fits of {self.grid.task} in {workers} worker processes x {threads} thread(s)")
+        # Longest fits first: in clip-major order a grid ends with a dense fit running single-threaded
+        # for minutes while the other cores idle.
+        remaining = sorted(pending, key=lambda item: -_expected_cost(*item[:2]))
+        attempts: dict[str, int] = {}
+        while remaining:
+            finished, broken, infra = self._pool_pass(executor(workers, threads), remaining, run_fit, workers)
+            remaining = [item for item in remaining if item[2] not in finished]
+            for fid in infra:
+                attempts[fid] = attempts.get(fid, 0) + 1
+            exhausted = {fid: err for fid, err in infra.items() if attempts[fid] > retries}
+            if exhausted:
+                raise _infrastructure_error(exhausted, retries)
+            if infra and broken is None:
+                self.progress(f"{len(infra)} fit(s) failed for infrastructure reasons ({next(iter(infra.values()))}); "
+                              f"running them again")
+                release_device_memory()
+                continue
+            if broken is None:
+                break
+            if workers == 1:  # one fit at a time, in order: the first unfinished one killed its worker
+                clip, design, fid = remaining.pop(0)
+                outcome = (None, f"the worker process died during the fit ({broken}); rerun this fit "
+                                 f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0, DETERMINISTIC)
+                self.record(clip, design, fid, outcome, note="failed: its worker process died")
+            else:
+                self.progress(f"a worker process died ({broken}); running the {len(remaining)} unfinished fit(s) "
+                              f"one at a time to find the one that kills it")
+                workers = 1
+
+    def _pool_pass(self, pool: Executor, items: list, run_fit, workers: int) -> tuple[set, str | None, dict]:
+        """Run ``items`` in ``pool`` (shut down here); return (fit ids recorded, None or why the pool
+        broke, {fit id: error} of the fits that failed for infrastructure reasons, not recorded)."""
+        finished: set = set()
+        infra: dict[str, str] = {}
+        clean = False
+
+        def record(fut, outcome):
+            clip, design, fid = futures[fut]
+            if outcome[3] == INFRASTRUCTURE:
+                self.progress(f"{self.grid.task} {_label(clip, design)}: infrastructure failure ({outcome[1]})")
                 infra[fid] = outcome[1]
-            return
-        progress(f"[{done + len(finished) + 1}/{n}] {grid.task} {clip.dataset}/{clip.id} {design} done")
-        store.add(_rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio))
-        finished.add(fid)
-        if tracker is not None:
-            tracker.finished(_label(clip, design))
+                return
+            self.record(clip, design, fid, outcome)
+            finished.add(fid)
 
-    try:
-        futures = {pool.submit(_call_fit, run_fit, clip, design): (clip, design, fid)
-                   for clip, design, fid in items}
-        if tracker is not None:
-            tracker.start(f"{min(workers, len(items))} fits at once in worker processes")
-        for fut in as_completed(futures):
-            try:
-                outcome = fut.result()
-            except BrokenProcessPool as exc:
-                # keep every fit that did finish before the break (as_completed order is arbitrary)
-                for other in futures:
-                    if other.done() and not other.cancelled() and other.exception() is None \
-                            and futures[other][2] not in finished:
-                        record(other, other.result())
-                return finished, one_line(exc) or "BrokenProcessPool"
-            except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: record it, go on
-                outcome = (None, f"worker failed: {type(exc).__name__}: {exc}", 0.0, classify(exc))
-            if futures[fut][2] not in finished:
-                record(fut, outcome)
-        clean = True
-        return finished, None
-    finally:
-        if not clean:  # an interrupt or a broken pool: never wait for the fits in flight
-            _terminate_workers(pool)
-        pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            futures = {pool.submit(_call_fit, run_fit, clip, design): (clip, design, fid)
+                       for clip, design, fid in items}
+            self.tracker.start(f"{min(workers, len(items))} fits at once in worker processes")
+            for fut in as_completed(futures):
+                try:
+                    outcome = fut.result()
+                except BrokenExecutor as exc:
+                    # keep every fit that did finish before the break (as_completed order is arbitrary)
+                    for other in futures:
+                        if other.done() and not other.cancelled() and other.exception() is None \
+                                and futures[other][2] not in finished:
+                            record(other, other.result())
+                    return finished, one_line(exc) or "BrokenProcessPool", infra
+                except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: record it, go on
+                    outcome = (None, f"worker failed: {type(exc).__name__}: {exc}", 0.0, classify(exc))
+                if futures[fut][2] not in finished:
+                    record(fut, outcome)
+            clean = True
+            return finished, None, infra
+        finally:
+            if not clean:  # an interrupt or a broken pool: never wait for the fits in flight
+                _terminate_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _terminate_workers(pool) -> None:

@@ -1,5 +1,8 @@
 """Evaluation metrics of both papers, one documented definition each.
 
+(One module on purpose, at ~420 lines: every number in every table is defined here, next to the
+shared input checks, so that a reader checks all definitions in one file.)
+
 Paper 1 (deep priors): waveform SNR, PSNR, PESQ, spectral SNR, envelope distance, BSS Eval SDR/SIR
 with one window per clip, and the best permutation for separation. Paper 2 (weakly informed
 separation): BSS Eval SDR/SIR/SAR on 1 s windows, PES and EPS.

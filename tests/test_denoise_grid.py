@@ -1,6 +1,8 @@
 """Denoising task and the grid runner: corruption, resume, failure isolation, determinism.
 Tiny priors (widths 4/8/16) on 0.26 s clips keep this fast."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -129,20 +131,18 @@ def test_loudest_window_crops_to_the_most_energetic_part():
     assert clip.audio.shape == (16384,) and np.abs(clip.audio).max() == pytest.approx(1.0)
 
 
-def test_parallel_grid_starts_the_longest_fits_first(tmp_path, monkeypatch):
+def test_parallel_grid_starts_the_longest_fits_first(tmp_path):
     """Clip-major order would leave a long dense fit running alone at the end of the grid."""
-    from dap import grid as grid_runner
-
     submitted = []
 
-    def fake_pool_pass(store, grid, items, *args):
-        submitted.extend((clip.id, design) for clip, design, _ in items)
-        return {fid for *_, fid in items}, None
+    class InOrder(ThreadPoolExecutor):
+        def submit(self, fn, *args):
+            submitted.append((args[1].id, args[2]))  # _call_fit(run_fit, clip, design)
+            return super().submit(fn, *args)
 
-    monkeypatch.setattr(grid_runner, "_pool_pass", fake_pool_pass)
     short, long = _clip(0), Clip(id="long", dataset="digits", audio=np.tile(_clip(1).audio, 2))
     grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
     run_grid(ResultStore(tmp_path), grid, [short, long], ["conv", "dilated_exp_dense"], _tiny_fit,
-             lambda clip, est: {}, progress=lambda _: None, workers=2)
+             lambda clip, est: {"SNR": 0.0}, progress=lambda _: None, workers=2, executor=lambda w, t: InOrder(1))
     # cost = samples x measured s/iteration (dap.costs: dense ~1.7x conv): 2L x 1.01, 2L x 0.59, L x 1.01, L x 0.59
     assert submitted == [("long", "dilated_exp_dense"), ("long", "conv"), ("c0", "dilated_exp_dense"), ("c0", "conv")]

@@ -4,6 +4,8 @@ failed, provenance in every row, and tables naming mixed commits."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,28 +174,35 @@ def test_a_deterministic_failure_is_recorded_once_without_retry(tmp_path):
     assert rows["error"].str.contains("a bug").all()
 
 
-def test_an_infrastructure_failure_in_a_worker_is_retried_in_a_fresh_pool(tmp_path, monkeypatch):
-    from dap import grid as grid_runner
+class CountingThreads:
+    """An executor factory for :func:`run_grid`: a thread pool per pass, the fits each pass got."""
 
-    calls = []
+    def __init__(self):
+        self.passes: list[list] = []
 
-    def fake_pool_pass(store, grid, items, run_fit, evaluate, selections, keep_audio, progress, workers, threads,
-                       done, n, infra, tracker):
-        calls.append([fid for *_, fid in items])
-        first = items[0][2]
-        if len(calls) == 1:  # the first pass: one fit hit an OOM in its worker
-            infra[first] = "OutOfMemoryError: CUDA out of memory"
-        finished = set()
-        for clip, design, fid in items:
-            if fid not in infra:
-                store.add(grid_runner._rows(store, grid, clip, design, fid, (_result(), "", 0.0, ""),
-                                            evaluate, selections, keep_audio))
-                finished.add(fid)
-        return finished, None
+    def __call__(self, workers, threads):
+        pool = ThreadPoolExecutor(workers)
+        submit, passes = pool.submit, self.passes
+        passes.append([])
 
-    monkeypatch.setattr(grid_runner, "_pool_pass", fake_pool_pass)
-    rows = _run(tmp_path, FlakyFit(RuntimeError("x"), fails=0), workers=2)
-    assert len(calls) == 2 and len(calls[1]) == 1 and (rows["status"] == "ok").all() and len(rows) == 2
+        def counted(fn, *args):
+            passes[-1].append(args[1:])  # (clip, design) of _call_fit(run_fit, clip, design)
+            return submit(fn, *args)
+
+        pool.submit = counted
+        return pool
+
+
+def test_an_infrastructure_failure_in_a_worker_is_retried_in_a_fresh_pool(tmp_path):
+    executor = CountingThreads()
+    oom = FlakyFit(torch.cuda.OutOfMemoryError("CUDA out of memory"), fails=1)  # first try of each fit
+    rows = _run(tmp_path, oom, workers=2, retries=2, executor=executor)
+    assert [len(p) for p in executor.passes] == [2, 2]  # both fits failed, both went to a fresh pool
+    assert (rows["status"] == "ok").all() and len(rows) == 2 and set(oom.calls.values()) == {2}
+    sticky = FlakyFit(torch.cuda.OutOfMemoryError("CUDA out of memory"), fails=99)
+    with pytest.raises(InfrastructureError, match="rerun"):
+        _run(tmp_path / "b", sticky, workers=2, retries=1, executor=CountingThreads())
+    assert not (tmp_path / "b" / "rows.csv").exists()
 
 
 def test_ok_beats_a_later_failed_duplicate(tmp_path):

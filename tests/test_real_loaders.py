@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 import dap.data as data
-from dap.data import real
+from dap.core.audio import load_audio
+from dap.data import corpora
 from dap.data.real import DataArgumentError, describe_expected_layout, load_real
 from dap.core.errors import DapError, DatasetError
 
@@ -126,7 +127,7 @@ def test_sc09_pads_to_16384_and_reads_labels(tmp_path):
     for c in clips:
         assert c.audio.shape == (16384,) and c.kind == "SC09"
         assert not np.any(c.audio[16000:])  # zero-padded at the end
-        assert c.meta["label"] in real.DIGITS and real.DIGITS[c.meta["digit"]] == c.meta["label"]
+        assert c.meta["label"] in corpora.DIGITS and corpora.DIGITS[c.meta["digit"]] == c.meta["label"]
     test = load_real("digits", split="test", root=tmp_path)
     assert sorted(c.meta["label"] for c in test) == ["nine", "three"]
     assert {c.meta["split"] for c in test} == {"test"}
@@ -203,7 +204,7 @@ def test_musdb_hq_stems_and_splits(tmp_path):
         assert set(c.stems) == {"target", "accompaniment"}
         assert np.array_equal(c.audio, c.stems["target"])
         track = root / c.meta["path"]
-        mix = data.real.load_audio(track / "mixture.wav")[c.meta["offset"]:][:131072]
+        mix = load_audio(track / "mixture.wav")[c.meta["offset"]:][:131072]
         np.testing.assert_allclose(c.stems["target"] + c.stems["accompaniment"], mix, atol=1e-6)
         assert abs(dominant_hz(c.audio) - 660) < 5  # vocals, resampled from 44.1 kHz stereo
     train = load_real("stems", split="train", root=root)
@@ -218,7 +219,7 @@ def test_musdb_without_mixture_sums_other_stems(tmp_path):
     (track / "mixture.wav").unlink()
     (c,) = load_real("stems", root=root)
     assert c.meta["accompaniment_from"] == "drums + bass + other"
-    parts = sum(data.real.load_audio(track / f"{s}.wav") for s in ("drums", "bass", "other"))
+    parts = sum(load_audio(track / f"{s}.wav") for s in ("drums", "bass", "other"))
     np.testing.assert_allclose(c.stems["accompaniment"], parts[c.meta["offset"]:][:131072],
                                atol=1e-6)
 
@@ -328,7 +329,7 @@ def test_bad_arguments(tmp_path, kwargs, match):
 def test_describe_expected_layout_covers_every_dataset():
     for name in data.DATASETS:
         text = describe_expected_layout(name)
-        assert real.CORPORA[name].pattern in text and "DAP_DATA" in text
+        assert corpora.CORPORA[name].pattern in text and "DAP_DATA" in text
     assert "MUSDB18-HQ" in describe_expected_layout("stems")
 
 

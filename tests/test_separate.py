@@ -13,6 +13,7 @@ import torch
 from dap.core.audio import SAMPLE_RATE
 from dap.fit import FitConfig
 from dap.tasks import separate as S
+from dap.tasks import separation_loss as SL
 
 TINY = {"widths": (4, 8, 16)}
 CFG = dict(lr=1e-3, precision="fp32", progress=False, device="cpu")
@@ -31,60 +32,60 @@ def _sources(length: int = L) -> np.ndarray:
 # ----------------------------------------------------------------------------- loss terms
 def test_temporal_smoothness_known_values():
     const = torch.rand(1, 1, 6, 1).expand(1, 1, 6, 9)  # constant along time, varies along frequency
-    assert float(S.temporal_smoothness(const)) == 0.0
+    assert float(SL.temporal_smoothness(const)) == 0.0
     alternating = torch.tensor([0.0, 1.0, 0.0, 1.0]).reshape(1, 1, 1, 4).expand(1, 1, 3, 4)
-    assert float(S.temporal_smoothness(alternating)) == pytest.approx(1.0)
+    assert float(SL.temporal_smoothness(alternating)) == pytest.approx(1.0)
 
 
 def test_exclusion_is_positive_for_shared_edges_and_zero_for_disjoint_ones():
     g = torch.Generator().manual_seed(0)
     a = torch.rand(1, 1, 64, 64, generator=g)
-    assert float(S.exclusion_loss(a, a)) > 0.05
+    assert float(SL.exclusion_loss(a, a)) > 0.05
     # piecewise-constant blocks far apart: their edges never meet, at any of the 3 scales
     a1 = torch.zeros(1, 1, 64, 64)
     a1[..., 4:16, 4:16] = 1.0
     a2 = torch.zeros(1, 1, 64, 64)
     a2[..., 40:60, 40:60] = 1.0
-    assert float(S.exclusion_loss(a1, a2)) < 1e-5
-    assert float(S.exclusion_loss(a1, torch.zeros_like(a1))) < 1e-5  # a silent source shares no edge
-    assert float(S.exclusion_loss(a1, a1)) > 100 * float(S.exclusion_loss(a1, a2))
+    assert float(SL.exclusion_loss(a1, a2)) < 1e-5
+    assert float(SL.exclusion_loss(a1, torch.zeros_like(a1))) < 1e-5  # a silent source shares no edge
+    assert float(SL.exclusion_loss(a1, a1)) > 100 * float(SL.exclusion_loss(a1, a2))
     # symmetric, and differentiable at zero without NaN
     x = torch.rand(1, 1, 32, 32, generator=g, requires_grad=True)
-    loss = S.exclusion_loss(x, torch.zeros(1, 1, 32, 32))
+    loss = SL.exclusion_loss(x, torch.zeros(1, 1, 32, 32))
     loss.backward()
     assert torch.isfinite(x.grad).all()
-    assert float(S.exclusion_loss(a, a1)) == pytest.approx(float(S.exclusion_loss(a1, a)))
+    assert float(SL.exclusion_loss(a, a1)) == pytest.approx(float(SL.exclusion_loss(a1, a)))
 
 
 def test_mask_and_presence_terms_known_values():
-    assert float(S.binarisation_loss(torch.full((1, 1, 4, 4), 0.5))) == pytest.approx(0.25)
+    assert float(SL.binarisation_loss(torch.full((1, 1, 4, 4), 0.5))) == pytest.approx(0.25)
     binary = (torch.rand(1, 1, 4, 4) > 0.5).float()
-    assert float(S.binarisation_loss(binary)) == 0.0
+    assert float(SL.binarisation_loss(binary)) == 0.0
     a = torch.ones(1, 1, 4, 4)
-    assert float(S.presence_loss(a, a, 0.1)) == 0.0                       # equal shares
-    assert float(S.presence_loss(a, torch.zeros_like(a), 0.1)) == pytest.approx(0.1)  # one source empty
-    assert float(S.presence_loss(a, 0.2 * a, 0.1)) == pytest.approx(0.1 - 0.04 / 1.04, rel=1e-5)
+    assert float(SL.presence_loss(a, a, 0.1)) == 0.0                       # equal shares
+    assert float(SL.presence_loss(a, torch.zeros_like(a), 0.1)) == pytest.approx(0.1)  # one source empty
+    assert float(SL.presence_loss(a, 0.2 * a, 0.1)) == pytest.approx(0.1 - 0.04 / 1.04, rel=1e-5)
 
 
 def test_separation_loss_terms_and_weights():
     g = torch.Generator().manual_seed(1)
     s1, s2 = torch.randn(1, 2, 16, 16, generator=g), torch.randn(1, 2, 16, 16, generator=g)
     m1, m2 = torch.rand(1, 1, 1, 16, generator=g).expand(-1, -1, 16, -1), torch.rand(1, 1, 1, 16, generator=g).expand(-1, -1, 16, -1)
-    c1, c2 = S.components(s1, s2, m1, m2)
-    w = S.SeparationWeights(exclusion=0.1, binarisation=0.01)
-    total, terms = S.separation_loss(s1, s2, m1, m2, c1 + c2, w)
+    c1, c2 = SL.components(s1, s2, m1, m2)
+    w = SL.SeparationWeights(exclusion=0.1, binarisation=0.01)
+    total, terms = SL.separation_loss(s1, s2, m1, m2, c1 + c2, w)
     assert terms["mixture"] == pytest.approx(0.0, abs=1e-7)  # the modelled mixture is the target
     expected = w.smoothness * terms["smoothness"] + w.exclusion * terms["exclusion"] + w.presence * terms["presence"]
     assert float(total) == pytest.approx(expected, rel=1e-5)
-    late, _ = S.separation_loss(s1, s2, m1, m2, c1 + c2, w, binarise=True)
+    late, _ = SL.separation_loss(s1, s2, m1, m2, c1 + c2, w, binarise=True)
     assert float(late) == pytest.approx(expected + w.binarisation * terms["binarisation"], rel=1e-5)
-    only_mix = S.SeparationWeights(smoothness=0, exclusion=0, presence=0)
-    total, terms = S.separation_loss(s1, s2, m1, m2, torch.zeros_like(s1), only_mix)
+    only_mix = SL.SeparationWeights(smoothness=0, exclusion=0, presence=0)
+    total, terms = SL.separation_loss(s1, s2, m1, m2, torch.zeros_like(s1), only_mix)
     assert float(total) == pytest.approx(float((c1 + c2).abs().mean()), rel=1e-6)
     # smoothness reads the raw sources: time masks that carry all the variation leave it unchanged
-    _, raw = S.separation_loss(s1, s2, torch.ones_like(m1), torch.ones_like(m2), c1 + c2, w)
+    _, raw = SL.separation_loss(s1, s2, torch.ones_like(m1), torch.ones_like(m2), c1 + c2, w)
     assert terms["smoothness"] == pytest.approx(raw["smoothness"], rel=1e-6)
-    assert torch.allclose(S.magnitude(c1), torch.sqrt(c1[:, :1] ** 2 + c1[:, 1:] ** 2), atol=1e-5)
+    assert torch.allclose(SL.magnitude(c1), torch.sqrt(c1[:, :1] ** 2 + c1[:, 1:] ** 2), atol=1e-5)
 
 
 def test_generator_shapes_ranges_and_unpack():
@@ -104,7 +105,7 @@ def test_generator_shapes_ranges_and_unpack():
     with pytest.raises(S.SeparationError):
         S.SeparationGenerator("conv", (1, 2, 512, 16), seed=0, domain="log")
     with pytest.raises(S.SeparationError, match="data_norm"):
-        S.restore(_sources().sum(0), "conv", FitConfig(iterations=1, **CFG), weights=S.SeparationWeights(data_norm="l3"))
+        S.restore(_sources().sum(0), "conv", FitConfig(iterations=1, **CFG), weights=SL.SeparationWeights(data_norm="l3"))
 
 
 def test_coherent_latent_is_nearly_constant_along_time():

@@ -91,4 +91,22 @@ def test_cost_table_reports_parameters_flops_and_seconds():
     table = teaching.cost_table(clip, designs=("conv",), widths=("4", "8", "16"), iterations=1, precision="fp32")
     row = table.iloc[0]
     assert row["design"] == "Convolution" and row["parameters"] == 8238
-    assert row["GFLOP/iteration"] >= 0 and row["s/iteration (measured)"] > 0
+    assert row["GFLOP/iteration"] == round(teaching.iteration_gflop("conv", ("4", "8", "16"), 4096), 1)
+    assert row["s/iteration (measured)"] > 0
+
+
+@pytest.mark.parametrize("design", ["conv", "dilated_exp_dense"])
+def test_iteration_gflop_agrees_with_torchs_flop_counter(design):
+    """The hook count (scaled from a probe, x3 for the backward) against torch's own count of one
+    forward + backward at full size; norms and activations are not in either."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dap.priors import build_prior
+
+    widths = (4, 8, 16)
+    model = build_prior(design, widths=widths)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(torch.randn(1, 2, 512, 64, requires_grad=True)).square().mean().backward()
+    measured = counter.get_total_flops() / 1e9
+    assert teaching.iteration_gflop(design, [str(w) for w in widths], 4096) == pytest.approx(measured, rel=0.1)

@@ -11,8 +11,7 @@ phase, Deep Audio Prior's choice) or ``"complex"`` (real+imag like the other tas
 masks scale both). The spectrograms are divided by the RMS of the mixture's STFT magnitudes, so the
 loss weights do not depend on the clip's level.
 
-The loss (:class:`SeparationWeights`): ``mixture`` (L1, or MSE with ``data_norm="l2"``, between the
-modelled and the observed normalised mixture), ``smoothness`` (mean absolute frame-to-frame change
+The loss (:mod:`dap.tasks.separation_loss`): ``mixture`` (L1, or MSE with ``data_norm="l2"``, between the modelled and the observed normalised mixture), ``smoothness`` (mean absolute frame-to-frame change
 of the *raw* sources), ``exclusion`` (Deep Audio Prior's, on the estimates' magnitudes),
 ``presence`` (each estimate keeps at least ``presence_min`` of the estimates' energy) and an
 optional late ``binarisation`` of the masks.
@@ -26,11 +25,11 @@ gives the last iterate's levels. Estimates are never clipped.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dap import metrics
@@ -39,36 +38,17 @@ from dap.core.errors import DapError
 from dap.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.priors import build_prior
 from dap.core.seeds import sub_seed
+from dap.tasks.separation_loss import _EPS, SeparationWeights, components, separation_loss
 
 DOMAINS = ("magnitude", "complex")
 #: Source names of Table 4, in the order of the references.
 SOURCES = ("piano", "drums")
 #: Metrics per source (Table 4, plus the SDR improvement over the mixture, waveform SNR and level).
 SEPARATION_METRICS = ("SDR", "SDRi", "SIR", "Spec. SNR", "Env. Dist.", "SNR", "Level")
-_EPS = 1e-12
 
 
 class SeparationError(DapError, ValueError):
     """Bad separation settings or signals (length mismatch, unknown domain...)."""
-
-
-@dataclass
-class SeparationWeights:
-    """Weights of the separation loss terms (see the module doc); all in normalised units."""
-
-    mixture: float = 1.0
-    data_norm: str = "l1"        # "l1" (Deep Audio Prior) or "l2" (paper 1's other tasks) for the mixture term
-    smoothness: float = 0.5
-    exclusion: float = 0.1
-    exclusion_from: float = 0.0  # fraction of the iterations after which exclusion is on
-    presence: float = 1.0
-    presence_min: float = 0.1    # each estimate should carry at least this share of the estimates' energy
-    binarisation: float = 0.0
-    binarise_from: float = 0.5   # fraction of the iterations after which binarisation is on
-
-    def as_settings(self) -> dict:
-        """The weights as a flat dict (part of a fit's id)."""
-        return {f"w_{k}": v for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -183,89 +163,6 @@ def unpack(pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return pred[:, :c], pred[:, c:2 * c], pred[:, 2 * c:2 * c + 1], pred[:, 2 * c + 1:]
 
 
-def components(s1: torch.Tensor, s2: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two source estimates ``(M1 * s1, M2 * s2)``; the masks broadcast over channels."""
-    return m1 * s1, m2 * s2
-
-
-def magnitude(c: torch.Tensor) -> torch.Tensor:
-    """``(B, C, F, T)`` -> magnitudes ``(B, 1, F, T)``: itself for C = 1, ``sqrt(re^2 + im^2)`` for C = 2."""
-    if c.shape[1] == 1:
-        return c
-    return torch.sqrt(c[:, :1] ** 2 + c[:, 1:2] ** 2 + _EPS)
-
-
-# ----------------------------------------------------------------------------- loss terms
-def temporal_smoothness(a: torch.Tensor) -> torch.Tensor:
-    """Mean ``|a[..., t+1] - a[..., t]|`` over all entries of ``a`` ``(B, C, F, T)``; 0 when constant in time."""
-    return torch.mean(torch.abs(a[..., 1:] - a[..., :-1]))
-
-
-def exclusion_loss(a1: torch.Tensor, a2: torch.Tensor, scales: int = 3) -> torch.Tensor:
-    """Deep Audio Prior's exclusion loss of two magnitude maps ``(B, 1, F, T)``.
-
-    At each of ``scales`` scales (2x2 average pooling between them), per axis (frequency, time):
-    ``g = 2 sigmoid(diff) - 1`` of each map's finite differences, and ``mean(g1^2 g2^2) ** 0.25``.
-    Returns the mean over scales and axes. 0 when the two maps never change at the same place; > 0
-    when they share edges (e.g. identical non-constant maps).
-    """
-    terms = []
-    for level in range(scales):
-        if level:
-            if min(a1.shape[-2:]) < 2:
-                break
-            a1, a2 = F.avg_pool2d(a1, 2), F.avg_pool2d(a2, 2)
-        for dim in (-2, -1):
-            g1 = 2 * torch.sigmoid(torch.diff(a1, dim=dim)) - 1
-            g2 = 2 * torch.sigmoid(torch.diff(a2, dim=dim)) - 1
-            # a tiny floor keeps the 4th root differentiable at 0 without biasing it: a floor of
-            # 1e-12 would already add 1e-3 to every term, comparable to a real shared edge
-            terms.append((torch.mean(g1 ** 2 * g2 ** 2) + 1e-24) ** 0.25)
-    return torch.stack(terms).mean()
-
-
-def binarisation_loss(m: torch.Tensor) -> torch.Tensor:
-    """``mean(m (1 - m))``: 0 for a binary mask, 0.25 for a mask of 0.5 everywhere."""
-    return torch.mean(m * (1 - m))
-
-
-def presence_loss(a1: torch.Tensor, a2: torch.Tensor, share_min: float = 0.1) -> torch.Tensor:
-    """``sum_i relu(share_min - E_i / (E_1 + E_2))`` with ``E_i`` the energy of magnitude map ``a_i``
-    ``(B, 1, F, T)``: 0 while each source carries at least ``share_min`` of the energy, growing as
-    one of them empties (the two-source premise: both are present in the mixture)."""
-    e1, e2 = torch.sum(a1 ** 2), torch.sum(a2 ** 2)
-    total = e1 + e2 + _EPS
-    return F.relu(share_min - e1 / total) + F.relu(share_min - e2 / total)
-
-
-def separation_loss(s1: torch.Tensor, s2: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, target: torch.Tensor,
-                    weights: SeparationWeights, binarise: bool = False,
-                    exclude: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted loss and its unweighted terms (for logging).
-
-    s1, s2: raw sources ``(1, C, F, T)``; m1, m2: time masks ``(1, 1, F, T)``; target: the
-    normalised observed mixture ``(1, C, F, T)`` (magnitude for C = 1, real/imag for C = 2).
-    Smoothness acts on the *raw* sources: on the estimates it could never favour a split (a sum
-    is at most as rough as its parts), while a raw source may stay smooth and let its time mask
-    carry the onsets. ``binarise`` switches the binarisation term on, ``exclude`` the exclusion term
-    (optionally only after ``exclusion_from`` of the iterations).
-    """
-    c1, c2 = components(s1, s2, m1, m2)
-    a1, a2 = magnitude(c1), magnitude(c2)
-    terms = {"mixture": torch.mean((c1 + c2 - target) ** 2) if weights.data_norm == "l2" else torch.mean(torch.abs(c1 + c2 - target)),
-             "smoothness": temporal_smoothness(magnitude(s1)) + temporal_smoothness(magnitude(s2)),
-             "exclusion": exclusion_loss(a1, a2),
-             "presence": presence_loss(a1, a2, weights.presence_min),
-             "binarisation": binarisation_loss(m1) + binarisation_loss(m2)}
-    total = (weights.mixture * terms["mixture"] + weights.smoothness * terms["smoothness"]
-             + weights.presence * terms["presence"])
-    if exclude:
-        total = total + weights.exclusion * terms["exclusion"]
-    if binarise:
-        total = total + weights.binarisation * terms["binarisation"]
-    return total, {k: float(v.detach()) for k, v in terms.items()}
-
-
 # ----------------------------------------------------------------------------- the fit
 def source_levels_db(estimates: np.ndarray, mixture: np.ndarray | None = None) -> np.ndarray:
     """Energy of each estimate ``(S, L)`` relative to ``mixture`` ``(L,)`` (default: the sum of the
@@ -294,86 +191,121 @@ def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitC
     loss terms ``loss_<term>``.
     """
     mixture = check_audio(mixture, "mixture")
-    length = mixture.shape[0]
     if domain not in DOMAINS:
         raise SeparationError(f"domain must be one of {DOMAINS}, not {domain!r}")
     weights, guard = weights or SeparationWeights(), guard or CollapseGuard()
     if weights.data_norm not in ("l1", "l2"):
         raise SeparationError(f"data_norm must be 'l1' or 'l2', not {weights.data_norm!r}")
     config = replace(config or FitConfig(), clip=None)  # two sources of a peak-1 mixture may each exceed 1
-    X = stft(mixture)[None]  # (1, 2, F, T)
-    mag = torch.sqrt(X[:, :1] ** 2 + X[:, 1:] ** 2)
-    scale = float(torch.sqrt(torch.mean(mag ** 2)))  # RMS magnitude (see the module doc)
-    phase = X / (mag + _EPS)  # unit phasors, (1, 2, F, T)
-    target = (mag if domain == "magnitude" else X) / scale
-
-    track = None
-    if references is not None:
-        refs = np.asarray(references, dtype=np.float32)
-        if refs.shape != (2, length):
-            raise SeparationError(f"references must be (2, {length}), got {refs.shape}")
-
-        def track(wav: np.ndarray) -> dict[str, float]:
-            snrs = np.array([[metrics.snr(refs[i], wav[j]) for j in range(2)] for i in range(2)])
-            pairs = [snrs[[0, 1], [0, 1]], snrs[[0, 1], [1, 0]]]
-            best = max(pairs, key=np.mean)
-            return {"snr": float(np.min(best)), "snr_mean": float(np.mean(best))}
-
+    spectra = _Spectra.of(mixture, domain)
+    track = None if references is None else _oracle_score(references, mixture.shape[0])
     user_on_step, user_stop = fit_kwargs.pop("on_step", None), fit_kwargs.pop("stop", None)
-    first_check = guard.first_check(config.iterations)
     total_seconds, restarts = 0.0, 0
     while True:
-        attempt_seed = seed if restarts == 0 else sub_seed(seed, 100 + restarts)
-        generator = SeparationGenerator(design, tuple(X.shape), attempt_seed, domain, prior_opts, time_variation)
-        state = {"step": 0, "collapsed": False, "user_stopped": False, "levels": "", "terms": {}}
-        cache: dict = {}
-
-        def loss_fn(pred, state=state, cache=cache):
-            s1, s2, m1, m2 = unpack(pred)
-            if "target" not in cache:
-                cache["target"] = target.to(s1.device)
-            state["step"] += 1
-            binarise = state["step"] > weights.binarise_from * config.iterations
-            exclude = state["step"] > weights.exclusion_from * config.iterations
-            loss, state["terms"] = separation_loss(s1, s2, m1, m2, cache["target"], weights, binarise, exclude)
-            return loss
-
-        def decode(pred, cache=cache):
-            c1, c2 = components(*unpack(pred))
-            spec = torch.cat([c1, c2]) * scale  # (2, C, F, T)
-            if domain == "magnitude":
-                if "phase" not in cache:
-                    cache["phase"] = phase.to(spec.device)
-                spec = spec * cache["phase"]  # magnitude x mixture phase -> (2, 2, F, T)
-            return istft(spec, length, mismatched=mismatched_istft)  # (2, L)
-
-        def on_step(it, info, state=state):
-            wav = info["waveforms"]
-            levels = source_levels_db(wav, mixture)
-            state["levels"] = ";".join(f"{v:.1f}" for v in levels)
-            if it >= first_check:
-                state["collapsed"] = guard.collapsed(levels, float(source_levels_db(wav.sum(0, keepdims=True), mixture)[0]))
-            if user_on_step is not None:
-                user_on_step(it, info)
-
-        may_restart = restarts < guard.max_restarts  # the last allowed attempt always runs to the end
-
-        def stop(state=state, may_restart=may_restart):
-            if user_stop is not None and user_stop():
-                state["user_stopped"] = True  # a person asked to stop: never restart
-                return True
-            return may_restart and state["collapsed"]
-
-        result = fit(generator, loss_fn, decode, config, track=track, on_step=on_step, stop=stop, **fit_kwargs)
+        attempt = _Attempt(mixture, spectra, domain, weights, guard, config, user_on_step, user_stop,
+                           may_restart=restarts < guard.max_restarts)  # the last allowed attempt runs to the end
+        generator = SeparationGenerator(design, tuple(spectra.X.shape), seed if restarts == 0 else
+                                        sub_seed(seed, 100 + restarts), domain, prior_opts, time_variation)
+        decode = partial(_decode, spectra=spectra, domain=domain, mismatched_istft=mismatched_istft, cache={})
+        result = fit(generator, attempt.loss, decode, config, track=track, on_step=attempt.on_step,
+                     stop=attempt.stop, **fit_kwargs)
         total_seconds += result.seconds
-        if not (state["collapsed"] and may_restart and result.ok and not state["user_stopped"]):
+        if not (attempt.collapsed and attempt.may_restart and result.ok and not attempt.user_stopped):
             break
         restarts += 1
     result.seconds = total_seconds
-    result.extra.update({"restarts": restarts, "collapsed": state["collapsed"], "domain": domain,
-                         "source_levels_db": state["levels"],
-                         **{f"loss_{k}": round(v, 6) for k, v in state["terms"].items()}})
+    result.extra.update({"restarts": restarts, "collapsed": attempt.collapsed, "domain": domain,
+                         "source_levels_db": attempt.levels,
+                         **{f"loss_{k}": round(v, 6) for k, v in attempt.terms.items()}})
     return result
+
+
+@dataclass
+class _Spectra:
+    """The observed mixture in the fit's units: its STFT ``X`` ``(1, 2, F, T)``, unit phasors
+    ``phase`` (same shape), the RMS magnitude ``scale`` (see the module doc) and the normalised
+    ``target`` (magnitude ``(1, 1, F, T)`` or real/imag ``(1, 2, F, T)``)."""
+
+    X: torch.Tensor
+    phase: torch.Tensor
+    scale: float
+    target: torch.Tensor
+    length: int
+
+    @classmethod
+    def of(cls, mixture: np.ndarray, domain: str) -> "_Spectra":
+        X = stft(mixture)[None]
+        mag = torch.sqrt(X[:, :1] ** 2 + X[:, 1:] ** 2)
+        scale = float(torch.sqrt(torch.mean(mag ** 2)))
+        return cls(X, X / (mag + _EPS), scale, (mag if domain == "magnitude" else X) / scale, mixture.shape[0])
+
+
+def _oracle_score(references: np.ndarray, length: int):
+    """The engine's ``track``: waveform SNR of the worse estimate and the mean, under the best
+    permutation of the clean sources ``references`` ``(2, L)``."""
+    refs = np.asarray(references, dtype=np.float32)
+    if refs.shape != (2, length):
+        raise SeparationError(f"references must be (2, {length}), got {refs.shape}")
+
+    def track(wav: np.ndarray) -> dict[str, float]:
+        snrs = np.array([[metrics.snr(refs[i], wav[j]) for j in range(2)] for i in range(2)])
+        pairs = [snrs[[0, 1], [0, 1]], snrs[[0, 1], [1, 0]]]
+        best = max(pairs, key=np.mean)
+        return {"snr": float(np.min(best)), "snr_mean": float(np.mean(best))}
+
+    return track
+
+
+def _decode(pred: torch.Tensor, spectra: _Spectra, domain: str, mismatched_istft: bool, cache: dict) -> torch.Tensor:
+    """The generator's output -> the two estimated waveforms ``(2, L)`` (magnitudes take the
+    mixture's phase); ``cache`` keeps the phase on the output's device."""
+    c1, c2 = components(*unpack(pred))
+    spec = torch.cat([c1, c2]) * spectra.scale  # (2, C, F, T)
+    if domain == "magnitude":
+        if "phase" not in cache:
+            cache["phase"] = spectra.phase.to(spec.device)
+        spec = spec * cache["phase"]  # magnitude x mixture phase -> (2, 2, F, T)
+    return istft(spec, spectra.length, mismatched=mismatched_istft)
+
+
+class _Attempt:
+    """One fit from one seed: the loss with its schedule (exclusion / binarisation switched on
+    part-way), the collapse check against the observed mixture at every tracked iteration, and the
+    stop rule (a person's stop request, or a collapse while a restart is still allowed)."""
+
+    def __init__(self, mixture, spectra: _Spectra, domain: str, weights: SeparationWeights, guard: CollapseGuard,
+                 config: FitConfig, user_on_step, user_stop, may_restart: bool):
+        self.mixture, self.spectra, self.weights, self.guard, self.config = mixture, spectra, weights, guard, config
+        self.user_on_step, self.user_stop, self.may_restart = user_on_step, user_stop, may_restart
+        self.first_check = guard.first_check(config.iterations)
+        self.step, self.collapsed, self.user_stopped, self.levels, self.terms = 0, False, False, "", {}
+        self._target = None
+
+    def loss(self, pred: torch.Tensor) -> torch.Tensor:
+        s1, s2, m1, m2 = unpack(pred)
+        if self._target is None:
+            self._target = self.spectra.target.to(s1.device)
+        self.step += 1
+        binarise = self.step > self.weights.binarise_from * self.config.iterations
+        exclude = self.step > self.weights.exclusion_from * self.config.iterations
+        loss, self.terms = separation_loss(s1, s2, m1, m2, self._target, self.weights, binarise, exclude)
+        return loss
+
+    def on_step(self, it: int, info: dict) -> None:
+        wav = info["waveforms"]
+        levels = source_levels_db(wav, self.mixture)
+        self.levels = ";".join(f"{v:.1f}" for v in levels)
+        if it >= self.first_check:
+            model_db = float(source_levels_db(wav.sum(0, keepdims=True), self.mixture)[0])
+            self.collapsed = self.guard.collapsed(levels, model_db)
+        if self.user_on_step is not None:
+            self.user_on_step(it, info)
+
+    def stop(self) -> bool:
+        if self.user_stop is not None and self.user_stop():
+            self.user_stopped = True  # a person asked to stop: never restart
+            return True
+        return self.may_restart and self.collapsed
 
 
 # ----------------------------------------------------------------------------- evaluation
