@@ -7,7 +7,7 @@ same fit. A script, not a test (it is slow at full width; nothing here is assert
     .venv/bin/python benchmarks/bench_stopping.py --widths 4,8,16 --snrs 10 --cap 3        # seconds
 
 Each case writes the noisy clip to a FLOAT wav, runs :func:`dap.restore.restore_file` with the
-command line's window function (:class:`dap.restore.DeepPrior`, defaults unless given), and reads
+command line's window function (:class:`dap.restore.WindowPrior`, defaults unless given), and reads
 the restored file back; the clean clip is used only to score (a per-iteration callback records the
 SNR of each iterate: it never steers the fit). Writes ``results/stopping_benchmark.md``.
 """
@@ -44,9 +44,9 @@ def run_case(clean: np.ndarray, snr: float, seed: int, args, folder: Path) -> di
         losses[iteration] = info["loss"]
 
     peak = float(np.abs(noisy).max())  # restore scales each channel by its peak and back
-    prior = restore.DeepPrior(design=args.design, iterations=args.cap, selection=args.selection,
-                              widths=args.widths, precision=args.precision, on_step=on_step,
-                              tolerance=args.tolerance, noise=args.noise)
+    prior = restore.WindowPrior(design=args.design, iterations=args.cap, selection=args.selection,
+                                widths=args.widths, precision=args.precision, on_step=on_step,
+                                tolerance=args.tolerance, noise=args.noise)
     t0 = time.perf_counter()
     restore.restore_file(src, dst, process=prior)
     seconds = time.perf_counter() - t0
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         f"- Command: `{' '.join(['benchmarks/bench_stopping.py'] + (argv if argv is not None else sys.argv[1:]))}`",
         f"- Clip: embedded speech `{clip.id}` (LJSpeech-like substitute), its most energetic {samples / 16000:.3f} s, "
         f"peak-normalised; white Gaussian noise at exactly the input SNR (seed 1000 + 10 x SNR)",
-        f"- Restore: `dap.restore.restore_file` with `DeepPrior(design={args.design!r}, selection={args.selection!r}, "
+        f"- Restore: `dap.restore.restore_file` with `WindowPrior(design={args.design!r}, selection={args.selection!r}, "
         f"tolerance={args.tolerance:g}, noise={args.noise!r})`, {width}, cap "
         f"{args.cap or restore.DEFAULT_MAX_ITERATIONS} iterations, precision {args.precision}",
         f"- 'at 200' = SNR of iterate 200 of the same fit (the former default, last of 200), known when the fit "

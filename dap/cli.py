@@ -12,6 +12,7 @@ import os
 import sys
 import textwrap
 
+from dap import restore as r
 from dap.costs import CPU_SECONDS_PER_ITERATION
 from dap.core.device import PRECISIONS
 from dap.core.errors import DapError
@@ -31,8 +32,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _restore_help() -> str:
-    from dap import restore as r
-
     return textwrap.dedent(f"""\
         Restore your own recording with an untrained deep prior (paper 1): remove noise
         (--task denoise) or fill gaps (--task inpaint --gaps 1.20-1.35,...).
@@ -71,7 +70,6 @@ def _restore_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dap import restore as r
     from dap.priors import ALL_DESIGNS
 
     ap = _Parser(prog=PROG, description="dap: deep audio priors, reproduced. Commands:",
@@ -133,24 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _positive(cast, noun: str, bound: str):
+    """An argparse type: ``cast(text)`` that must be finite and > 0 (``noun``, ``bound``: the messages)."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+        if not 0 < value < float("inf") or (cast is int and value < 1):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value if cast is int else repr(text)}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
+_positive_int = _positive(int, "an integer", "at least 1")
+_positive_float = _positive(float, "a number", "a positive number")
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -208,8 +204,6 @@ def _claims(args) -> int:
 
 
 def _restore(args) -> int:
-    from dap import restore as r
-
     window16 = int(round(args.window * 16000 / 256)) * 256
     overlap16 = int(round(args.overlap * 16000))
     r.check_window(window16, overlap16)
@@ -242,9 +236,9 @@ def _restore(args) -> int:
             bar.n = done["iterations"]
             bar.refresh()
 
-    process = r.DeepPrior(design=args.design, iterations=args.iterations, selection=args.selection,
-                          widths=args.widths, precision=args.precision, device=args.device, lr=args.lr,
-                          on_step=on_step, noise=args.noise, tolerance=args.tolerance)
+    process = r.WindowPrior(design=args.design, iterations=args.iterations, selection=args.selection,
+                            widths=args.widths, precision=args.precision, device=args.device, lr=args.lr,
+                            on_step=on_step, noise=args.noise, tolerance=args.tolerance)
     cap = process.max_iterations(args.task)
     if not args.quiet:
         print(_estimate(info, fits, args, process), file=sys.stderr)

@@ -1,5 +1,8 @@
 """The optimisation engine shared by every deep-prior task (denoise, inpaint, separate, ...).
 
+(One module on purpose, at ~400 lines: the loop, the selection rules it keeps and the deferred
+read-back that feeds them share one state; split, each part would only make sense with the others.)
+
 A task hands the engine a *generator* (an ``nn.Module`` whose ``forward()`` takes no argument:
 it holds its fixed latent input(s) and returns the predicted spectrogram(s)), a loss on that
 prediction, a decoder to waveforms, and optionally a tracker that scores waveforms against the
@@ -135,8 +138,11 @@ class FitResult:
         return self.status == "ok"
 
 
-def pick_device() -> torch.device:
-    """CUDA when available, else CPU: chosen at run time, never hard-coded."""
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device asked for, else CUDA when available, else CPU: chosen at run time, never
+    hard-coded."""
+    if device is not None:
+        return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -147,9 +153,8 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 def channels_last_safe(module: nn.Module, device: torch.device) -> bool:
-    """Whether bf16 + channels_last may be used. On CPU, oneDNN (torch 2.14.1) segfaults in the
-    backward of bf16 channels_last convolutions with large dilations (see dap.priors.unet); the
-    priors' phase-split convs avoid dilated kernels, so only other dilated convs disqualify."""
+    """Whether bf16 + channels_last may be used: anywhere but on a CPU with native dilated convs
+    (the bug and its work-around: docs/method.md, CPU fast path)."""
     from dap.priors.unet import native_dilated_convs
 
     return device.type != "cpu" or not native_dilated_convs(module)

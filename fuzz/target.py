@@ -76,7 +76,7 @@ def synthesize(path: Path, suffix: str, payload: bytes) -> None:
         x[p[1] % frames, 0] = np.nan if kind == 3 else np.inf
     elif kind == 5 and channels > 1:
         x[:, -1] = 0
-    if subtype == "VORBIS" and sr > restore.VORBIS_MAX_SR:  # libsndfile segfaults (see dap.restore)
+    if subtype == "VORBIS" and sr > restore.VORBIS_MAX_SR:  # libsndfile segfaults (see dap.restore.writing)
         sr = restore.VORBIS_MAX_SR
     sf.write(str(path), x, sr, format=fmt, subtype=subtype)
 

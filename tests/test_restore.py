@@ -198,7 +198,7 @@ def test_output_format_follows_the_suffix_and_keeps_the_subtype_when_possible(tm
 def test_tiny_deep_prior_through_dap_tasks(tmp_path, one_thread, task, gaps):
     x = _tone(22050, 0.7, 2) + 0.02 * np.random.default_rng(1).standard_normal((15435, 2))
     src = _write(tmp_path / "in.flac", x, 22050, "PCM_24")
-    prior = restore.DeepPrior(design="conv", iterations=2, widths=(4, 8, 16), precision="fp32", device="cpu")
+    prior = restore.WindowPrior(design="conv", iterations=2, widths=(4, 8, 16), precision="fp32", device="cpu")
     rep = restore.restore_file(src, tmp_path / "out.flac", task=task, gaps=gaps, process=prior)
     y = sf.read(tmp_path / "out.flac", always_2d=True)[0]
     assert rep.fits == 2 and not rep.failed and y.shape == x.shape and np.isfinite(y).all()
@@ -207,9 +207,9 @@ def test_tiny_deep_prior_through_dap_tasks(tmp_path, one_thread, task, gaps):
 
 def test_deep_prior_rejects_the_oracle_rule_and_unknown_designs():
     with pytest.raises(restore.RestoreError, match="no clean reference"):
-        restore.DeepPrior(selection="oracle")
+        restore.WindowPrior(selection="oracle")
     with pytest.raises(restore.RestoreError, match="unknown design"):
-        restore.DeepPrior(design="transformer")
+        restore.WindowPrior(design="transformer")
 
 
 # ----------------------------------------------------------------------------- command line

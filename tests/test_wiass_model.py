@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from dap.wiass.model import InformedSeparator, count_parameters, ones_side_info
+from dap.priors import count_parameters
+from dap.wiass.model import InformedSeparator, ones_side_info
 
 F_SMALL, H_SMALL = 17, 8
 

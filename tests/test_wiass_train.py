@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dap.core.store import ROW_COLUMNS, ResultStore
+from dap.wiass import configurations as C
 from dap.wiass import data as D
 from dap.wiass.evaluate import evaluate_configuration, separate, separation_metrics
 from dap.wiass.train import CheckpointMismatch, TrainSettings, is_trained, load_best, train
@@ -145,8 +146,8 @@ def test_evaluation_rows_resume_and_a32_shift(sets, tmp_path):
     assert set(shifted["trained_configuration"]) == {"A3.1"}
     ex = test_set[0]
     opts = res.settings.side_options()
-    side31 = D.fixed_side_info("A3.1", ex, 0, **opts)
-    side32 = D.fixed_side_info("A3.2", ex, 0, **opts)
+    side31 = C.fixed_side_info("A3.1", ex, 0, **opts)
+    side32 = C.fixed_side_info("A3.2", ex, 0, **opts)
     np.testing.assert_array_equal(side32.values, np.roll(side31.values, 100, axis=0))
     att31 = separate(res.model, ex, side31).attention
     att32 = separate(res.model, ex, side32).attention

@@ -56,6 +56,16 @@ def check_audio(x: np.ndarray, name: str = "audio", allow_silent: bool = False) 
 
 
 # ----------------------------------------------------------------------------- file I/O
+def check_audio_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or AudioError naming it when it does not exist or is a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    return path
+
+
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, mono: bool = True,
                allow_silent: bool = False) -> np.ndarray:
     """Read an audio file, mix to mono, resample to ``sr``.
@@ -63,11 +73,7 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, mono: bool = True
     Returns float32 ``(L,)`` (or ``(C, L)`` when ``mono=False``). Raises :class:`AudioError`
     naming the file for a missing, unreadable, empty, silent or non-finite file.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
+    path = check_audio_path(path)
     import soundfile as sf  # I/O only: the STFT pair works without it (benchmarks/gpu_check.py)
 
     try:
@@ -161,6 +167,18 @@ def fix_length(x, length: int, offset: int = 0) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- STFT pair
+def loudest_start(x: np.ndarray, length: int, step: int) -> int:
+    """Start of the ``length``-sample window of ``x`` ``(L,)`` with the most energy, among starts on
+    multiples of ``step`` (the first loudest wins; 0 when ``x`` is not longer than ``length``)."""
+    if length <= 0 or step <= 0:
+        raise ValueError(f"length and step must be positive, got {length} and {step}")
+    if len(x) <= length:
+        return 0
+    energy = np.concatenate([[0.0], np.cumsum(np.asarray(x, dtype=np.float64) ** 2)])
+    starts = np.arange(0, len(x) - length + 1, step)
+    return int(starts[np.argmax(energy[starts + length] - energy[starts])])
+
+
 def _window(n: int, device=None) -> torch.Tensor:
     return torch.hann_window(n, periodic=True, dtype=torch.float32, device=device)
 

@@ -47,10 +47,9 @@ class PhaseSplitConv2d(nn.Conv2d):
     *undilated* conv (padding 1) over the d x d polyphase components of the input, stacked along the
     batch axis: output sample ``i = d*q + r`` only reads input samples ``r, r +- d, ...``, i.e.
     phase r. Inputs are zero-padded up to a multiple of d first, which is exactly the conv's own zero
-    padding, so the result is exact for any size. Why: oneDNN's dilated kernels are slow on CPU, and
-    with bf16 in channels_last their backward segfaults or returns NaN (torch 2.14.1, dilation >= 4);
-    undilated kernels are fast and safe, so every prior can use bf16 + channels_last. On other devices
-    (cuDNN handles dilation well) the native dilated conv runs.
+    padding, so the result is exact for any size. Why (slow and, in bf16 channels_last, crashing
+    dilated kernels on CPU): docs/method.md, CPU fast path. On other devices the native dilated conv
+    runs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, dilation: int = 1) -> None:
@@ -122,13 +121,11 @@ class ConvUnit(nn.Module):
         return self.act(self.norm(self.conv(x)))
 
 
-class PlainBlock(nn.Module):
-    """A chain of conv units, one per dilation: ``(B, C_in, F, T) -> (B, C_out, F, T)`` twice.
+class _ConvChain(nn.Module):
+    """What both block kinds share: one :class:`ConvUnit` per dilation, unit ``i`` reading
+    ``unit_inputs(i)`` channels (the subclass says which)."""
 
-    Used by the three baselines (two units: conv+norm+ReLU, conv+norm+ReLU) and the harmonic prior.
-    """
-
-    dense = False
+    dense: bool
 
     def __init__(
         self,
@@ -139,14 +136,31 @@ class PlainBlock(nn.Module):
         conv_factory: ConvFactory = standard_conv3x3,
     ) -> None:
         super().__init__()
-        chans = [in_channels] + [out_channels] * len(dilations)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.units = nn.ModuleList(
-            ConvUnit(conv_factory(chans[i], out_channels, d), out_channels, norm)
+            ConvUnit(conv_factory(self.unit_inputs(i), out_channels, d), out_channels, norm)
             for i, d in enumerate(dilations)
         )
+
+    def unit_inputs(self, i: int) -> int:
+        raise NotImplementedError
+
+
+class PlainBlock(_ConvChain):
+    """A chain of conv units, one per dilation: ``(B, C_in, F, T) -> (B, C_out, F, T)`` twice.
+
+    Used by the three baselines (two units: conv+norm+ReLU, conv+norm+ReLU) and the harmonic prior.
+    """
+
+    dense = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.transition = None
-        self.out_channels = out_channels
-        self.skip_channels = out_channels
+        self.skip_channels = self.out_channels
+
+    def unit_inputs(self, i: int) -> int:
+        return self.in_channels if i == 0 else self.out_channels
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for unit in self.units:
@@ -158,7 +172,7 @@ class PlainBlock(nn.Module):
         return [u.conv for u in self.units]
 
 
-class DenseBlock(nn.Module):
+class DenseBlock(_ConvChain):
     """Dense block with transition.
 
     ``(B, C_in, F, T) -> (out (B, C_out, F, T), skip (B, C_in + n*C_out, F, T))``, n = len(dilations).
@@ -169,23 +183,14 @@ class DenseBlock(nn.Module):
 
     dense = True
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        dilations: tuple[int, ...],
-        norm: bool,
-        conv_factory: ConvFactory = standard_conv3x3,
-    ) -> None:
-        super().__init__()
-        self.units = nn.ModuleList(
-            ConvUnit(conv_factory(in_channels + i * out_channels, out_channels, d), out_channels, norm)
-            for i, d in enumerate(dilations)
-        )
-        self.skip_channels = in_channels + len(dilations) * out_channels
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.skip_channels = self.in_channels + len(self.units) * self.out_channels
         # Transition: 1x1, dilation 1, no norm, no activation (reduces the concatenation back to out).
-        self.transition = nn.Conv2d(self.skip_channels, out_channels, kernel_size=1, bias=True)
-        self.out_channels = out_channels
+        self.transition = nn.Conv2d(self.skip_channels, self.out_channels, kernel_size=1, bias=True)
+
+    def unit_inputs(self, i: int) -> int:
+        return self.in_channels + i * self.out_channels
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x

@@ -1,34 +1,45 @@
-"""Helpers shared by the studies: seeds, fit settings from a profile, clip loading, captions."""
+"""Helpers shared by the studies: the set-up of a study from its settings, clip loading, captions,
+the classical baselines.
+
+The helpers that read settings take any mapping (a :class:`dap.profiles.Settings` or a plain dict).
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
+import torch
 
-from dap.core.audio import peak_normalise
+from dap.baselines import BASELINES, timed
+from dap.core.audio import loudest_start, peak_normalise
+from dap.core.device import require_gpu_for_paper
+from dap.core.errors import DapError
+from dap.core.provenance import provenance
+from dap.core.store import fit_id
 from dap.data import Clip, load_clips
-from dap.fit import FitConfig
+from dap.fit import FitConfig, pick_device, resolve_precision
+from dap.grid import Grid
+from dap.priors import DESIGN_LABELS
+from dap.report import commits_note
 
 
-
-def fit_config(p: dict) -> FitConfig:
-    """The engine settings of a resolved profile ``p``; the ``paper`` profile without a usable CUDA
-    GPU stops here too (a notebook run outside run_all.sh), see dap.core.device.require_gpu_for_paper."""
-    from dap.core.device import require_gpu_for_paper
-
+def fit_config(p: Mapping, **extra) -> FitConfig:
+    """The engine settings of the settings ``p`` (``extra``: more :class:`dap.fit.FitConfig` fields);
+    the ``paper`` profile without a usable CUDA GPU stops here too (a notebook run outside
+    run_all.sh), see dap.core.device.require_gpu_for_paper."""
     require_gpu_for_paper(p.get("profile", ""))
     return FitConfig(iterations=p["iterations"], lr=p["lr"], lr_step=p["lr_step"], lr_gamma=p["lr_gamma"],
-                     precision=p["precision"], progress=p.get("progress", True))
+                     precision=p["precision"], progress=p.get("progress", True), **extra)
 
 
-def fit_workers(p: dict) -> int:
+def fit_workers(p: Mapping) -> int:
     """How many fits run at once: ``p["workers"]`` when set (> 0); else 1 on a GPU (one fit fills
     it) and 2 on a CPU with at least 2 cores (two single-threaded fits run ~1.15x more iterations per
     second than one two-threaded fit: results/benchmarks.md)."""
-    import os
-
-    import torch
-
     if p.get("workers"):
         return int(p["workers"])
     if torch.cuda.is_available():
@@ -36,17 +47,41 @@ def fit_workers(p: dict) -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
-def fit_settings(p: dict) -> dict:
+def fit_settings(p: Mapping) -> dict:
     """What, in ``p``, changes a fit's outcome: part of every fit id, with the device type and the
     precision the fit will resolve to there (``precision: auto`` is bf16 on one machine, fp32 on
     another: their rows must not be taken for each other's)."""
-    from dap.fit import pick_device, resolve_precision
-
     keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft", "max_samples")
     settings = {k: p[k] for k in keys if k in p}
     device = pick_device()
     settings["runs_on"] = {"device": device.type, "precision": resolve_precision(p.get("precision", "auto"), device)}
     return settings
+
+
+@dataclass(frozen=True)
+class StudySetup:
+    """What a paper-1 study builds from its settings before it fits anything (:func:`study_setup`)."""
+
+    grid: Grid                #: task, settings that identify a fit (its id), profile, seed
+    config: FitConfig         #: the fit engine's settings
+    prior_opts: dict | None   #: build_prior options of every fit (None: the paper's priors)
+
+
+def study_setup(p: Mapping, task: str, settings: dict | None = None, **config) -> StudySetup:
+    """The grid, engine settings and prior options of a paper-1 study under the settings ``p``.
+
+    Every study (denoising, inpainting, separation, stopping) sets up the same way:
+    ``grid.settings`` = :func:`fit_settings` + the task's own ``settings`` (noise level, masks, loss
+    weights: whatever changes the outcome) + ``prior_opts`` when ``p`` sets it (smaller priors
+    for tests and laptops; absent from the settings, hence from the fit ids, when it is not set);
+    ``config`` = :func:`fit_config` with the ``config`` extra fields (the stopping study's cap).
+    """
+    grid_settings = {**fit_settings(p), **(settings or {})}
+    prior_opts = p.get("prior_opts") or None  # e.g. {"widths": (4, 8, 16)}
+    if prior_opts:
+        grid_settings["prior_opts"] = prior_opts
+    return StudySetup(grid=Grid(task=task, settings=grid_settings, profile=p["profile"], seed=p["seed"]),
+                      config=fit_config(p, **config), prior_opts=prior_opts)
 
 
 def load_normalised(dataset: str, n: int, seed: int, source: str, root=None,
@@ -72,9 +107,7 @@ def loudest_window(audio: np.ndarray, length: int) -> np.ndarray:
         raise ValueError(f"max_samples must be positive, got {length}")
     if len(audio) <= length:
         return audio
-    energy = np.concatenate([[0.0], np.cumsum(np.asarray(audio, dtype=np.float64) ** 2)])
-    starts = np.arange(0, len(audio) - length + 1, 1024)
-    best = int(starts[np.argmax(energy[starts + length] - energy[starts])])
+    best = loudest_start(audio, length, 1024)
     return audio[best:best + length]
 
 
@@ -102,7 +135,7 @@ COMMON_DEVIATIONS = [
 ]
 
 
-def scale_deviations(p: dict, unit: str = "clips per data set") -> list[str]:
+def scale_deviations(p: Mapping, unit: str = "clips per data set") -> list[str]:
     """Caption lines for a run smaller than the paper's: fewer clips or iterations, smaller priors."""
     out = []
     if p.get("prior_opts"):
@@ -125,11 +158,9 @@ def describe_data(source: str, datasets) -> str:
     return "real corpora: " + ", ".join(_REAL_DATA.get(d, d) for d in datasets)
 
 
-def fit_description(p: dict, rows) -> str:
+def fit_description(p: Mapping, rows) -> str:
     """Iterations, precision, device (and its model) and commits actually used (read from the rows);
     rows of several commits are named in a warning, never mixed silently."""
-    from dap.report import commits_note
-
     prec = _values(rows, "precision") or p["precision"]
     dev = _values(rows, "device") or "?"
     model = _values(rows, "device_name")
@@ -169,13 +200,6 @@ def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progr
     time, ``iterations`` 0); ``evaluate(clip, estimate) -> {metric: value}`` as for the fits.
     Returns the rows of exactly these (clip, baseline) pairs. Each method is called once, untimed, on
     the first pending clip before the timed calls, so one-time set-up (librosa's JIT) is not counted."""
-    import pandas as pd
-
-    from dap.baselines import timed
-    from dap.core.errors import DapError
-    from dap.core.provenance import provenance
-    from dap.core.store import fit_id
-
     pending = [(c, name, fit_id(grid.fit_config(c, name))) for c in clips for name in methods]
     todo = [item for item in pending if not store.has(item[2])]
     for name in dict.fromkeys(name for _, name, _ in todo):  # warm-up; a failure is recorded below
@@ -204,9 +228,6 @@ def baseline_note(baselines, rows) -> str:
     """Caption line: what each classical baseline in ``baselines`` is, what it knows, its median cost
     per clip, and the deep priors' median cost per fit in ``rows`` (wall time on the machine that ran
     them). Empty without baseline rows."""
-    from dap.baselines import BASELINES
-    from dap.priors import DESIGN_LABELS
-
     if baselines is None or baselines.empty:
         return ""
     calls = baselines.drop_duplicates("fit_id")

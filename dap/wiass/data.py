@@ -52,12 +52,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torchaudio.functional as AF
 
+from dap.core.audio import SAMPLE_RATE
 from dap.core.errors import DatasetError
-from dap.wiass.side_info import SideInfo, make_side_info, total_magnitude
 from dap.core.seeds import stable_hash, stream
+from dap.data import load_clips
+from dap.wiass.side_info import total_magnitude
 
-SAMPLE_RATE = 16000
 #: Fragment length in samples: 8.192 s at 16 kHz.
 FRAGMENT = 131072
 N_FFT = 1024
@@ -77,8 +79,8 @@ def _window(device=None) -> torch.Tensor:
     return torch.hamming_window(N_FFT, periodic=True, dtype=torch.float32, device=device)
 
 
-def stft(x) -> torch.Tensor:
-    """Complex STFT, time-major.
+def wiass_stft(x) -> torch.Tensor:
+    """Paper 2's complex STFT, time-major (not :func:`dap.core.audio.stft`, paper 1's).
 
     x: ``(L,)`` or ``(B, L)`` (numpy or tensor). Returns complex64 ``(N, F)`` or ``(B, N, F)``
     with ``N = L // 512`` frames (frame n centred on sample ``512 n``) and F = 513.
@@ -94,10 +96,12 @@ def stft(x) -> torch.Tensor:
     return spec[..., : t.shape[-1] // HOP].transpose(-1, -2)
 
 
-def istft(spec: torch.Tensor, length: int = FRAGMENT) -> torch.Tensor:
-    """Inverse of :func:`stft`: complex ``(N, F)`` or ``(B, N, F)`` -> ``(length,)`` / ``(B, length)``."""
+def wiass_istft(spec: torch.Tensor, length: int = FRAGMENT) -> torch.Tensor:
+    """Inverse of :func:`wiass_stft`: complex ``(N, F)`` or ``(B, N, F)`` -> ``(length,)`` /
+    ``(B, length)``."""
     if spec.shape[-1] != N_FREQ:
-        raise ValueError(f"istft expects (..., frames, {N_FREQ}) time-major, got {tuple(spec.shape)}")
+        raise ValueError(f"wiass_istft expects (..., frames, {N_FREQ}) time-major, "
+                         f"got {tuple(spec.shape)}")
     return torch.istft(spec.transpose(-1, -2), n_fft=N_FFT, hop_length=HOP, win_length=N_FFT,
                        window=_window(spec.device), center=True, normalized=False, onesided=True,
                        length=length)
@@ -110,8 +114,8 @@ def normalised_magnitudes(mixture, target) -> tuple[torch.Tensor, torch.Tensor, 
     ``mixture_mag.max() == 1`` and ``scale`` the mixture's maximum magnitude (multiply a predicted
     normalised magnitude by it to return to the signal's scale).
     """
-    mix = stft(mixture).abs()
-    tgt = stft(target).abs()
+    mix = wiass_stft(mixture).abs()
+    tgt = wiass_stft(target).abs()
     scale = float(mix.max())
     if not scale > 0:
         raise DatasetError("the mixture is silent: its spectrogram cannot be normalised")
@@ -174,7 +178,6 @@ def fragment_from_clip(clip) -> Fragment:
     group = str(meta.get("track") or meta.get("original_file") or clip.id)
     family = str(meta.get("instrument") or "all")
     return Fragment(clip.id, target, acc, group=group, family=family, source=clip.source, meta=meta)
-
 
 
 def split_groups(fragments: list[Fragment], seed: int = SPLIT_SEED,
@@ -240,8 +243,6 @@ def load_splits(source: str = "embedded", root=None, n_train: int | None = None,
     the tracks (``None``: one window per track). Raises :class:`DatasetError` with a message when the data
     is missing.
     """
-    from dap.data import load_clips
-
     if source == "embedded":
         frags = [fragment_from_clip(c) for c in load_clips("stems", source="embedded")]
         splits = split_groups(frags)
@@ -318,8 +319,6 @@ def pitch_shift(x, semitones: int, sr: int = SAMPLE_RATE) -> np.ndarray:
     the exact rate the two rates share no common divisor and torchaudio's polyphase filter becomes
     huge (seconds to tens of seconds per fragment instead of ~0.2 s).
     """
-    import torchaudio.functional as AF
-
     x = np.asarray(x, dtype=np.float32)
     if semitones == 0:
         return x.copy()
@@ -438,53 +437,3 @@ class SpectrogramSet(torch.utils.data.Dataset):
         items = [self[int(i)] for i in indices]
         return (torch.stack([e.mixture_mag for e in items]),
                 torch.stack([e.target_mag for e in items]), items)
-
-
-# ----------------------------------------------------------------------------- configurations
-#: Trained configurations -> (model variant, side-information kind). BL2 is the informed model
-#: fed ones; A3.2 is not trained (it is the A3.1 model evaluated with shifted side information).
-CONFIGURATIONS: dict[str, tuple[str, str | None]] = {
-    "BL1": ("bl1", None), "BL2": ("informed", "ones"), "M1": ("informed", "M1"),
-    "M2": ("informed", "M2"), "A1": ("informed", "A1"), "A2": ("informed", "A2"),
-    "A3.1": ("informed", "A3.1"),
-}
-#: Evaluated configurations -> the trained configuration whose model they use.
-EVALUATIONS: dict[str, str] = {**{c: c for c in CONFIGURATIONS}, "A3.2": "A3.1"}
-
-
-def side_kind(evaluation: str) -> str | None:
-    """Side-information kind of an evaluated configuration (``"ones"`` for BL2, None for BL1)."""
-    if evaluation == "A3.2":
-        return "A3.2"
-    if evaluation not in CONFIGURATIONS:
-        raise ValueError(f"unknown configuration {evaluation!r}; choose one of {list(EVALUATIONS)}")
-    return CONFIGURATIONS[evaluation][1]
-
-
-def ones_info(n_frames: int) -> SideInfo:
-    """BL2's meaningless side information: ``N`` ones, with no alignment (all -1)."""
-    return SideInfo("ones", np.ones((n_frames, 1), dtype=np.float32),
-                    np.full(n_frames, -1, dtype=np.int64), np.zeros(n_frames, dtype=np.int64),
-                    np.zeros(n_frames, dtype=np.int64))
-
-
-def example_side_info(kind: str | None, example: Example, rng: np.random.Generator,
-                      length: int = 300, threshold: float = 0.0, shift: int = 100,
-                      left: int | None = None) -> SideInfo | None:
-    """Side information of ``kind`` for one example (None for BL1), with its true alignment."""
-    if kind is None:
-        return None
-    if kind == "ones":
-        return ones_info(example.target_mag.shape[0])
-    return make_side_info(kind, example.frames, rng, length=length, threshold=threshold,
-                          shift=shift, left=left)
-
-
-def fixed_side_info(kind: str | None, example: Example, seed: int, **options) -> SideInfo | None:
-    """Validation / test side information: drawn once per example from (seed, example id, kind).
-
-    A3.2 draws with A3.1's generator, so it is exactly A3.1's sequence circularly shifted.
-    """
-    base = "A3.1" if kind == "A3.2" else kind
-    rng = stream(seed, stable_hash(example.id), stable_hash(base))
-    return example_side_info(kind, example, rng, **options)

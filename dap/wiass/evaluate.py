@@ -2,7 +2,8 @@
 
 Separation (section 2): the predicted normalised magnitude is multiplied by the mixture's scale
 (:func:`dap.wiass.data.normalised_magnitudes`), combined with the **mixture phase**, and inverted
-with :func:`dap.wiass.data.istft`; the accompaniment estimate is ``mixture - target estimate``.
+with :func:`dap.wiass.data.wiass_istft`; the accompaniment estimate is ``mixture - target
+estimate``.
 Frames the model predicts as exactly zero (ReLU output) stay exactly zero after the inverse, so
 "predicted silence" in the EPS sense is reachable.
 
@@ -41,11 +42,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from dap import metrics
+from dap.core.audio import SAMPLE_RATE
 from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
-from dap.wiass.data import Example, SpectrogramSet, fixed_side_info, istft, side_kind, stft
+from dap.wiass.configurations import fixed_side_info, side_kind
+from dap.wiass.data import Example, SpectrogramSet, wiass_istft, wiass_stft
 from dap.wiass.model import InformedSeparator
 from dap.wiass.references import (REFERENCES, alignment_references, alignment_scores,
                                   reference_magnitude)
@@ -53,7 +57,7 @@ from dap.wiass.side_info import SideInfo
 from dap.wiass.train import TrainResult
 
 #: BSS Eval window and PES / EPS frame: 1 s at 16 kHz.
-WINDOW = 16000
+WINDOW = SAMPLE_RATE
 TASK = "wiass"
 SELECTION = "best-validation"
 SEPARATION_METRICS = ("SDR", "SIR", "SAR", "PES", "EPS", "L1")
@@ -105,10 +109,10 @@ def from_magnitude(example: Example, target_mag: torch.Tensor, attention=None,
     (used for the models and for the reference levels: silence, constant mask, oracle)."""
     mag = target_mag * example.scale  # back to the signal's scale
     mixture = example.fragment.mixture
-    spec = stft(mixture)
+    spec = wiass_stft(mixture)
     # Mixture phase; where the mixture bin is exactly zero its phase is undefined: use 0.
     unit = torch.where(spec.abs() > 0, spec / spec.abs().clamp_min(1e-30), torch.ones_like(spec))
-    target = istft(mag * unit, length=mixture.shape[0]).numpy().astype(np.float32)
+    target = wiass_istft(mag * unit, length=mixture.shape[0]).numpy().astype(np.float32)
     return Separation(target, (mixture - target).astype(np.float32), target_mag.numpy(),
                       attention, side)
 
@@ -182,8 +186,6 @@ def evaluate_configuration(store: ResultStore, result: TrainResult, evaluation: 
     fids = []
     items = range(len(test_set))
     if progress:
-        from tqdm.auto import tqdm
-
         items = tqdm(items, desc=f"evaluate {evaluation}", unit="fragment")
     for i in items:
         example = test_set[i]

@@ -200,8 +200,3 @@ def ones_side_info(batch: int, length: int, dim: int = 1, device: torch.device |
     if batch < 1 or length < 1 or dim < 1:
         raise ValueError(f"batch, length and dim must be positive, got {batch}, {length}, {dim}")
     return torch.ones(batch, length, dim, device=device, dtype=dtype)
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable, by default) parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -17,7 +17,7 @@ def figure2_boxplots(rows: pd.DataFrame, configurations, panels=FIGURE2_PANELS):
     with the median inside and whiskers over the whole range; the points are drawn on top since
     the embedded test set is small. A configuration without any defined value (e.g. EPS when the
     model never predicts exact silence) is marked "n/a"."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # not at the top: pyplot picks a backend on import
 
     ok = rows[rows["status"].fillna("ok") == "ok"].copy()
     ok["value"] = pd.to_numeric(ok["value"], errors="coerce")
@@ -64,7 +64,7 @@ def attention_figure(examples, sr: int = 16000, show_truth: bool = True):
     """Figure 3: for each example, the attention ``alpha (N x M)`` with step m vertically and
     frame n horizontally, the side information beside it on the left (padding in yellow), and the
     true target spectrogram (dB) below. The true alignment is overlaid as white dots."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # not at the top: pyplot picks a backend on import
 
     n_ex = len(examples)
     cols = min(n_ex, 3)
@@ -112,7 +112,7 @@ def training_curves(results: dict, silence: float | None = None):
     """Validation L1 loss per epoch of each trained configuration (the best epoch marked): shows
     how far the training budget got. ``silence``: the loss of predicting all zeros, drawn as a
     dashed line (a model above or near it has not learned to separate yet)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # not at the top: pyplot picks a backend on import
 
     fig, ax = plt.subplots(figsize=(6, 3.4))
     if silence is not None:

@@ -79,6 +79,12 @@ def l1_loss(name: str, dataset, mask: torch.Tensor | None = None) -> float:
     return total / count
 
 
+def silence_loss(valid_set) -> float:
+    """Validation L1 loss of predicting silence (all zeros): the trivial solution a model must beat
+    before its output means anything."""
+    return l1_loss("silence", valid_set)
+
+
 def _attendable(side: SideInfo, mask_padding: bool) -> np.ndarray:
     return side.mask if mask_padding else np.ones(side.n_steps, dtype=bool)
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dap.wiass.data import SAMPLE_RATE, Fragment, SpectrogramSet, make_example
+from dap.core.audio import SAMPLE_RATE
 from dap.core.seeds import stable_hash, stream
+from dap.wiass.data import Fragment, SpectrogramSet, make_example
 
 #: Length of the gates' fade in samples (5 ms).
 FADE = 80

@@ -23,7 +23,8 @@ trainer's own generator: the paper "randomly choose[s] the padding length on bot
 batch", so for M2 and A1 (whose content has the mixture's length N) one left padding is drawn per
 batch; A2 / A3.1 sequences have a length that differs per example, so their padding (and their
 deletions) are drawn per example. Validation uses fixed side information per example
-(:func:`dap.wiass.data.fixed_side_info`), so validation losses are comparable across epochs.
+(:func:`dap.wiass.configurations.fixed_side_info`), so validation losses are comparable across
+epochs.
 
 Checkpoints (``folder/last.pt``, written atomically with :func:`dap.core.files.atomic_write_bytes`)
 hold the model, the optimiser, the epoch, the position inside the epoch and its permutation, the
@@ -46,23 +47,24 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from dap.core.errors import DapError
 from dap.core.files import atomic_write_bytes, atomic_write_text
+from dap.core.seeds import stream
 from dap.core.store import fit_id
-from dap.wiass.data import (CONFIGURATIONS, N_FREQ, SpectrogramSet, example_side_info,
-                            fixed_side_info)
+from dap.fit import pick_device
+from dap.wiass.configurations import CONFIGURATIONS, example_side_info, fixed_side_info
+from dap.wiass.data import N_FREQ, SpectrogramSet
 from dap.wiass.model import InformedSeparator
 from dap.wiass.side_info import alignment_matrix, stack_side_info
-from dap.core.seeds import stream
-
 
 #: How the weight decay rate is applied: AdamW's decoupled decay, or Adam's L2 term.
 DECAYS = ("decoupled", "coupled")
@@ -76,7 +78,8 @@ class CheckpointMismatch(DapError):
 class TrainSettings:
     """Everything that determines a trained model (its id is a hash of these).
 
-    configuration: one of :data:`dap.wiass.data.CONFIGURATIONS` (BL1, BL2, M1, M2, A1, A2, A3.1).
+    configuration: one of :data:`dap.wiass.configurations.CONFIGURATIONS` (BL1, BL2, M1, M2, A1,
+    A2, A3.1).
     epochs: maximum number of epochs; patience: stop after this many epochs without a better
     validation loss (None: never); max_steps: cap on optimisation steps (None: none).
     checkpoint_every: also write ``last.pt`` every this many steps inside an epoch (None: only at
@@ -163,13 +166,6 @@ class TrainResult:
     seconds: float
     device: str
     folder: Path
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``cuda`` when available, else CPU (or the device asked for)."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def build_model(settings: TrainSettings) -> InformedSeparator:
@@ -323,6 +319,29 @@ def load_best(folder: str | Path, device: str | torch.device | None = None
 
 
 # ----------------------------------------------------------------------------- the loop
+@dataclass
+class _TrainingState:
+    """Where a training stands; stored as a plain dict (same keys) in ``last.pt``'s ``"state"``.
+
+    ``perm``: the current epoch's permutation of the training set (None between epochs);
+    ``seconds``: training time spent before this call."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    perm: np.ndarray | None = None
+    best_val: float = math.inf
+    best_epoch: int = -1
+    since_best: int = 0
+    last_loss: float = math.nan
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def record(self) -> dict:
+        """The checkpoint's record (a shallow copy, not :func:`dataclasses.asdict`'s deep one)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: SpectrogramSet,
           folder: str | Path, device: str | torch.device | None = None, progress: bool = True,
           stop_after_steps: int | None = None) -> TrainResult:
@@ -336,6 +355,41 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
+    _check_settings(settings, folder)
+    if (folder / "done.json").exists():
+        return _finished(settings, folder, device)
+
+    run = _Training(settings, train_set, valid_set, folder, device, stop_after_steps)
+    bar = _progress(progress, run.planned_steps(), run.state.global_step, settings.configuration)
+    status = "done"
+    while run.state.epoch < settings.epochs:
+        # A run killed after its last checkpoint but before done.json: nothing left to train.
+        if run.state.step_in_epoch == 0 and _budget_spent(settings, run.state):
+            break
+        end = run.run_epoch(bar)
+        if end == "interrupted":
+            status = "interrupted"
+            break
+        # End of an epoch (or of the step budget): validate, keep the best, checkpoint.
+        run.validate(bar)
+        stop = run.should_stop(budget_hit=end == "budget")
+        if stop is not None or time.time() - run.written >= settings.checkpoint_seconds:
+            run.checkpoint()
+        if stop is not None:
+            status = stop
+            break
+    if bar is not None:
+        bar.close()
+    if status == "done":
+        return run.finish()
+    st = run.state
+    return TrainResult(run.model.eval(), settings, pd.DataFrame(st.history), st.best_epoch,
+                       st.best_val, st.global_step, st.epoch, status, run.seconds(), str(device),
+                       folder)
+
+
+def _check_settings(settings: TrainSettings, folder: Path) -> None:
+    """Write ``settings.json``, or refuse a folder whose stored settings differ."""
     settings_path = folder / "settings.json"
     if settings_path.exists():
         stored = json.loads(settings_path.read_text())
@@ -345,131 +399,148 @@ def train(settings: TrainSettings, train_set: SpectrogramSet, valid_set: Spectro
     else:
         atomic_write_text(settings_path, json.dumps(settings.as_dict(), indent=2, sort_keys=True))
 
-    if (folder / "done.json").exists():
-        return _finished(settings, folder, device)
 
-    started = time.time()
-    model = build_model(settings).to(device)
-    optimizer = make_optimizer(model, settings)
-    rng = stream(settings.seed, 7919)  # batches and training side information
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "perm": None, "best_val": math.inf,
-             "best_epoch": -1, "since_best": 0, "last_loss": math.nan, "history": [], "seconds": 0.0}
-    last = folder / "last.pt"
-    if last.exists():
-        # Read on the CPU: the RNG state must stay a CPU tensor; load_state_dict copies the model
-        # and optimiser tensors to the model's device.
-        ck = _load(last, torch.device("cpu"))
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        rng.bit_generator.state = ck["numpy_rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        state = ck["state"]
+class _Training:
+    """One call of :func:`train`: the model, optimiser, generator and state (resumed from
+    ``last.pt`` when there is one), and the steps of the loop."""
 
-    written = [time.time()]  # when last.pt was last written (or this call started)
+    def __init__(self, settings: TrainSettings, train_set: SpectrogramSet,
+                 valid_set: SpectrogramSet, folder: Path, device: torch.device,
+                 stop_after_steps: int | None) -> None:
+        self.settings, self.train_set, self.valid_set = settings, train_set, valid_set
+        self.folder, self.device, self.stop_after_steps = folder, device, stop_after_steps
+        self.started = time.time()
+        self.model = build_model(settings).to(device)
+        self.optimizer = make_optimizer(self.model, settings)
+        self.rng = stream(settings.seed, 7919)  # batches and training side information
+        self.state = _TrainingState()
+        self.last = folder / "last.pt"
+        if self.last.exists():
+            # Read on the CPU: the RNG state must stay a CPU tensor; load_state_dict copies the
+            # model and optimiser tensors to the model's device.
+            ck = _load(self.last, torch.device("cpu"))
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+            self.rng.bit_generator.state = ck["numpy_rng"]
+            torch.set_rng_state(ck["torch_rng"])
+            self.state = _TrainingState(**ck["state"])
+        self.written = time.time()  # when last.pt was last written (or this call started)
+        self.per_epoch = math.ceil(len(train_set) / settings.batch_size)
+        self.steps_here = 0  # optimisation steps in this call
 
-    def checkpoint() -> None:
-        written[0] = time.time()
-        _save(last, {"settings": settings.as_dict(), "model": _cpu_state(model),
-                     "optimizer": _cpu_state(optimizer), "numpy_rng": rng.bit_generator.state,
-                     "torch_rng": torch.get_rng_state(),
-                     "state": {**state, "seconds": state["seconds"] + time.time() - started}})
+    def planned_steps(self) -> int:
+        planned = self.settings.epochs * self.per_epoch
+        if self.settings.max_steps is not None:
+            planned = min(planned, self.settings.max_steps)
+        return planned
 
-    n = len(train_set)
-    per_epoch = math.ceil(n / settings.batch_size)
-    planned = settings.epochs * per_epoch
-    if settings.max_steps is not None:
-        planned = min(planned, settings.max_steps)
-    bar = _progress(progress, planned, state["global_step"], settings.configuration)
-    steps_here = 0
-    status = "done"
-    while state["epoch"] < settings.epochs:
-        # A run killed after its last checkpoint but before done.json: nothing left to train.
-        if state["step_in_epoch"] == 0 and _budget_spent(settings, state):
-            break
-        if state["perm"] is None:
-            state["perm"] = rng.permutation(n)
-        model.train()
-        budget_hit = False
-        for b in range(state["step_in_epoch"], per_epoch):
-            idx = state["perm"][b * settings.batch_size:(b + 1) * settings.batch_size]
-            mix, tgt, items = train_set.batch(idx)
-            side = training_side_info(settings, items, rng)
-            pred, attention = run_model(model, mix, side, device)
-            loss = F.l1_loss(pred, tgt.to(device))
-            if settings.guide_weight > 0 and attention is not None and settings.kind != "ones":
-                guide = guidance_matrix(side.infos, settings.guide_width).to(device)
-                loss = loss + settings.guide_weight * guided_attention_loss(attention, guide)
-            if not torch.isfinite(loss):
-                raise DapError(f"{settings.configuration}: the training loss became {float(loss)} "
-                               f"at step {state['global_step']}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            state["global_step"] += 1
-            state["step_in_epoch"] = b + 1
-            state["last_loss"] = float(loss.detach())
-            steps_here += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{state['last_loss']:.4f}", epoch=state["epoch"])
-            budget_hit = settings.max_steps is not None and state["global_step"] >= settings.max_steps
-            if budget_hit:
-                break
-            # (An interruption on an epoch's last step waits for its validation, below.)
-            if stop_after_steps is not None and steps_here >= stop_after_steps and b + 1 < per_epoch:
-                checkpoint()
-                status = "interrupted"
-                break
-            if settings.checkpoint_every and state["global_step"] % settings.checkpoint_every == 0:
-                checkpoint()
-        if status == "interrupted":
-            break
-        # End of an epoch (or of the step budget): validate, keep the best, checkpoint.
-        val = validation_loss(model, settings, valid_set, device)
-        improved = val < state["best_val"]
-        if improved:
-            state.update(best_val=val, best_epoch=state["epoch"], since_best=0)
-            _save(folder / "best.pt", {"settings": settings.as_dict(), "model": _cpu_state(model),
-                                       "epoch": state["epoch"], "step": state["global_step"],
-                                       "val_loss": val})
-        else:
-            state["since_best"] += 1
-        state["history"].append({"epoch": state["epoch"], "step": state["global_step"],
-                                 "train_loss": state["last_loss"], "val_loss": val, "best": improved})
+    def seconds(self) -> float:
+        """Training time so far, earlier calls included."""
+        return self.state.seconds + time.time() - self.started
+
+    def checkpoint(self) -> None:
+        """Write ``last.pt``: everything needed to resume exactly."""
+        self.written = time.time()
+        _save(self.last, {"settings": self.settings.as_dict(), "model": _cpu_state(self.model),
+                          "optimizer": _cpu_state(self.optimizer),
+                          "numpy_rng": self.rng.bit_generator.state,
+                          "torch_rng": torch.get_rng_state(),
+                          "state": {**self.state.record(), "seconds": self.seconds()}})
+
+    def run_epoch(self, bar) -> str:
+        """Train from the current position to the end of the epoch. Returns ``"epoch"`` (its last
+        step done), ``"budget"`` (``max_steps`` reached) or ``"interrupted"`` (``stop_after_steps``
+        reached before the epoch's last step; ``last.pt`` written). An interruption on an epoch's
+        last step waits for its validation (:meth:`should_stop`)."""
+        s, st = self.settings, self.state
+        if st.perm is None:
+            st.perm = self.rng.permutation(len(self.train_set))
+        self.model.train()
+        for b in range(st.step_in_epoch, self.per_epoch):
+            self._step(b, bar)
+            if s.max_steps is not None and st.global_step >= s.max_steps:
+                return "budget"
+            if (self.stop_after_steps is not None and self.steps_here >= self.stop_after_steps
+                    and b + 1 < self.per_epoch):
+                self.checkpoint()
+                return "interrupted"
+            if s.checkpoint_every and st.global_step % s.checkpoint_every == 0:
+                self.checkpoint()
+        return "epoch"
+
+    def _step(self, b: int, bar) -> None:
+        """One optimisation step on batch ``b`` of the epoch's permutation."""
+        s, st = self.settings, self.state
+        idx = st.perm[b * s.batch_size:(b + 1) * s.batch_size]
+        mix, tgt, items = self.train_set.batch(idx)
+        side = training_side_info(s, items, self.rng)
+        pred, attention = run_model(self.model, mix, side, self.device)
+        loss = F.l1_loss(pred, tgt.to(self.device))
+        if s.guide_weight > 0 and attention is not None and s.kind != "ones":
+            guide = guidance_matrix(side.infos, s.guide_width).to(self.device)
+            loss = loss + s.guide_weight * guided_attention_loss(attention, guide)
+        if not torch.isfinite(loss):
+            raise DapError(f"{s.configuration}: the training loss became {float(loss)} "
+                           f"at step {st.global_step}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        st.global_step += 1
+        st.step_in_epoch = b + 1
+        st.last_loss = float(loss.detach())
+        self.steps_here += 1
         if bar is not None:
-            bar.set_postfix(loss=f"{state['last_loss']:.4f}", val=f"{val:.4f}", epoch=state["epoch"])
-        state.update(epoch=state["epoch"] + 1, step_in_epoch=0, perm=None)
-        patience_out = settings.patience is not None and state["since_best"] >= settings.patience
-        stopping = stop_after_steps is not None and steps_here >= stop_after_steps
-        ends = budget_hit or patience_out or stopping or state["epoch"] >= settings.epochs
-        if ends or time.time() - written[0] >= settings.checkpoint_seconds:
-            checkpoint()
+            bar.update(1)
+            bar.set_postfix(loss=f"{st.last_loss:.4f}", epoch=st.epoch)
+
+    def validate(self, bar) -> None:
+        """The validation loss at the end of an epoch: ``best.pt`` when it improves, a history
+        row, and the state moved to the next epoch."""
+        st = self.state
+        val = validation_loss(self.model, self.settings, self.valid_set, self.device)
+        improved = val < st.best_val
+        if improved:
+            st.best_val, st.best_epoch, st.since_best = val, st.epoch, 0
+            _save(self.folder / "best.pt", {"settings": self.settings.as_dict(),
+                                            "model": _cpu_state(self.model), "epoch": st.epoch,
+                                            "step": st.global_step, "val_loss": val})
+        else:
+            st.since_best += 1
+        st.history.append({"epoch": st.epoch, "step": st.global_step, "train_loss": st.last_loss,
+                           "val_loss": val, "best": improved})
+        if bar is not None:
+            bar.set_postfix(loss=f"{st.last_loss:.4f}", val=f"{val:.4f}", epoch=st.epoch)
+        st.epoch, st.step_in_epoch, st.perm = st.epoch + 1, 0, None
+
+    def should_stop(self, budget_hit: bool) -> str | None:
+        """After an epoch's validation: the status the training ends with (``"done"``: step
+        budget, patience or epochs used up; ``"interrupted"``: ``stop_after_steps`` reached), or
+        None to go on."""
+        s, st = self.settings, self.state
+        patience_out = s.patience is not None and st.since_best >= s.patience
         if budget_hit or patience_out:
-            break
-        if stopping:
-            status = "interrupted"
-            break
-    if bar is not None:
-        bar.close()
-    if status == "done":
-        seconds = state["seconds"] + time.time() - started
-        atomic_write_text(folder / "done.json", json.dumps(
-            {"steps": state["global_step"], "epochs": state["epoch"], "best_epoch": state["best_epoch"],
-             "best_val": state["best_val"], "seconds": round(seconds, 2), "device": str(device)},
-            indent=2))
-        _write_history(folder, state["history"])
-        return _finished(settings, folder, device)
-    return TrainResult(model.eval(), settings, pd.DataFrame(state["history"]), state["best_epoch"],
-                       state["best_val"], state["global_step"], state["epoch"], status,
-                       state["seconds"] + time.time() - started, str(device), folder)
+            return "done"
+        if self.stop_after_steps is not None and self.steps_here >= self.stop_after_steps:
+            return "interrupted"
+        return "done" if st.epoch >= s.epochs else None
+
+    def finish(self) -> TrainResult:
+        """Mark the training finished (``done.json``, ``history.csv``) and load the best model."""
+        st = self.state
+        atomic_write_text(self.folder / "done.json", json.dumps(
+            {"steps": st.global_step, "epochs": st.epoch, "best_epoch": st.best_epoch,
+             "best_val": st.best_val, "seconds": round(self.seconds(), 2),
+             "device": str(self.device)}, indent=2))
+        _write_history(self.folder, st.history)
+        return _finished(self.settings, self.folder, self.device)
 
 
-def _budget_spent(settings: TrainSettings, state: dict) -> bool:
+def _budget_spent(settings: TrainSettings, state: _TrainingState) -> bool:
     """Whether the step budget or the early-stopping patience is used up."""
-    if settings.max_steps is not None and state["global_step"] >= settings.max_steps:
+    if settings.max_steps is not None and state.global_step >= settings.max_steps:
         return True
-    return (bool(state["history"]) and settings.patience is not None
-            and state["since_best"] >= settings.patience)
+    return (bool(state.history) and settings.patience is not None
+            and state.since_best >= settings.patience)
 
 
 def _write_history(folder: Path, history: list[dict]) -> None:
@@ -492,8 +563,6 @@ def _finished(settings: TrainSettings, folder: Path, device: torch.device) -> Tr
 def _progress(enabled: bool, total: int, initial: int, name: str):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, desc=f"train {name}", unit="step", leave=True)
 
 
