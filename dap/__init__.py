@@ -9,13 +9,14 @@ imports its own layer or lower ones, never higher.
 ====  ==============  ==================================================================================
  0    core            ``dap.core``: errors, text, seeds, files, audio, device, failures, provenance, store
  1    foundations     ``metrics``, ``noise``, ``plots``, ``data``, ``paper``, ``costs``, ``progress``,
-                      ``profiles``, ``claims`` (the rule); ``wiass.side_info/data/remix/references/plots``
- 2    models          ``priors``, ``baselines``, ``wiass.model``
- 3    engine          ``fit``, ``wiass.train``
+                      ``profiles``, ``claims`` (the rule); ``wiass.side_info/data/configurations/
+                      study_data/remix/references/plots``
+ 2    models          ``priors``, ``baselines``, ``wiass.model``, ``wiass.settings``
+ 3    engine          ``fit``, ``wiass.train``, ``wiass.batches``
  4    tasks           ``tasks.denoise/inpaint/separate``, ``wiass.evaluate``
  5    orchestration   ``grid`` (the grid runner), ``report``
  6    applications    ``studies``, ``restore``, ``explore``, ``widgets``, ``teaching``, ``claim_registry``,
-                      ``claims_table``, ``wiass.study``
+                      ``claims_table``, ``wiass.study/tables/figure2/figure3/captions``
  7    entry points    ``runner`` (notebooks via papermill), ``cli`` (``python -m dap``)
 ====  ==============  ==================================================================================
 

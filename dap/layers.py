@@ -6,13 +6,13 @@ A module may import modules of its own layer or of a layer below, never above. L
 0. ``core``: errors, text, seeds, files, audio (I/O, checks, resampling, STFT), device and
    precision, failure kinds, provenance, the result store; imports nothing else from ``dap``;
 1. ``foundations``: metrics, noise, plots, data sets, the papers' numbers, measured costs, progress,
-   profiles, the claim rule; paper 2's side information, data and references;
-2. ``models``: the priors, the classical baselines, paper 2's network;
-3. ``engine``: the fit engine (paper 1) and the trainer (paper 2);
+   profiles, the claim rule; paper 2's side information, data, configurations and references;
+2. ``models``: the priors, the classical baselines, paper 2's network and its training settings;
+3. ``engine``: the fit engine (paper 1); the trainer and its batches (paper 2);
 4. ``tasks``: denoising, inpainting, separation as fits; paper 2's evaluation;
 5. ``orchestration``: the grid runner and the report helpers every table shares;
 6. ``applications``: the studies (one per table / figure), ``restore``, the explorer and its
-   widgets, teaching, the claims registry and CLAIMS.md, paper 2's study;
+   widgets, teaching, the claims registry and CLAIMS.md, paper 2's study, tables, figures and captions;
 7. ``entry points``: the notebook runner and the command line.
 """
 
@@ -25,8 +25,8 @@ LAYERS: dict[str, int] = {
     "dap.progress": 1, "dap.profiles": 1, "dap.claims": 1, "dap.layers": 1,
     "dap.wiass.side_info": 1, "dap.wiass.data": 1, "dap.wiass.remix": 1, "dap.wiass.references": 1,
     "dap.wiass.plots": 1, "dap.wiass.configurations": 1, "dap.wiass.study_data": 1,
-    "dap.priors": 2, "dap.baselines": 2, "dap.wiass.model": 2,
-    "dap.fit": 3, "dap.wiass.train": 3,
+    "dap.priors": 2, "dap.baselines": 2, "dap.wiass.model": 2, "dap.wiass.settings": 2,
+    "dap.fit": 3, "dap.wiass.train": 3, "dap.wiass.batches": 3,
     "dap.tasks": 4, "dap.wiass.evaluate": 4,
     "dap.grid": 5, "dap.report": 5,
     "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.widgets": 6, "dap.teaching": 6,

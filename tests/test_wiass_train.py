@@ -12,7 +12,8 @@ from dap.core.store import ROW_COLUMNS, ResultStore
 from dap.wiass import configurations as C
 from dap.wiass import data as D
 from dap.wiass.evaluate import evaluate_configuration, separate, separation_metrics
-from dap.wiass.train import CheckpointMismatch, TrainSettings, is_trained, load_best, train
+from dap.wiass.settings import CheckpointMismatch, TrainSettings
+from dap.wiass.train import is_trained, load_best, train
 
 SHORT = 32768  # 2.048 s -> 64 frames; two 1-s BSS Eval windows / PES frames
 TINY = 16384   # 1.024 s -> 32 frames: training tests only (LSTM time grows with the frames)
@@ -170,8 +171,8 @@ def test_bl1_rows_have_no_alignment(sets, tmp_path):
 def test_the_projects_reading_of_the_protocol(sets):
     """AdamW by default (Adam's L2 on request), padding masked in training and evaluation, a leaky
     output only while training, and a guided-attention term that is zero on the ideal attention."""
-    from dap.wiass.train import (build_model, fixed_batch_side_info, guidance_matrix,
-                                 guided_attention_loss, make_optimizer, training_side_info)
+    from dap.wiass.batches import fixed_batch_side_info, guidance_matrix, guided_attention_loss, training_side_info
+    from dap.wiass.train import build_model, make_optimizer
     from dap.wiass.side_info import alignment_matrix
 
     s = settings("M2")

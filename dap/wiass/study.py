@@ -39,7 +39,8 @@ from dap.wiass.figure3 import (FIGURE3, UNGUIDED, AttentionExample, figure3_capt
 from dap.wiass.references import silence_loss
 from dap.wiass.study_data import StudyData, data_settings, load_study_data
 from dap.wiass.tables import summary_table
-from dap.wiass.train import TrainResult, TrainSettings, is_trained, train
+from dap.wiass.settings import TrainResult, TrainSettings
+from dap.wiass.train import is_trained, train
 
 #: Notebooks 07 and 08's entry point: the names they call as ``study.<name>``, this module's own
 #: and those imported above from the modules that publish the figures.

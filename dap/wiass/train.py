@@ -47,7 +47,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -59,114 +59,11 @@ from tqdm.auto import tqdm
 from dap.core.errors import DapError
 from dap.core.files import atomic_write_bytes, atomic_write_text
 from dap.core.seeds import stream
-from dap.core.store import fit_id
 from dap.fit import pick_device
-from dap.wiass.configurations import CONFIGURATIONS, example_side_info, fixed_side_info
 from dap.wiass.data import N_FREQ, SpectrogramSet
 from dap.wiass.model import InformedSeparator
-from dap.wiass.side_info import alignment_matrix, stack_side_info
-
-#: How the weight decay rate is applied: AdamW's decoupled decay, or Adam's L2 term.
-DECAYS = ("decoupled", "coupled")
-
-
-class CheckpointMismatch(DapError):
-    """A checkpoint folder holds a training with other settings than the ones asked for."""
-
-
-@dataclass
-class TrainSettings:
-    """Everything that determines a trained model (its id is a hash of these).
-
-    configuration: one of :data:`dap.wiass.configurations.CONFIGURATIONS` (BL1, BL2, M1, M2, A1,
-    A2, A3.1).
-    epochs: maximum number of epochs; patience: stop after this many epochs without a better
-    validation loss (None: never); max_steps: cap on optimisation steps (None: none).
-    checkpoint_every: also write ``last.pt`` every this many steps inside an epoch (None: only at
-    the end of an epoch). checkpoint_seconds: at the end of an epoch, write ``last.pt`` only when
-    this many seconds passed since the last write (0: every epoch); the last epoch and an
-    interruption always write it. ``decay``: ``"decoupled"`` (AdamW) or ``"coupled"`` (Adam's L2, the
-    paper's literal reading); ``mask_padding``: exclude padding from the attention; ``output_leak``:
-    training-only leaky output slope; ``guide_weight`` / ``guide_width``: guided attention (0: off).
-    ``data`` describes the data (source, split sizes, augmentation) so that
-    a model trained on other data is never reused.
-    """
-
-    configuration: str
-    hidden: int = 513
-    n_layers: int = 2
-    lr: float = 1e-4
-    weight_decay: float = 1e-3
-    batch_size: int = 128
-    epochs: int = 1000
-    patience: int | None = 100
-    max_steps: int | None = None
-    side_length: int = 300
-    activity_threshold: float = 0.0
-    seed: int = 0
-    checkpoint_every: int | None = None
-    checkpoint_seconds: float = 300.0
-    decay: str = "decoupled"
-    mask_padding: bool = True
-    output_leak: float = 0.01
-    guide_weight: float = 0.0
-    guide_width: float = 3.0
-    data: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.configuration not in CONFIGURATIONS:
-            raise ValueError(f"unknown configuration {self.configuration!r}; trained ones are "
-                             f"{list(CONFIGURATIONS)} (A3.2 is the A3.1 model with shifted side info)")
-        for name in ("hidden", "n_layers", "batch_size", "epochs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.decay not in DECAYS:
-            raise ValueError(f"unknown decay {self.decay!r}; choose one of {DECAYS}")
-        if not (self.checkpoint_seconds >= 0):  # also refuses NaN
-            raise ValueError(f"checkpoint_seconds must be >= 0 (0: every epoch), got {self.checkpoint_seconds}")
-        if self.guide_weight < 0 or self.guide_width <= 0:
-            raise ValueError(f"guide_weight must be >= 0 and guide_width > 0, got "
-                             f"{self.guide_weight}, {self.guide_width}")
-
-    @property
-    def variant(self) -> str:
-        return CONFIGURATIONS[self.configuration][0]
-
-    @property
-    def kind(self) -> str | None:
-        return CONFIGURATIONS[self.configuration][1]
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("checkpoint_every")  # when checkpoints are written does not change the model
-        d.pop("checkpoint_seconds")
-        return d
-
-    @property
-    def id(self) -> str:
-        """12-hex id of the settings: the model's folder name ends with it."""
-        return fit_id(self.as_dict())
-
-    def side_options(self) -> dict:
-        return {"length": self.side_length, "threshold": self.activity_threshold}
-
-
-@dataclass
-class TrainResult:
-    """A trained model (best validation weights loaded, eval mode) and how it was obtained."""
-
-    model: InformedSeparator
-    settings: TrainSettings
-    history: pd.DataFrame
-    best_epoch: int
-    best_val: float
-    steps: int
-    epochs: int
-    status: str            # "done" or "interrupted"
-    seconds: float
-    device: str
-    folder: Path
-
+from dap.wiass.settings import CheckpointMismatch, TrainResult, TrainSettings
+from dap.wiass.batches import guided_attention_loss, guidance_matrix, run_model, training_side_info, validation_loss
 
 def build_model(settings: TrainSettings) -> InformedSeparator:
     """The model of ``settings``, initialised from its seed."""
@@ -180,102 +77,6 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.opt
     kind = torch.optim.AdamW if settings.decay == "decoupled" else torch.optim.Adam
     return kind(model.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8,
                 weight_decay=settings.weight_decay)
-
-
-# ----------------------------------------------------------------------------- side info batches
-@dataclass
-class SideBatch:
-    """Side information of a batch: values ``(B, M, 1)``, the mask ``(B, M)`` to pass to the model
-    (None unless ``mask_padding``), and the per-example :class:`SideInfo` (with the truth)."""
-
-    values: torch.Tensor
-    mask: torch.Tensor | None
-    infos: list
-
-    def to(self, device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.values.to(device), None if self.mask is None else self.mask.to(device)
-
-
-def _side_batch(settings: TrainSettings, infos: list) -> SideBatch:
-    values, mask = stack_side_info(infos)
-    return SideBatch(torch.from_numpy(values),
-                     torch.from_numpy(mask) if settings.mask_padding else None, infos)
-
-
-def training_side_info(settings: TrainSettings, examples, rng: np.random.Generator
-                       ) -> SideBatch | None:
-    """Side information for a training batch, freshly drawn (None for BL1)."""
-    kind = settings.kind
-    if kind is None:
-        return None
-    left = None
-    n = examples[0].target_mag.shape[0]
-    if kind in ("M2", "A1"):  # content length N for every example: one padding split per batch
-        left = int(rng.integers(0, settings.side_length - n + 1))
-    infos = [example_side_info(kind, e, rng, left=left, **settings.side_options()) for e in examples]
-    return _side_batch(settings, infos)
-
-
-def fixed_batch_side_info(settings: TrainSettings, examples, seed: int, kind: str | None = None
-                          ) -> SideBatch | None:
-    """Fixed (per example) side information of a validation / test batch (None for BL1)."""
-    kind = settings.kind if kind is None else kind
-    if kind is None:
-        return None
-    return _side_batch(settings, [fixed_side_info(kind, e, seed, **settings.side_options())
-                                  for e in examples])
-
-
-def run_model(model: InformedSeparator, mixture: torch.Tensor, side: SideBatch | None,
-              device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The model on a batch ``(B, N, F)`` with its side information (mask included)."""
-    if side is None:
-        return model(mixture.to(device))
-    values, mask = side.to(device)
-    return model(mixture.to(device), values, side_mask=mask)
-
-
-def guidance_matrix(infos: list, width: float) -> torch.Tensor:
-    """``(B, N, M)`` weights in [0, 1]: 1 on the steps a frame's true alignment allows (its step,
-    or its segment's steps when its step was deleted), decaying as a Gaussian of ``width`` steps
-    away from them; 0 for frames without meaningful truth (BL2's ones)."""
-    out = []
-    for info in infos:
-        if info.kind == "ones":
-            out.append(np.zeros((info.n_frames, info.n_steps), dtype=np.float32))
-            continue
-        allowed = alignment_matrix(info) > 0  # (N, M)
-        # distance of every step to the nearest allowed step of its frame: the last allowed step
-        # at or before it and the first at or after it, by running maxima along the steps
-        steps = np.broadcast_to(np.arange(info.n_steps, dtype=np.float64), allowed.shape)
-        big = 10.0 * info.n_steps
-        before = np.maximum.accumulate(np.where(allowed, steps, -big), axis=1)
-        after = -np.maximum.accumulate(np.where(allowed, -steps, -big)[:, ::-1], axis=1)[:, ::-1]
-        dist = np.minimum(steps - before, after - steps)
-        out.append(np.exp(-0.5 * (dist / width) ** 2).astype(np.float32))
-    return torch.from_numpy(np.stack(out))
-
-
-def guided_attention_loss(attention: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
-    """Mean over frames of the attention mass outside the guidance band: ``1 - sum_m a * G``.
-
-    attention, guidance: ``(B, N, M)``. 0 when every frame attends inside its band."""
-    return (1.0 - (attention * guidance).sum(dim=-1)).mean()
-
-
-@torch.no_grad()
-def validation_loss(model: InformedSeparator, settings: TrainSettings, valid: SpectrogramSet,
-                    device: torch.device) -> float:
-    """Mean L1 loss over the validation examples (fixed side information)."""
-    model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(valid), settings.batch_size):
-        idx = range(start, min(start + settings.batch_size, len(valid)))
-        mix, tgt, items = valid.batch(idx)
-        pred, _ = run_model(model, mix, fixed_batch_side_info(settings, items, settings.seed), device)
-        total += float(F.l1_loss(pred, tgt.to(device), reduction="sum"))
-        count += tgt.numel()
-    return total / count
 
 
 # ----------------------------------------------------------------------------- checkpoints
