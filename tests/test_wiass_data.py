@@ -8,6 +8,7 @@ from dap.core.audio import SAMPLE_RATE
 from dap.core.errors import DatasetError
 from dap.wiass import configurations as C
 from dap.wiass import data as D
+from dap.wiass import examples as E
 from dap.wiass.side_info import PAD_VALUE
 
 SHORT = 32768  # 2.048 s: 64 frames, keeps the tests fast
@@ -48,19 +49,19 @@ def test_both_spectrograms_are_normalised_by_the_mixture_maximum():
 
 def test_augmentation_is_reproducible_and_order_independent():
     frags = D.synthetic_fragments(3, seed=0, length=SHORT)
-    a = D.SpectrogramSet(frags, copies=2, seed=5, circular_shift=True)
-    b = D.SpectrogramSet(frags, copies=2, seed=5, circular_shift=True)
+    a = E.SpectrogramSet(frags, copies=2, seed=5, circular_shift=True)
+    b = E.SpectrogramSet(frags, copies=2, seed=5, circular_shift=True)
     assert len(a) == 6
     first = [a[i].mixture_mag for i in range(6)]
     backwards = [b[i].mixture_mag for i in reversed(range(6))][::-1]
     for x, y in zip(first, backwards):
         assert torch.equal(x, y)
-    c = D.SpectrogramSet(frags, copies=2, seed=6, circular_shift=True)
+    c = E.SpectrogramSet(frags, copies=2, seed=6, circular_shift=True)
     assert not torch.equal(c[0].mixture_mag, a[0].mixture_mag)
     augs = [a.augmentation(i) for i in range(6)]
     assert len({(g.gain_db, g.semitones, g.shift) for g in augs}) == 6
     assert all(-2 <= g.gain_db <= 2 and -2 <= g.semitones <= 2 for g in augs)
-    assert D.SpectrogramSet(frags).augmentation(0) is None  # validation / test: no augmentation
+    assert E.SpectrogramSet(frags).augmentation(0) is None  # validation / test: no augmentation
 
 
 def test_gain_moves_the_energy_ratio_by_the_drawn_decibels():
@@ -136,7 +137,7 @@ def test_embedded_stems_split_14_4_6():
 
 def test_side_information_of_an_example():
     frag = D.synthetic_fragments(1, seed=4, length=SHORT, silent_seconds=1)[0]
-    ex = D.make_example(frag)
+    ex = E.make_example(frag)
     frames = ex.frames
     assert frames.shape == (64,)
     assert np.any(frames == 0) and np.any(frames > 0)  # exact silence survives the STFT

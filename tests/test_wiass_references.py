@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dap.wiass import data as D
+from dap.wiass import examples as E
 from dap.wiass.references import (alignment_references, alignment_scores, chance_levels,
                                   constant_mask, l1_loss, proportional_attention,
                                   reference_magnitude)
@@ -14,7 +15,7 @@ from dap.wiass.side_info import make_side_info
 
 @pytest.fixture(scope="module")
 def small_set():
-    return D.SpectrogramSet(D.synthetic_fragments(3, seed=4, length=16384, silent_seconds=0))
+    return E.SpectrogramSet(D.synthetic_fragments(3, seed=4, length=16384, silent_seconds=0))
 
 
 def test_constant_mask_minimises_the_l1_loss(small_set):

@@ -11,6 +11,7 @@ from torch import nn
 from dap.core.store import ROW_COLUMNS, ResultStore
 from dap.wiass import configurations as C
 from dap.wiass import data as D
+from dap.wiass import examples as E
 from dap.wiass.evaluate import evaluate_configuration, separate, separation_metrics
 from dap.wiass.settings import CheckpointMismatch, TrainSettings
 from dap.wiass.train import is_trained, load_best, train
@@ -24,9 +25,9 @@ def sets():
     """Training (8 augmented examples), validation and test sets of synthetic stems. The test
     fragment is 2 s long with one exactly silent second (PES defined)."""
     frags = D.synthetic_fragments(5, seed=11, length=TINY, silent_seconds=0)
-    train_set = D.SpectrogramSet(frags[:4], copies=2, seed=0, pitch=0, circular_shift=True)
+    train_set = E.SpectrogramSet(frags[:4], copies=2, seed=0, pitch=0, circular_shift=True)
     test = D.synthetic_fragments(1, seed=12, length=SHORT, silent_seconds=1)
-    return train_set, D.SpectrogramSet(frags[4:5]), D.SpectrogramSet(test)
+    return train_set, E.SpectrogramSet(frags[4:5]), E.SpectrogramSet(test)
 
 
 def settings(configuration="A3.1", **kw):
@@ -226,7 +227,7 @@ def test_a_small_model_learns_beyond_the_reference_levels(tmp_path):
 
     splits = D.load_splits("embedded")
     train_set = RemixSet(splits["train"], 48, seed=0)
-    valid_set = D.SpectrogramSet(gated_fragments(splits["valid"], 0))
+    valid_set = E.SpectrogramSet(gated_fragments(splits["valid"], 0))
     silence = l1_loss("silence", valid_set)
     constant = l1_loss("constant-mask", valid_set, constant_mask(train_set))
     assert constant < silence

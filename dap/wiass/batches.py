@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dap.wiass.configurations import example_side_info, fixed_side_info
-from dap.wiass.data import SpectrogramSet
+from dap.wiass.examples import SpectrogramSet
 from dap.wiass.model import InformedSeparator
 from dap.wiass.side_info import alignment_matrix, stack_side_info
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dap.core.seeds import stable_hash, stream
-from dap.wiass.data import Example
+from dap.wiass.examples import Example
 from dap.wiass.side_info import SideInfo, make_side_info
 
 #: Trained configurations -> (model variant, side-information kind). BL2 is the informed model

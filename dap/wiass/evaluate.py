@@ -49,7 +49,8 @@ from dap.core.audio import SAMPLE_RATE
 from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
 from dap.wiass.configurations import fixed_side_info, side_kind
-from dap.wiass.data import Example, SpectrogramSet, wiass_istft, wiass_stft
+from dap.wiass.data import wiass_istft, wiass_stft
+from dap.wiass.examples import Example, SpectrogramSet
 from dap.wiass.model import InformedSeparator
 from dap.wiass.references import (REFERENCES, alignment_references, alignment_scores,
                                   reference_magnitude)

@@ -26,7 +26,8 @@ import numpy as np
 
 from dap.core.audio import SAMPLE_RATE
 from dap.core.seeds import stable_hash, stream
-from dap.wiass.data import Fragment, SpectrogramSet, make_example
+from dap.wiass.data import Fragment
+from dap.wiass.examples import SpectrogramSet, make_example
 
 #: Length of the gates' fade in samples (5 ms).
 FADE = 80

@@ -29,7 +29,7 @@ from dap.core.store import ResultStore, fit_id
 from dap.fit import pick_device
 from dap.wiass.captions import describe, model_summary
 from dap.wiass.configurations import EVALUATIONS, fixed_side_info, models_needed, side_kind
-from dap.wiass.data import SpectrogramSet
+from dap.wiass.examples import SpectrogramSet
 from dap.wiass.evaluate import (alignment_metrics, evaluate_configuration, evaluate_references,
                                 separate)
 from dap.wiass.figure2 import (FIGURE2, figure2_caption, figure2_metrics, publish_comparisons,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dap.core.errors import DatasetError
-from dap.wiass.data import SpectrogramSet, load_splits
+from dap.wiass.data import load_splits
+from dap.wiass.examples import SpectrogramSet
 from dap.wiass.references import constant_mask
 from dap.wiass.remix import RemixSet, gated_fragments
 

@@ -60,7 +60,8 @@ from dap.core.errors import DapError
 from dap.core.files import atomic_write_bytes, atomic_write_text
 from dap.core.seeds import stream
 from dap.fit import pick_device
-from dap.wiass.data import N_FREQ, SpectrogramSet
+from dap.wiass.data import N_FREQ
+from dap.wiass.examples import SpectrogramSet
 from dap.wiass.model import InformedSeparator
 from dap.wiass.settings import CheckpointMismatch, TrainResult, TrainSettings
 from dap.wiass.batches import guided_attention_loss, guidance_matrix, run_model, training_side_info, validation_loss
