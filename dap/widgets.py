@@ -52,7 +52,7 @@ class Explorer:
     """
 
     def __init__(self, settings: Settings | None = None):
-        import ipywidgets as W
+        import ipywidgets as W  # here: optional (notebooks only); dap.explore works without it
 
         s = settings or Settings()
         if s.dataset not in DATASETS:
@@ -151,7 +151,7 @@ class Explorer:
     # ------------------------------------------------------------------ public API
     def show(self) -> None:
         """Display the explorer in the notebook."""
-        from IPython.display import display
+        from IPython.display import display  # here: only a notebook has IPython
 
         display(self.ui)
 
