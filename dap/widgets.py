@@ -64,7 +64,18 @@ class Explorer:
         self._upload: tuple[np.ndarray, str] | None = None
         self._gain = 1.0
         self._quiet = False  # set while the code (not the user) changes controls
+        self._settings_extra = {"update_every": s.update_every, "seed": s.seed, "precision": s.precision,
+                                "lr": s.lr}
+        self._make_controls(W, s)
+        self._wire()
+        self.ui = self._layout(W)
+        self.ui.add_class("dap-explorer")
+        self._sync_task_controls()
+        self._show_budget()
+        self._preview()
 
+    def _make_controls(self, W, s: Settings) -> None:
+        """Every control, set from the initial settings ``s``."""
         style = {"description_width": "7em"}
 
         def wide():  # one Layout per widget: hiding one must not hide the others
@@ -110,9 +121,9 @@ class Explorer:
         self.w_audio = {k: W.Audio(value=_SILENCE, format="wav", autoplay=False, loop=False, controls=True,
                                    layout=W.Layout(visibility="hidden")) for k in _PLAYERS}
         self.w_table = W.HTML()
-        self._settings_extra = {"update_every": s.update_every, "seed": s.seed, "precision": s.precision,
-                                "lr": s.lr}
 
+    def _wire(self) -> None:
+        """CSS classes (the browser test finds controls by them) and the event handlers."""
         for name, widget in (("run", self.w_run), ("stop", self.w_stop), ("status", self.w_status),
                              ("plot", self.w_plot), ("design", self.w_design), ("iterations", self.w_iterations),
                              ("dataset", self.w_dataset), ("mode", self.w_mode), ("upload", self.w_upload)):
@@ -130,8 +141,11 @@ class Explorer:
         self.w_run.on_click(lambda _: self.run())
         self.w_stop.on_click(lambda _: self.stop())
 
+
+    def _layout(self, W):
+        """The controls arranged: clip and corruption, prior and output, run / stop, results."""
         players = W.HBox([W.VBox([W.HTML(f"<b>{k}</b>"), self.w_audio[k]]) for k in _PLAYERS])
-        self.ui = W.VBox([
+        return W.VBox([
             W.HTML(f"<h3>Deep-prior explorer</h3><p style='max-width:60em'>{HELP}</p>"),
             W.HBox([W.VBox([self.w_dataset, self.w_clip, W.HBox([self.w_upload]), self.w_seconds]),
                     W.VBox([self.w_task, self.w_sigma, self.w_gaps, self.w_gap_s])]),
@@ -143,10 +157,6 @@ class Explorer:
             players,
             self.w_table,
         ])
-        self.ui.add_class("dap-explorer")
-        self._sync_task_controls()
-        self._show_budget()
-        self._preview()
 
     # ------------------------------------------------------------------ public API
     def show(self) -> None:

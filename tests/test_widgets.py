@@ -171,7 +171,7 @@ def test_progress_figure_png_and_wav():
 # ----------------------------------------------------------------------------- the widget UI
 @pytest.fixture
 def explorer():
-    pytest.importorskip("ipywidgets")
+    import ipywidgets  # noqa: F401 - a dependency: missing, the test fails rather than skips
     from dap.widgets import Explorer
 
     return Explorer(Settings(**TINY, iterations=2, update_every=1))
@@ -263,7 +263,7 @@ def test_a_keyboard_interrupt_while_waiting_stops_the_fit_cleanly(monkeypatch):
 
 
 def test_explorer_rejects_an_unknown_clip_in_one_line():
-    pytest.importorskip("ipywidgets")
+    import ipywidgets  # noqa: F401 - a dependency: missing, the test fails rather than skips
     from dap.widgets import Explorer
 
     with pytest.raises(ExplorerError, match=r"clip_index 999 is out of range: digits has clips 0\.\."):
