@@ -1,6 +1,6 @@
 """The optimisation engine shared by every deep-prior task (denoise, inpaint, separate, ...).
 
-(One module on purpose, at ~400 lines: the loop, the selection rules it keeps and the deferred
+(One module on purpose, at ~420 lines: the loop, the selection rules it keeps and the deferred
 read-back that feeds them share one state; split, each part would only make sense with the others.)
 
 A task hands the engine a *generator* (an ``nn.Module`` whose ``forward()`` takes no argument:
@@ -170,6 +170,66 @@ def to_fast_layout(module: nn.Module, device: torch.device) -> nn.Module:
     return module.to(memory_format=torch.channels_last) if channels_last_safe(module, device) else module
 
 
+class _Bookkeeping:
+    """The host's bookkeeping of one fit, iteration by iteration in order: divergence, the
+    discrepancy rule, the last iterate, tracked scores and the oracle, the history, the progress bar
+    and the live callback. ``outputs`` / ``best_iter`` hold each rule's output ``(S, L)`` and
+    iteration so far; ``it`` and ``last_wav`` the last iteration read back."""
+
+    def __init__(self, config: FitConfig, budget: int, cap: int, threshold: float | None, track, select_key: str,
+                 on_step, bar):
+        self.config, self.budget, self.cap, self.threshold = config, budget, cap, threshold
+        self.track, self.select_key, self.on_step, self.bar = track, select_key, on_step, bar
+        self.history: list[dict] = []
+        self.outputs: dict[str, np.ndarray] = {}
+        self.best_iter: dict[str, int] = {}
+        self.best_score = -math.inf
+        self.first_loss: float | None = None
+        self.it = 0                # the last iteration read back
+        self.last_wav = None       # its waveforms (S, L), on the host
+        self.reached = False
+
+    def read_back(self, q: _Queued) -> bool:
+        """Account for one iteration; True when the fit ends at this iteration."""
+        q.wait()
+        loss_value = float(q.loss)
+        if self.first_loss is None:
+            self.first_loss = max(loss_value, 1e-12)
+        if not math.isfinite(loss_value):
+            raise FitDiverged(f"loss is {loss_value} (not finite) at iteration {q.it}")
+        if loss_value > self.config.divergence_factor * self.first_loss:
+            raise FitDiverged(f"loss exploded to {loss_value:.3g} (first loss {self.first_loss:.3g}) at iteration {q.it}")
+        self.it, current = q.it, q.wav.numpy()
+        self.last_wav = current
+        if self.threshold is not None and not self.reached and loss_value <= self.threshold:
+            # loss_value is the loss of the prediction `current` was decoded from
+            self.reached = True
+            self.outputs["discrepancy"], self.best_iter["discrepancy"] = current, self.it
+        if self.it == self.budget:
+            self.outputs["last"], self.best_iter["last"] = current, self.it
+        it = self.it
+        if it % self.config.track_every == 0 or it in (self.budget, self.cap) or (
+                self.reached and self.best_iter.get("discrepancy") == it):
+            row = {"iteration": self.it, "loss": loss_value, "lr": q.lr}
+            if self.track is not None:
+                scores = self.track(current)
+                row.update(scores)
+                row.update({f"ema_{k}": v for k, v in self.track(q.ema.numpy()).items()})  # EMA: of the budget
+                score = scores[self.select_key]
+                if score > self.best_score:  # NaN never wins
+                    self.best_score = score
+                    self.outputs["oracle"], self.best_iter["oracle"] = current, self.it
+            self.history.append(row)
+            if self.bar is not None:
+                self.bar.set_postfix({"loss": f"{loss_value:.2e}", **({self.select_key: f"{row[self.select_key]:.2f}"} if self.track else {})},
+                                     refresh=False)
+            if self.on_step is not None:
+                self.on_step(self.it, {**row, "waveforms": current})
+        if self.bar is not None:
+            self.bar.update(1)
+        return self.reached and (self.config.stop_at_discrepancy or self.it >= self.budget)  # past the budget only the discrepancy rule was waiting
+
+
 def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
         decode: Callable[[torch.Tensor], torch.Tensor], config: FitConfig,
         track: Callable[[np.ndarray], dict[str, float]] | None = None, select_key: str = "snr",
@@ -204,69 +264,22 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
                 else torch.autocast(device.type, enabled=False))
 
-    history: list[dict] = []
-    outputs: dict[str, np.ndarray] = {}
-    best_iter: dict[str, int] = {}
-    best_score = -math.inf
     ema: torch.Tensor | None = None
-    first_loss: float | None = None
     status, error = "ok", ""
     bar = _progress(config, cap)
+    book = _Bookkeeping(config, budget, cap, threshold, track, select_key, on_step, bar)
     lag = config.read_back_lag(device)
     pending: deque[_Queued] = deque()  # iterations computed on the device, not yet read back
     tf32 = precision_mode(precision, device)  # TF32 set explicitly: the recorded precision is what ran
     tf32.__enter__()
     start = time.perf_counter()
-    it = 0                # the last iteration read back
-    last_wav = None       # its waveforms (S, L), on the host
-    reached = False
     ema_at_budget: torch.Tensor | None = None
     extension_error = ""
-
-    def read_back(q: _Queued) -> bool:
-        """The host's bookkeeping of one iteration, in iteration order (divergence, discrepancy,
-        last, tracked scores, oracle); True when the fit ends at this iteration."""
-        nonlocal first_loss, best_score, it, last_wav, reached
-        q.wait()
-        loss_value = float(q.loss)
-        if first_loss is None:
-            first_loss = max(loss_value, 1e-12)
-        if not math.isfinite(loss_value):
-            raise FitDiverged(f"loss is {loss_value} (not finite) at iteration {q.it}")
-        if loss_value > config.divergence_factor * first_loss:
-            raise FitDiverged(f"loss exploded to {loss_value:.3g} (first loss {first_loss:.3g}) at iteration {q.it}")
-        it, current = q.it, q.wav.numpy()
-        last_wav = current
-        if threshold is not None and not reached and loss_value <= threshold:
-            # loss_value is the loss of the prediction `current` was decoded from
-            reached = True
-            outputs["discrepancy"], best_iter["discrepancy"] = current, it
-        if it == budget:
-            outputs["last"], best_iter["last"] = current, it
-        if it % config.track_every == 0 or it == budget or it == cap or (reached and best_iter.get("discrepancy") == it):
-            row = {"iteration": it, "loss": loss_value, "lr": q.lr}
-            if track is not None:
-                scores = track(current)
-                row.update(scores)
-                row.update({f"ema_{k}": v for k, v in track(q.ema.numpy()).items()})  # EMA: of the budget
-                score = scores[select_key]
-                if score > best_score:  # NaN never wins
-                    best_score = score
-                    outputs["oracle"], best_iter["oracle"] = current, it
-            history.append(row)
-            if bar is not None:
-                bar.set_postfix({"loss": f"{loss_value:.2e}", **({select_key: f"{row[select_key]:.2f}"} if track else {})},
-                                refresh=False)
-            if on_step is not None:
-                on_step(it, {**row, "waveforms": current})
-        if bar is not None:
-            bar.update(1)
-        return reached and (config.stop_at_discrepancy or it >= budget)  # past the budget only the discrepancy rule was waiting
 
     def drain(everything: bool = False) -> bool:
         """Read back the iterations that are due (all with ``everything``); True when the fit ended."""
         while pending and (everything or len(pending) >= lag or pending[0].ready()):
-            if read_back(pending.popleft()):
+            if book.read_back(pending.popleft()):
                 pending.clear()  # computed past the end: never looked at
                 return True
         return False
@@ -296,16 +309,16 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
                 break
         if not ended:
             drain(everything=True)
-        if "last" not in outputs:  # ended before the budget (stop(), stop_at_discrepancy)
-            outputs["last"], best_iter["last"] = last_wav, it
+        if "last" not in book.outputs:  # ended before the budget (stop(), stop_at_discrepancy)
+            book.outputs["last"], book.best_iter["last"] = book.last_wav, book.it
             ema_at_budget = ema
-        if threshold is not None and not reached:  # the cap came first: its iterate, flagged
-            outputs["discrepancy"], best_iter["discrepancy"] = last_wav, it
+        if threshold is not None and not book.reached:  # the cap came first: its iterate, flagged
+            book.outputs["discrepancy"], book.best_iter["discrepancy"] = book.last_wav, book.it
     except FitDiverged as exc:
-        if threshold is not None and "last" in outputs and it >= budget:
+        if threshold is not None and "last" in book.outputs and book.it >= budget:
             # diverged in the extension: the budget's rules stand; the discrepancy output is the
             # last finite iterate, flagged as not reached
-            outputs["discrepancy"], best_iter["discrepancy"] = last_wav, it
+            book.outputs["discrepancy"], book.best_iter["discrepancy"] = book.last_wav, book.it
             extension_error = str(exc)
         else:
             status, error = "failed", str(exc)
@@ -314,15 +327,15 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
         if bar is not None:
             bar.close()
     if ema is not None and status == "ok":
-        outputs["ema"], best_iter["ema"] = ema_at_budget.cpu().numpy(), best_iter["last"]
+        book.outputs["ema"], book.best_iter["ema"] = ema_at_budget.cpu().numpy(), book.best_iter["last"]
     extra = {}
     if threshold is not None:
         extra = {"noise_floor": float(noise_floor), "discrepancy_tolerance": float(config.discrepancy_tolerance),
-                 "discrepancy_reached": bool(reached)}
+                 "discrepancy_reached": bool(book.reached)}
         if extension_error:
             extra["discrepancy_error"] = extension_error
-    return FitResult(outputs=outputs, best_iteration=best_iter, history=pd.DataFrame(history),
-                     seconds=time.perf_counter() - start, iterations=it, device=str(device),
+    return FitResult(outputs=book.outputs, best_iteration=book.best_iter, history=pd.DataFrame(book.history),
+                     seconds=time.perf_counter() - start, iterations=book.it, device=str(device),
                      precision=precision, status=status, error=error, extra=extra)
 
 
