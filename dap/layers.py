@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "dap.priors": 2, "dap.baselines": 2, "dap.wiass.model": 2, "dap.wiass.settings": 2,
     "dap.fit": 3, "dap.wiass.train": 3, "dap.wiass.batches": 3,
     "dap.tasks": 4, "dap.wiass.evaluate": 4,
-    "dap.grid": 5, "dap.report": 5,
+    "dap.grid": 5, "dap.report": 5, "dap.cluster": 5,
     "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.widgets": 6, "dap.teaching": 6,
     "dap.claim_registry": 6, "dap.claims_table": 6, "dap.wiass.study": 6, "dap.wiass.captions": 6,
     "dap.wiass.tables": 6, "dap.wiass.figure2": 6, "dap.wiass.figure3": 6,
