@@ -16,8 +16,8 @@ tests) exactly as it runs behind the ipywidgets UI of :mod:`dap.widgets`:
   stops early when asked (the Stop button);
 * :func:`progress_figure`, :func:`figure_png`, :func:`wav_bytes`: what the UI displays.
 
-Costs on a 2-core CPU (README, measured): the paper's dense design costs ~1.05 s per iteration (bf16) on a
-1 s clip at widths 35/70/140. The explorer's defaults (a 0.512 s clip, ``laptop`` widths 16/32/64,
+Costs on a 2-core CPU (measured: dap/costs.py): the paper's dense design costs about a second per
+iteration (bf16) on a 1 s clip at widths 35/70/140. The explorer's defaults (a 0.512 s clip, ``laptop`` widths 16/32/64,
 the exponential-dilation design, 200 iterations) are sized for about a minute; the UI says so.
 
 Modules: :mod:`~dap.explore.settings` (the choices, the budget sentence), :mod:`~dap.explore.clips`
