@@ -17,8 +17,13 @@ tables and ``results/CLAIMS.md`` tests every claim of both papers on the rows (:
 from __future__ import annotations
 
 import argparse
+import ast
+import ctypes
+import difflib
 import io
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +35,7 @@ import pandas as pd
 from dap.claims_table import write_claims
 from dap.core.device import ALLOW_CPU_PAPER, require_gpu_for_paper
 from dap.core.errors import DapError
-from dap.profiles import PROFILES_ORDER
+from dap.profiles import PROFILES_ORDER, SETTINGS, settings_class
 from dap.progress import progress_line, read_progress
 from dap.report import write_summary
 from dap.core.files import atomic_write_text, results_root
@@ -55,6 +60,36 @@ def list_notebooks(selection: list[str] | None = None) -> list[Path]:
             raise SystemExit(f"run_all: no notebook matches {item!r}; notebooks: {', '.join(b.stem for b in books)}")
         chosen += [h for h in hits if h not in chosen]
     return chosen
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """What ``-p NAME VALUE`` may name for the notebook at ``path``: the names its ``parameters``
+    cell assigns (``source``, ``data_root``, ...) and every setting of its class in
+    :data:`dap.profiles.SETTINGS` (the notebook reads them all: ``profiles.from_parameters``)."""
+    nb = json.loads(path.read_text())
+    names: set[str] = set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            names |= {t.id for node in tree.body if isinstance(node, ast.Assign)
+                      for t in node.targets if isinstance(t, ast.Name)}
+    if path.stem in SETTINGS:
+        names |= set(settings_class(path.stem).names())
+    return names - {"profile"}
+
+
+def check_params(books: list[Path], params: dict) -> None:
+    """Stop (SystemExit, one line) on a ``-p`` name that none of ``books`` has, naming the closest
+    valid one: papermill would only warn, and the run would silently ignore it."""
+    known = set().union(*(notebook_parameters(b) for b in books)) if books else set()
+    for name in params:
+        if name == "profile":
+            raise SystemExit("run_all: the profile is chosen with --profile, not -p profile")
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SystemExit(f"run_all: no selected notebook has a parameter {name!r}{hint}; "
+                             f"parameters: {', '.join(sorted(known))}")
 
 
 def run_notebook(path: Path, profile: str, params: dict, timeout: int | None, log_dir: Path,
@@ -142,9 +177,6 @@ def _die_with_parent() -> None:
     jupyter starts in its own session, exits when papermill is gone (ipykernel's parent poller),
     and the fit workers exit when the kernel is gone (dap.grid._exit_with_parent).
     """
-    import ctypes
-    import signal
-
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
@@ -180,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(b.stem for b in books))
         return 0
     params = {k: _parse_value(v) for k, v in args.param}
+    check_params(books, params)
     if args.allow_cpu:
         os.environ[ALLOW_CPU_PAPER] = "1"  # the notebooks' kernels inherit it
     try:

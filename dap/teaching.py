@@ -19,6 +19,11 @@ Three lessons, each a few functions (the notebook holds the narrative):
    them). The prior fits the structured clip much faster than the noise: that gap is what makes
    early stopping denoise.
 
+Each lesson's ``*_checks`` function (:func:`receptive_field_checks`, :func:`cost_checks`,
+:func:`spectral_bias_checks`) gives the named numbers the notebook publishes for its tests, and
+:func:`spectral_bias_table` the table it shows; ``tests/test_teaching.py`` asserts the spectral-bias
+claim itself at small scale.
+
 STFT units (docs/method.md, Signal path): 16 kHz, hop 64 -> one frame = 4 ms; n_fft 1023 -> one bin = 15.64 Hz.
 """
 
@@ -32,11 +37,12 @@ import torch
 from torch import nn
 
 from dap.core.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, stft
+from dap.core.seeds import stream
 from dap.fit import FitConfig
+from dap.plots import log_magnitude
 from dap.priors import DESIGN_LABELS, DESIGNS, build_prior, count_parameters, receptive_field
 from dap.priors.blocks import ConvUnit, UpStage
 from dap.tasks import denoise
-from dap.core.seeds import stream
 
 #: Seconds per STFT frame and Hz per frequency bin of the paper's transform.
 FRAME_S = HOP / SAMPLE_RATE
@@ -124,9 +130,7 @@ def receptive_field_figure(clip: np.ndarray, designs=DESIGNS, point_s: float | N
     ``floor_db``), and the analytic receptive field as a dashed box. Returns ``(figure, extents)``
     with extents: design -> measured ``(bins, frames)``.
     """
-    import matplotlib.pyplot as plt
-
-    from dap.plots import log_magnitude
+    import matplotlib.pyplot as plt  # only where a figure is drawn: slow to import, absent from lean installs
 
     clip = check_audio(clip, "clip")
     db = log_magnitude(clip)
@@ -161,6 +165,19 @@ def receptive_field_figure(clip: np.ndarray, designs=DESIGNS, point_s: float | N
     fig.tight_layout()
     fig.colorbar(im, ax=list(axes[0]), shrink=0.8, pad=0.01, label="path weight (dB)")
     return fig, extents
+
+
+def receptive_field_checks(designs, extents: dict[str, tuple[int, int]]) -> dict:
+    """Named numbers of lesson 1 (notebook 10 publishes them for its tests): per design the
+    analytic receptive field ``rf/<design>/bins`` and ``/frames`` and the measured footprint
+    ``footprint/<design>/bins`` and ``/frames`` (``extents``: from :func:`receptive_field_figure`,
+    clipped by the grid)."""
+    out = {}
+    for d in designs:
+        out[f"rf/{d}/bins"] = receptive_field(d, "freq")
+        out[f"rf/{d}/frames"] = receptive_field(d, "time")
+        out[f"footprint/{d}/bins"], out[f"footprint/{d}/frames"] = extents[d]
+    return out
 
 
 # ----------------------------------------------------------------------------- 2. parameters and cost
@@ -223,10 +240,20 @@ def cost_table(clip: np.ndarray, designs=DESIGNS, widths=None, iterations: int =
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------- 3. spectral bias
+def cost_checks(designs, costs: pd.DataFrame) -> dict:
+    """Named numbers of lesson 2: ``params/<design>``, ``gflop/<design>`` and ``seconds/<design>``
+    from :func:`cost_table`'s ``costs`` (one row per design of ``designs``, in that order)."""
+    out = {}
+    for d, row in zip(designs, costs.to_dict("records")):
+        out[f"params/{d}"] = int(row["parameters"])
+        out[f"gflop/{d}"] = float(row["GFLOP/iteration"])
+        out[f"seconds/{d}"] = float(row["s/iteration (measured)"])
+    return out
+
+
 def cost_figure(costs: pd.DataFrame):
     """Bar charts of :func:`cost_table`'s parameters, GFLOP/iteration and measured s/iteration."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # only where a figure is drawn
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 2.8))
     for ax, col in zip(axes, ["parameters", "GFLOP/iteration", "s/iteration (measured)"]):
@@ -239,6 +266,7 @@ def cost_figure(costs: pd.DataFrame):
     return fig
 
 
+# ----------------------------------------------------------------------------- 3. spectral bias
 def matched_white_noise(clip: np.ndarray, seed: int = 0) -> np.ndarray:
     """White Gaussian noise ``(L,)`` with exactly the energy of ``clip`` ``(L,)``, drawn from ``seed``."""
     clip = check_audio(clip, "clip")
@@ -278,7 +306,7 @@ def iterations_to(curve: pd.DataFrame, level: float) -> float:
 
 def spectral_bias_figure(curves: dict[str, pd.DataFrame], title: str = ""):
     """Both relative loss curves on a log scale (the spectral-bias picture). Returns the figure."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # only where a figure is drawn
 
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     for name, h in curves.items():
@@ -290,3 +318,20 @@ def spectral_bias_figure(curves: dict[str, pd.DataFrame], title: str = ""):
     ax.set_title(title or "the same prior fitted to a clean clip and to noise", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def spectral_bias_table(curves: dict[str, pd.DataFrame], levels=(0.5, 0.1)) -> pd.DataFrame:
+    """One row per curve of :func:`spectral_bias`: the iterations to each relative-loss level of
+    ``levels`` (:func:`iterations_to`; NaN if never reached) and the final relative loss."""
+    return pd.DataFrame({name: {**{f"iterations to {lv:g}": iterations_to(h, lv) for lv in levels},
+                                "final relative loss": round(float(h["relative_loss"].iloc[-1]), 4)}
+                         for name, h in curves.items()}).T
+
+
+def spectral_bias_checks(curves: dict[str, pd.DataFrame]) -> dict:
+    """Named numbers of lesson 3: iterations fitted, final relative loss of the clean clip and of
+    the noise, and the iterations each took to halve its loss (``bias/...``)."""
+    clean_h, noise_h = curves.values()
+    return {"bias/iterations": int(len(clean_h)), "bias/clean_final": float(clean_h["relative_loss"].iloc[-1]),
+            "bias/noise_final": float(noise_h["relative_loss"].iloc[-1]),
+            "bias/clean_to_half": iterations_to(clean_h, 0.5), "bias/noise_to_half": iterations_to(noise_h, 0.5)}

@@ -143,22 +143,21 @@ def test_tiny_restore_tracks_and_records_the_mask():
         inpaint.restore(x[:4096], m, "conv", FitConfig(iterations=1, **CFG), prior_opts=TINY)
 
 
-def test_study_produces_rows_with_the_mask(tmp_path):
+def test_study_produces_rows_with_the_mask(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAP_PROGRESS", "off")  # no progress bars in the test output
     from dap.data.embedded import EMBEDDED_ROOT
 
     assert (EMBEDDED_ROOT / "manifest.csv").exists(), "the embedded data is committed: its manifest is missing"
     from dap import profiles, studies
     from dap.core.store import ResultStore
 
-    p = profiles.resolve("04_table3_inpainting", "smoke", datasets=("digits",), designs=("conv",), iterations=2)
-    p["prior_opts"] = TINY
-    p["progress"] = False
+    p = profiles.resolve("04_table3_inpainting", "smoke", datasets=("digits",), designs=("conv",), iterations=2, prior_opts=TINY)
     store = ResultStore(tmp_path)
     rows = studies.inpainting_study(store, p, progress=lambda *_: None)
     assert set(rows["status"]) == {"ok"}
     assert {"Spec. SNR", "Env. Dist.", "Spec. SNR (gaps)", "Env. Dist. (gaps)", "SNR"} <= set(rows["metric"])
     assert set(rows["selection"]) == {"oracle", "last", "ema"} and set(rows["dataset"]) == {"digits"}
-    checks = studies.mask_checks(rows, p)
+    checks = studies.mask_checks(rows)
     assert checks["n_masks"] == 1 and checks["min_gaps"] == 1
     assert 0.1 <= checks["shortest_gap_s"] <= checks["longest_gap_s"] <= 0.25
     again = studies.inpainting_study(store, p, progress=lambda *_: pytest.fail("refit"))  # resumes

@@ -75,6 +75,60 @@ def test_runner_rejects_an_unknown_notebook():
     assert proc.returncode != 0 and "no notebook matches" in proc.stderr
 
 
+def test_runner_rejects_an_unknown_parameter_before_running_anything(tmp_path):
+    env = dict(os.environ, DAP_RESULTS=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "dap.runner", "--profile", "smoke", "02", "-p", "iteratons", "3"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "'iteratons'" in proc.stderr and "did you mean 'iterations'" in proc.stderr
+    assert not (tmp_path / "02_table1_gaussian_denoising").exists()
+
+
+def _parameters_cell_and_code(name: str):
+    """The names the ``parameters`` cell of notebook ``name`` assigns, and the other code cells' sources."""
+    import ast
+
+    nb = json.loads((REPO / "notebooks" / f"{name}.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1, name
+    tree = ast.parse("".join(params[0]["source"]))
+    names = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+             if isinstance(t, ast.Name)}
+    return names, ["".join(c["source"]) for c in code if c is not params[0]]
+
+
+def _bound_names(source: str) -> set[str]:
+    """Every name ``source`` binds anywhere (assignments, loop targets, imports, definitions)."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            out |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.arg)):
+            out.add(node.name if not isinstance(node, ast.arg) else node.arg)
+    return out
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_each_parameter_is_spelt_once_and_read_by_its_settings(name):
+    """The parameters cell declares each parameter once; one call reads them all by the settings'
+    field names (``profiles.from_parameters``), so a parameter the settings do not know would be
+    dropped, and a later cell binding a setting's name would be read as an override: neither happens."""
+    from dap import profiles
+
+    fields = set(profiles.settings_class(name).names())
+    params, cells = _parameters_cell_and_code(name)
+    assert params - fields <= {"source", "data_root"}, f"{name}: parameters the settings do not read"
+    calls = [c for c in cells if "profiles.from_parameters(" in c]
+    assert len(calls) == 1 and "globals())" in calls[0], name
+    assert not any("profiles.resolve(" in c or "__import__" in c for c in cells), name
+    clashes = set().union(*(_bound_names(c) for c in cells)) & (fields - params)
+    assert not clashes, f"{name}: code cells bind setting names {sorted(clashes)}"
+
+
 @pytest.mark.notebooks
 def test_paper_notebooks_publish_their_checks(smoke_run):
     out = smoke_run[0]

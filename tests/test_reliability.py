@@ -672,8 +672,7 @@ def test_same_seed_same_rows_for_a_smoke_grid(tmp_path, one_thread):
     from dap import profiles
     from dap.studies import inpainting_study
 
-    p = profiles.resolve(NB, "smoke", datasets=("digits",))
-    p["precision"] = "fp32"
+    p = profiles.resolve(NB, "smoke", datasets=("digits",), precision="fp32")
     quiet = lambda _: None  # noqa: E731
     a = inpainting_study(ResultStore(tmp_path / "a"), p, progress=quiet)
     b = inpainting_study(ResultStore(tmp_path / "b"), p, progress=quiet)

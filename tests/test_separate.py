@@ -217,13 +217,12 @@ def test_tiny_fit_end_to_end_without_collapse():
     assert all(np.isfinite(values[f"{s}|Env. Dist."]) for s in S.SOURCES)
 
 
-def test_study_produces_per_source_rows(tmp_path):
+def test_study_produces_per_source_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAP_PROGRESS", "off")  # no progress bars in the test output
     from dap import profiles, studies
     from dap.core.store import ResultStore
 
-    p = profiles.resolve("05_table4_separation", "smoke", designs=("conv",), iterations=2)
-    p["prior_opts"] = TINY
-    p["progress"] = False
+    p = profiles.resolve("05_table4_separation", "smoke", designs=("conv",), iterations=2, prior_opts=TINY)
     mixtures = studies.make_mixtures(2, p["seed"], max_samples=4096)
     assert mixtures[0].id == studies.make_mixtures(2, p["seed"])[0].id  # reproducible from the seed
     assert len(mixtures[0].audio) == 4096

@@ -3,18 +3,31 @@
 Each study loads its clips, builds the grid of fits (:mod:`dap.grid`) and returns the tidy
 rows; :mod:`dap.report` turns rows into the published-vs-reproduced tables. One module per task:
 ``denoising`` (Tables 1-2, Figure 1), ``inpainting`` (Table 3), ``separation`` (Table 4),
-``stopping`` (the discrepancy rule across input SNRs, notebook 11); ``common`` holds what they share.
+``stopping`` (the discrepancy rule across input SNRs, notebook 11); ``common`` holds what they share
+(:func:`~dap.studies.common.study_setup`: every study's grid, engine settings and prior options).
+Each takes the notebook's settings ``p`` (:mod:`dap.profiles`: a typed, frozen dataclass).
 ``*_baselines`` run the classical baselines of :mod:`dap.baselines` on the same clips (``baselines.csv``).
 """
 
-from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, describe_data, fit_config,
-                                fit_description, fit_settings, load_normalised, table_metrics)
-from dap.studies.convergence import (convergence_caption, convergence_curves, convergence_figure, convergence_table,
-                                      iterations_to_fraction)
+from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, StudySetup, describe_data, fit_config,
+                                fit_description, fit_settings, load_normalised, study_setup, table_metrics)
+from dap.studies.convergence import (convergence_caption, convergence_curves, convergence_figure, convergence_metrics,
+                                      convergence_table, headline_ratio, iterations_to_fraction)
 from dap.studies.denoising import (DENOISING_METRICS, denoising_baselines, denoising_caption, denoising_example,
-                                   denoising_study, discrepancy_points)
-from dap.studies.inpainting import (inpainting_baselines, inpainting_caption, inpainting_example, inpainting_figure,
-                                    inpainting_study, mask_checks)
+                                   denoising_study, discrepancy_points, example_metrics, example_peaks,
+                                   noise_recordings)
+from dap.studies.inpainting import (gap_table, inpainting_baselines, inpainting_caption, inpainting_example,
+                                    inpainting_figure, inpainting_study, mask_checks, write_gap_table)
 from dap.studies.separation import (beats_trivial, make_mixtures, per_mixture_report, per_source_rows,
                                     separation_baselines, separation_caption, separation_checks, separation_example,
                                     separation_study, trivial_rows)
+
+__all__ = ["BASELINE_FILE", "COMMON_DEVIATIONS", "StudySetup", "describe_data", "fit_config", "fit_description",
+           "fit_settings", "load_normalised", "study_setup", "table_metrics", "convergence_caption",
+           "convergence_curves", "convergence_figure", "convergence_metrics", "convergence_table",
+           "headline_ratio", "iterations_to_fraction", "DENOISING_METRICS", "denoising_baselines",
+           "denoising_caption", "denoising_example", "denoising_study", "discrepancy_points", "example_metrics",
+           "example_peaks", "noise_recordings", "gap_table", "inpainting_baselines", "inpainting_caption",
+           "inpainting_example", "inpainting_figure", "inpainting_study", "mask_checks", "write_gap_table",
+           "beats_trivial", "make_mixtures", "per_mixture_report", "per_source_rows", "separation_baselines",
+           "separation_caption", "separation_checks", "separation_example", "separation_study", "trivial_rows"]

@@ -7,8 +7,8 @@ The helpers that read settings take any mapping (a :class:`dap.profiles.Settings
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd

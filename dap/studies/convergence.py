@@ -7,6 +7,10 @@ import numpy as np
 import pandas as pd
 
 from dap.grid import load_history
+from dap.priors import ALL_DESIGNS, DESIGN_LABELS, build_prior, count_parameters
+from dap.profiles import GaussianDenoisingSettings
+from dap.report import caption, convergence_plot
+from dap.studies.common import COMMON_DEVIATIONS, describe_data, fit_description, scale_deviations
 
 
 def convergence_curves(folder, rows: pd.DataFrame, metric: str = "snr") -> dict[str, pd.DataFrame]:
@@ -17,8 +21,6 @@ def convergence_curves(folder, rows: pd.DataFrame, metric: str = "snr") -> dict[
     """
     out = {}
     fits = rows[rows["status"] == "ok"].drop_duplicates("fit_id")
-    from dap.priors import ALL_DESIGNS
-
     for design, g in sorted(fits.groupby("design"), key=lambda dg: ALL_DESIGNS.index(dg[0])):
         curves = [load_history(folder, fid).set_index("iteration")[metric] for fid in g["fit_id"]]
         table = pd.concat(curves, axis=1)
@@ -45,8 +47,6 @@ def iterations_to_fraction(curve: np.ndarray, fraction: float = 0.9, reference: 
 def convergence_table(curves: dict[str, pd.DataFrame], rows: pd.DataFrame) -> pd.DataFrame:
     """One line per design: peak and final mean SNR, iterations to 90 % of each, seconds/iteration
     (from the fits' wall time on the machine that ran them) and the time to reach 90 % of the peak."""
-    from dap.priors import DESIGN_LABELS, build_prior, count_parameters
-
     fits = rows[rows["status"] == "ok"].drop_duplicates("fit_id")
     lines = []
     for design, c in curves.items():
@@ -79,15 +79,12 @@ def _discrepancy_columns(rows: pd.DataFrame, design: str) -> dict:
             "discrepancy_snr": float(snr.mean()) if len(snr) else float("nan")}
 
 
-def convergence_caption(p: dict, rows: pd.DataFrame, source: str = "embedded") -> str:
+def convergence_caption(p: GaussianDenoisingSettings, rows: pd.DataFrame, source: str = "embedded") -> str:
     """Caption of the Figure 2 numbers: data, scale, deviations, and how to read the cost column."""
-    from dap.report import caption
-    from dap.studies.common import COMMON_DEVIATIONS, describe_data, fit_description, scale_deviations
-
     return caption(
         "Figure 2 numbers: convergence and cost per design (mean SNR curve over clips)",
-        data=describe_data(source, p["datasets"]), profile=p["profile"], n_clips=p["n_clips"],
-        iterations=p["iterations"], selection="whole SNR curve against the clean reference (oracle view)",
+        data=describe_data(source, p.datasets), profile=p.profile, n_clips=p.n_clips,
+        iterations=p.iterations, selection="whole SNR curve against the clean reference (oracle view)",
         deviations=COMMON_DEVIATIONS + ["harmonic U-Net: 3 time taps instead of 7 (CPU cost)",
                                         "the same step schedule (x0.1 every 500) for every design"]
         + scale_deviations(p),
@@ -101,9 +98,7 @@ def convergence_caption(p: dict, rows: pd.DataFrame, source: str = "embedded") -
 
 def convergence_figure(folder, rows: pd.DataFrame, metrics=("snr", "psnr")):
     """Figure 2: mean curve per design with the min-max spread over clips, one panel per metric."""
-    import matplotlib.pyplot as plt
-
-    from dap.report import convergence_plot
+    import matplotlib.pyplot as plt  # only where a figure is drawn: slow to import, absent from lean installs
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -111,3 +106,31 @@ def convergence_figure(folder, rows: pd.DataFrame, metrics=("snr", "psnr")):
         convergence_plot({d: c.rename(columns={"mean": metric}) for d, c in curves.items()}, metric, ax=ax,
                          band={d: (c["low"], c["high"]) for d, c in curves.items()})
     return fig
+
+
+#: Figure 2's claim compares the harmonic-convolution U-Net with the proposed design.
+HEADLINE_SLOW, HEADLINE_FAST = "harmonic", "dilated_exp_dense"
+
+
+def headline_ratio(table: pd.DataFrame, slow: str = HEADLINE_SLOW, fast: str = HEADLINE_FAST,
+                   column: str = "iterations_to_90pct_peak") -> float:
+    """The paper's headline number: how many times more iterations ``slow`` needs than ``fast``.
+
+    table: :func:`convergence_table` (one line per design). With the defaults, the harmonic U-Net's
+    iterations to 90 % of its peak mean SNR over the proposed design's (the paper: "~10x fewer
+    iterations"). NaN when either design is not in the table (e.g. ``-p designs`` left one out).
+    """
+    t = table.set_index("design")
+    if not {slow, fast} <= set(t.index):
+        return float("nan")
+    return float(t.loc[slow, column] / t.loc[fast, column])
+
+
+def convergence_metrics(table: pd.DataFrame) -> dict:
+    """The named numbers notebook 06 publishes: the :func:`headline_ratio`
+    (``ratio_harmonic_vs_dense_iterations``) and, per design, ``peak_snr``,
+    ``iterations_to_90pct_peak`` and ``seconds_per_iteration``."""
+    t = table.set_index("design")
+    return {"ratio_harmonic_vs_dense_iterations": headline_ratio(table),
+            **{f"{d}/{k}": float(t.loc[d, k]) for d in t.index
+               for k in ("peak_snr", "iterations_to_90pct_peak", "seconds_per_iteration")}}

@@ -2,109 +2,108 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from dap import metrics, paper
+from dap.baselines import ar_interpolation, stft_interpolation
+from dap.core.files import atomic_write_text
 from dap.core.audio import SAMPLE_RATE
-from dap.data import Clip
-from dap.grid import Grid, run_grid
-from dap.core.store import ResultStore
 from dap.core.seeds import derive_seed
-from dap.studies.common import (COMMON_DEVIATIONS, describe_data, fit_config, fit_description,
-                                fit_settings, load_normalised, scale_deviations)
+from dap.core.store import ResultStore
+from dap.data import Clip
+from dap.grid import Grid, load_history, load_output, run_grid
+from dap.plots import spectrogram_grid
+from dap.profiles import InpaintingSettings
+from dap.report import caption
+from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
+                                load_normalised, run_baselines, scale_deviations, study_setup)
 from dap.tasks import inpaint
 
-#: Profile keys that shape the masks (part of every fit's id).
+#: Settings that shape the masks (part of every fit's id).
 MASK_KEYS = ("gaps_per_second", "gap_min_s", "gap_max_s", "frame_rule")
 
 
-def clip_mask(clip: Clip, p: dict) -> inpaint.GapMask:
-    """The gaps of ``clip`` under profile ``p``: drawn once per clip from the seed, so every design
-    fits the same observation."""
-    return inpaint.draw_gaps(len(clip.audio), seed=derive_seed(p["seed"], "gaps", clip.dataset, clip.id),
-                             gaps_per_second=p["gaps_per_second"], min_s=p["gap_min_s"], max_s=p["gap_max_s"])
+def clip_mask(clip: Clip, p: InpaintingSettings) -> inpaint.GapMask:
+    """The gaps of ``clip`` under the settings ``p``: drawn once per clip from the seed, so every
+    design fits the same observation."""
+    return inpaint.draw_gaps(len(clip.audio), seed=derive_seed(p.seed, "gaps", clip.dataset, clip.id),
+                             gaps_per_second=p.gaps_per_second, min_s=p.gap_min_s, max_s=p.gap_max_s)
 
 
-def inpainting_study(store: ResultStore, p: dict, source: str = "embedded", root=None, progress=print) -> pd.DataFrame:
-    """Table 3: fit every design in ``p["designs"]`` to ``p["n_clips"]`` gapped clips of each data
-    set in ``p["datasets"]``; returns the tidy rows of this grid (one per fit, rule and metric).
+def inpainting_study(store: ResultStore, p: InpaintingSettings, source: str = "embedded", root=None,
+                     progress=print) -> pd.DataFrame:
+    """Table 3: fit every design in ``p.designs`` to ``p.n_clips`` gapped clips of each data set in
+    ``p.datasets``; returns the tidy rows of this grid (one per fit, rule and metric).
 
     Rows carry the mask (``gaps`` = "start-end;..." in samples), ``n_gaps``, ``masked_fraction``
     and ``masked_frames``; metrics are those of :func:`dap.tasks.inpaint.evaluate`. An optional
-    ``p["prior_opts"]`` (e.g. ``{"widths": (4, 8, 16)}``) is passed to :func:`dap.priors.build_prior`.
+    ``p.prior_opts`` (e.g. ``{"widths": (4, 8, 16)}``) is passed to :func:`dap.priors.build_prior`.
+    The fits run one at a time in this process (``p.workers`` is not used here), as the published
+    Table 3 rows were computed.
     """
-    settings = {**fit_settings(p), **{k: p[k] for k in MASK_KEYS}}
-    prior_opts = p.get("prior_opts")  # e.g. {"widths": (4, 8, 16)}: smaller priors for tests / laptops
-    if prior_opts:
-        settings["prior_opts"] = prior_opts
-    grid = Grid(task="inpaint", settings=settings, profile=p["profile"], seed=p["seed"])
-    cfg = fit_config(p)
+    setup = study_setup(p, "inpaint", {k: p[k] for k in MASK_KEYS})
     masks: dict[tuple[str, str], inpaint.GapMask] = {}
     all_rows = []
-    for dataset in p["datasets"]:
-        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))
+    for dataset in p.datasets:
+        clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         for c in clips:
             masks[c.dataset, c.id] = clip_mask(c, p)
 
         def run_fit(clip, design):
             mask = masks[clip.dataset, clip.id]
-            return inpaint.restore(inpaint.apply_gaps(clip.audio, mask), mask, design, cfg,
-                                   seed=derive_seed(p["seed"], clip.dataset, clip.id), clean=clip.audio,
-                                   frame_rule=p["frame_rule"], mismatched_istft=p.get("mismatched_istft", False),
-                                   prior_opts=prior_opts)
+            return inpaint.restore(inpaint.apply_gaps(clip.audio, mask), mask, design, setup.config,
+                                   seed=derive_seed(p.seed, clip.dataset, clip.id), clean=clip.audio,
+                                   frame_rule=p.frame_rule, mismatched_istft=p.mismatched_istft,
+                                   prior_opts=setup.prior_opts)
 
         def evaluate(clip, est):
             return inpaint.evaluate(clip.audio, est, masks[clip.dataset, clip.id])
 
-        all_rows.append(run_grid(store, grid, clips, list(p["designs"]), run_fit, evaluate, progress=progress))
+        all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, evaluate, progress=progress))
     return pd.concat(all_rows, ignore_index=True)
 
 
-def inpainting_baselines(store: ResultStore, p: dict, source: str = "embedded", root=None,
+def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str = "embedded", root=None,
                          progress=print) -> pd.DataFrame:
     """The classical baselines of Table 3 (``stft-interp`` and ``ar-interp``, :mod:`dap.baselines`)
     on the same gapped clips as :func:`inpainting_study`, scored by the same metrics (whole clip and
     inside the gaps); rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
-    from dap import baselines
-    from dap.studies.common import BASELINE_FILE, run_baselines
-
-    settings = {"max_samples": p.get("max_samples"), **{k: p[k] for k in MASK_KEYS}}
-    grid = Grid(task="inpaint", settings=settings, profile=p["profile"], seed=p["seed"])
+    settings = {"max_samples": p.max_samples, **{k: p[k] for k in MASK_KEYS}}
+    grid = Grid(task="inpaint", settings=settings, profile=p.profile, seed=p.seed)
     out = ResultStore(store.folder, BASELINE_FILE)
     all_rows = []
-    for dataset in p["datasets"]:
-        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))
+    for dataset in p.datasets:
+        clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         masks = {c.id: clip_mask(c, p) for c in clips}
         observed = {c.id: inpaint.apply_gaps(c.audio, masks[c.id]) for c in clips}
-        methods = {"stft-interp": lambda c: baselines.stft_interpolation(observed[c.id], masks[c.id].spans),
-                   "ar-interp": lambda c: baselines.ar_interpolation(observed[c.id], masks[c.id].spans)}
+        methods = {"stft-interp": lambda c: stft_interpolation(observed[c.id], masks[c.id].spans),
+                   "ar-interp": lambda c: ar_interpolation(observed[c.id], masks[c.id].spans)}
         all_rows.append(run_baselines(out, grid, clips, methods,
                                       lambda c, est: inpaint.evaluate(c.audio, est, masks[c.id]), progress=progress))
     return pd.concat(all_rows, ignore_index=True)
 
 
-def inpainting_caption(p: dict, source: str, rows, baselines=None) -> str:
+def inpainting_caption(p: InpaintingSettings, source: str, rows, baselines=None) -> str:
     """The caption of Table 3 (see :func:`dap.report.caption`); ``baselines``: the rows of
     :func:`inpainting_baselines` (their definition and cost go into the caption)."""
-    from dap import metrics, paper
-    from dap.report import caption
-    from dap.studies.common import baseline_note
-
-    corruption = (f"zero gaps over all frequencies, {p['gap_min_s']}-{p['gap_max_s']} s each, "
-                  f"{p['gaps_per_second']:g} per second of audio (at least one; non-overlapping, "
+    corruption = (f"zero gaps over all frequencies, {p.gap_min_s}-{p.gap_max_s} s each, "
+                  f"{p.gaps_per_second:g} per second of audio (at least one; non-overlapping, "
                   f"{inpaint.MARGIN_S} s from the clip edges and from each other), drawn once per clip from the "
-                  f"seed; STFT frames masked by the '{p['frame_rule']}' rule; loss = MSE over the observed "
+                  f"seed; STFT frames masked by the '{p.frame_rule}' rule; loss = MSE over the observed "
                   "time-frequency entries")
     deviations = list(COMMON_DEVIATIONS)
     deviations.append("the number of gaps per clip is not stated in the paper; "
-                      f"{p['gaps_per_second']:g} per second is our choice (every mask is stored in the rows)")
+                      f"{p.gaps_per_second:g} per second is our choice (every mask is stored in the rows)")
     deviations += scale_deviations(p)
     failed = int((rows["status"] == "failed").sum()) if len(rows) else 0
     frac = pd.to_numeric(rows.get("masked_fraction", pd.Series(dtype=float)), errors="coerce")
     masked = f"masked fraction of the samples: mean {frac.mean():.3f}" if frac.notna().any() else ""
     return caption(f"Table3: {paper.CAPTIONS['table3']} Corruption: {corruption}.",
-                   data=describe_data(source, p["datasets"]), profile=p["profile"], n_clips=p["n_clips"],
-                   iterations=p["iterations"],
+                   data=describe_data(source, p.datasets), profile=p.profile, n_clips=p.n_clips,
+                   iterations=p.iterations,
                    selection="oracle (best whole-clip waveform SNR against the clean clip: the authors' protocol) "
                              "and blind last / EMA, all shown",
                    metrics={"Spec. SNR": metrics.DEFINITIONS["SSNR"], "Env. Dist.": metrics.DEFINITIONS["ENV"],
@@ -115,15 +114,13 @@ def inpainting_caption(p: dict, source: str, rows, baselines=None) -> str:
                           "whole-clip metrics", baseline_note(baselines, rows)])
 
 
-def inpainting_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None,
+def inpainting_example(store: ResultStore, p: InpaintingSettings, rows, source: str = "embedded", root=None,
                        dataset: str | None = None, selection: str = "oracle"):
     """Figure material for the first clip of ``dataset`` (default: the first data set): the clip,
     its mask, waveforms ``{"clean", "observed (gaps zeroed)", "<design> (...)"}`` of each design's
     ``selection`` output, and each design's per-iteration history (``snr``, ``snr_gaps``, ...)."""
-    from dap.grid import load_history, load_output
-
-    dataset = dataset or p["datasets"][0]
-    clip = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))[0]
+    dataset = dataset or p.datasets[0]
+    clip = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)[0]
     mask = clip_mask(clip, p)
     signals = {"clean": clip.audio, "observed (gaps zeroed)": inpaint.apply_gaps(clip.audio, mask)}
     histories = {}
@@ -148,8 +145,6 @@ def mark_gaps(fig, mask: inpaint.GapMask, sr: int = SAMPLE_RATE) -> None:
 
 def inpainting_figure(signals: dict[str, np.ndarray], mask: inpaint.GapMask, title: str = ""):
     """Spectrograms of the clean / observed / restored clips, gaps marked."""
-    from dap.plots import spectrogram_grid
-
     fig = spectrogram_grid(signals, ncols=3)
     mark_gaps(fig, mask)
     if title:
@@ -157,7 +152,7 @@ def inpainting_figure(signals: dict[str, np.ndarray], mask: inpaint.GapMask, tit
     return fig
 
 
-def mask_checks(rows: pd.DataFrame, p: dict) -> dict:
+def mask_checks(rows: pd.DataFrame) -> dict:
     """Named numbers about the masks actually used (read back from the rows), for the notebook's
     tests: clips masked, gap count range, shortest / longest gap in seconds, masked fraction."""
     # one mask per clip (every design sees the same one)
@@ -172,3 +167,28 @@ def mask_checks(rows: pd.DataFrame, p: dict) -> dict:
     return {"n_masks": int(len(fits)), "min_gaps": int(min(counts)), "max_gaps": int(max(counts)),
             "shortest_gap_s": float(min(durations)), "longest_gap_s": float(max(durations)),
             "mean_masked_fraction": float(pd.to_numeric(fits["masked_fraction"]).mean())}
+
+
+#: Metrics of the gap table (inside the gaps, and the whole-clip SNR beside them).
+GAP_TABLE_METRICS = ("Spec. SNR (gaps)", "Env. Dist. (gaps)", "SNR (gaps)", "SNR")
+#: The gap table's file in the notebook's folder.
+GAP_TABLE_FILE = "table3_gaps.csv"
+
+
+def gap_table(rows: pd.DataFrame, baselines: pd.DataFrame | None = None,
+              metrics=GAP_TABLE_METRICS) -> pd.DataFrame:
+    """What Table 3 does not show: the restoration *inside the gaps*.
+
+    Mean over clips of each metric in ``metrics`` per (data set, design) row and (selection rule,
+    metric) column, from the successful fits of ``rows`` and the classical ``baselines`` (rows of
+    :func:`inpainting_baselines`, selection ``"none"``); rounded to 2 decimals.
+    """
+    both = pd.concat([rows, baselines], ignore_index=True) if baselines is not None else rows
+    ok = both[(both["status"] == "ok") & both["metric"].isin(list(metrics))]
+    return ok.pivot_table(index=["dataset", "design"], columns=["selection", "metric"], values="value",
+                          aggfunc="mean", sort=False).round(2)
+
+
+def write_gap_table(table: pd.DataFrame, folder) -> Path:
+    """Write :func:`gap_table`'s ``table`` to ``<folder>/table3_gaps.csv`` (atomically); returns the path."""
+    return atomic_write_text(Path(folder) / GAP_TABLE_FILE, table.to_csv())

@@ -10,34 +10,38 @@ is what :func:`dap.report.publish_table` compares with Table 4.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from dap.data import Clip
-from dap.priors import DESIGN_LABELS
-from dap.grid import Grid, run_grid
+from dap import metrics, paper
+from dap.baselines import hpss
+from dap.core.seeds import derive_seed, stream
 from dap.core.store import ResultStore
-from dap.studies.common import (COMMON_DEVIATIONS, describe_data, fit_config, fit_description,
-                                fit_settings, fit_workers, load_normalised, scale_deviations)
-from dap.tasks import separate
-from dap.core.seeds import stream
-from dap.core.seeds import derive_seed
+from dap.data import Clip
+from dap.grid import Grid, load_history, load_output, run_grid
+from dap.priors import DESIGN_LABELS
+from dap.profiles import SeparationSettings
+from dap.report import caption
+from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
+                                fit_workers, load_normalised, run_baselines, scale_deviations, study_setup)
+from dap.tasks import separate, separation_loss
 
 MIXTURE_DATASET = "piano+drums"
 
 
-def separation_weights(p: dict) -> separate.SeparationWeights:
-    """The loss weights of profile ``p`` (keys ``w_<term>``, ``binarise_from``, ``coverage_min``);
-    missing keys keep the defaults of :class:`dap.tasks.separate.SeparationWeights`."""
-    default = separate.SeparationWeights()
-    return separate.SeparationWeights(**{k: p.get(f"w_{k}", p.get(k, v)) for k, v in asdict(default).items()})
+def separation_weights(p: Mapping) -> separation_loss.SeparationWeights:
+    """The loss weights of the settings ``p`` (keys ``w_<term>``, ``binarise_from``, ``coverage_min``);
+    missing keys keep the defaults of :class:`dap.tasks.separation_loss.SeparationWeights`."""
+    default = separation_loss.SeparationWeights()
+    return separation_loss.SeparationWeights(**{k: p.get(f"w_{k}", p.get(k, v)) for k, v in asdict(default).items()})
 
 
-def collapse_guard(p: dict) -> separate.CollapseGuard:
-    """The collapse guard of profile ``p`` (keys as the fields of :class:`dap.tasks.separate.CollapseGuard`)."""
+def collapse_guard(p: Mapping) -> separate.CollapseGuard:
+    """The collapse guard of the settings ``p`` (keys as the fields of :class:`dap.tasks.separate.CollapseGuard`)."""
     default = separate.CollapseGuard()
     return separate.CollapseGuard(**{k: p.get(k, v) for k, v in asdict(default).items()})
 
@@ -72,33 +76,31 @@ def references(clip: Clip) -> np.ndarray:
     return np.stack([clip.stems[name] for name in separate.SOURCES])
 
 
-def separation_study(store: ResultStore, p: dict, source: str = "embedded", root=None, progress=print) -> pd.DataFrame:
-    """Table 4: fit every design in ``p["designs"]`` to ``p["n_clips"]`` mixtures.
+def separation_study(store: ResultStore, p: SeparationSettings, source: str = "embedded", root=None,
+                     progress=print) -> pd.DataFrame:
+    """Table 4: fit every design in ``p.designs`` to ``p.n_clips`` mixtures.
 
     Returns per-source rows (:func:`per_source_rows`): ``dataset`` is ``"piano"`` or ``"drums"``
     and ``metric`` one of :data:`dap.tasks.separate.SEPARATION_METRICS`; each fit's ``restarts``
     and ``collapsed`` flags ride along, and its ``permutation`` row keeps ``dataset = "piano+drums"``.
-    An optional ``p["prior_opts"]`` is passed to :func:`dap.priors.build_prior` for all three priors.
+    An optional ``p.prior_opts`` (e.g. ``{"widths": (16, 32, 64)}``: smaller priors for CPUs) is
+    passed to :func:`dap.priors.build_prior` for all three priors.
     """
     weights, guard = separation_weights(p), collapse_guard(p)
-    settings = {**fit_settings(p), "domain": p["domain"], "ratio_db": p["ratio_db"],
-                "time_variation": p["time_variation"], **weights.as_settings(), **asdict(guard)}
-    prior_opts = p.get("prior_opts")  # e.g. {"widths": (16, 32, 64)}: smaller priors for CPUs
-    if prior_opts:
-        settings["prior_opts"] = prior_opts
-    grid = Grid(task="separate", settings=settings, profile=p["profile"], seed=p["seed"])
+    setup = study_setup(p, "separate", {"domain": p.domain, "ratio_db": p.ratio_db, "time_variation": p.time_variation,
+                                        **weights.as_settings(), **asdict(guard)})
     mixtures = study_mixtures(p, source, root)
-    run_fit = partial(_separate_clip, cfg=fit_config(p), seed=p["seed"], domain=p["domain"], weights=weights,
-                      guard=guard, mismatched_istft=p.get("mismatched_istft", False), prior_opts=prior_opts,
-                      time_variation=p["time_variation"])
-    rows = run_grid(store, grid, mixtures, list(p["designs"]), run_fit, _evaluate_clip, progress=progress,
+    run_fit = partial(_separate_clip, cfg=setup.config, seed=p.seed, domain=p.domain, weights=weights,
+                      guard=guard, mismatched_istft=p.mismatched_istft, prior_opts=setup.prior_opts,
+                      time_variation=p.time_variation)
+    rows = run_grid(store, setup.grid, mixtures, list(p.designs), run_fit, _evaluate_clip, progress=progress,
                     workers=fit_workers(p))
     return per_source_rows(rows)
 
 
-def study_mixtures(p: dict, source: str = "embedded", root=None) -> list[Clip]:
-    """The mixtures of a resolved profile ``p`` (:func:`make_mixtures` with its settings)."""
-    return make_mixtures(p["n_clips"], p["seed"], source, root, p["ratio_db"], p.get("max_samples"))
+def study_mixtures(p: SeparationSettings, source: str = "embedded", root=None) -> list[Clip]:
+    """The mixtures of the settings ``p`` (:func:`make_mixtures` with its settings)."""
+    return make_mixtures(p.n_clips, p.seed, source, root, p.ratio_db, p.max_samples)
 
 
 def _separate_clip(clip: Clip, design: str, cfg, seed: int, **options):
@@ -111,7 +113,7 @@ def _evaluate_clip(clip: Clip, estimates: np.ndarray) -> dict[str, float]:
     return separate.evaluate(references(clip), estimates)
 
 
-def trivial_rows(p: dict, source: str = "embedded", root=None) -> pd.DataFrame:
+def trivial_rows(p: SeparationSettings, source: str = "embedded", root=None) -> pd.DataFrame:
     """Per-source rows of the trivial answers (:data:`dap.tasks.separate.TRIVIAL_ESTIMATES`) on the
     study's mixtures, scored like the fits: ``design`` is the baseline's name, ``selection`` is
     ``"trivial"``. They cost milliseconds and are recomputed, not stored."""
@@ -126,19 +128,16 @@ def trivial_rows(p: dict, source: str = "embedded", root=None) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def separation_baselines(store: ResultStore, p: dict, source: str = "embedded", root=None,
+def separation_baselines(store: ResultStore, p: SeparationSettings, source: str = "embedded", root=None,
                          progress=print) -> pd.DataFrame:
     """The classical baseline of Table 4 (``hpss``, :func:`dap.baselines.hpss`: harmonic = piano,
     percussive = drums) on the study's mixtures, scored like the fits (:func:`dap.tasks.separate.evaluate`,
     best permutation); rows go to ``baselines.csv`` beside ``store``'s rows. Returns per-source rows
     (:func:`per_source_rows`)."""
-    from dap import baselines
-    from dap.studies.common import BASELINE_FILE, run_baselines
-
-    settings = {"ratio_db": p["ratio_db"], "max_samples": p.get("max_samples")}
-    grid = Grid(task="separate", settings=settings, profile=p["profile"], seed=p["seed"])
+    settings = {"ratio_db": p.ratio_db, "max_samples": p.max_samples}
+    grid = Grid(task="separate", settings=settings, profile=p.profile, seed=p.seed)
     rows = run_baselines(ResultStore(store.folder, BASELINE_FILE), grid, study_mixtures(p, source, root),
-                         {"hpss": lambda c: baselines.hpss(c.audio)}, _evaluate_clip, progress=progress)
+                         {"hpss": lambda c: hpss(c.audio)}, _evaluate_clip, progress=progress)
     return per_source_rows(rows)
 
 
@@ -202,30 +201,27 @@ def per_source_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def per_mixture_report(rows: pd.DataFrame, trivial: pd.DataFrame, p: dict, baselines: pd.DataFrame | None = None) -> str:
+def per_mixture_report(rows: pd.DataFrame, trivial: pd.DataFrame, p: SeparationSettings,
+                       baselines: pd.DataFrame | None = None) -> str:
     """Markdown for ``table4_per_mixture.md``: :func:`per_mixture_table` under every selection rule,
     with the classical ``baselines`` (rows of :func:`separation_baselines`) beside the trivial answers."""
     return "\n".join(f"**Table 4 per mixture ({rule} rule) with the trivial answers and the HPSS baseline.** "
-                     f"Profile `{p['profile']}`; SIR and SDRi in dB, Level = estimate energy relative to the mixture (dB).\n\n"
+                     f"Profile `{p.profile}`; SIR and SDRi in dB, Level = estimate energy relative to the mixture (dB).\n\n"
                      + per_mixture_table(rows, trivial, rule, baselines=baselines) for rule in ("oracle", "last", "ema"))
 
 
-def separation_caption(p: dict, source: str, rows, baselines=None) -> str:
+def separation_caption(p: SeparationSettings, source: str, rows, baselines=None) -> str:
     """The caption of Table 4 (see :func:`dap.report.caption`); ``baselines``: the rows of
     :func:`separation_baselines` (their definition and cost go into the caption)."""
-    from dap import metrics, paper
-    from dap.report import caption
-    from dap.studies.common import baseline_note
-
     w, g = separation_weights(p), collapse_guard(p)
     fits = rows.drop_duplicates("fit_id") if len(rows) else rows
     restarts = int(pd.to_numeric(fits.get("restarts", pd.Series(dtype=float)), errors="coerce").fillna(0).sum())
     collapsed = int(fits.get("collapsed", pd.Series(dtype=object)).astype(str).eq("True").sum())
     failed = int((fits["status"] == "failed").sum()) if len(fits) else 0
     domain = ("magnitude spectrograms, estimates with the mixture's phase (Deep Audio Prior)"
-              if p["domain"] == "magnitude" else "real+imag spectrograms (paper 1's representation)")
+              if p.domain == "magnitude" else "real+imag spectrograms (paper 1's representation)")
     method = (f"three priors of the same design: two generate raw sources s1, s2 from latents that are nearly "
-              f"constant along time (a(f) + {p['time_variation']}·n(f, t)), the third two time masks M1(t), M2(t) "
+              f"constant along time (a(f) + {p.time_variation}·n(f, t)), the third two time masks M1(t), M2(t) "
               f"(its outputs averaged over frequency, sigmoid); estimates M1·s1 and M2·s2, mixture modelled as "
               f"their sum; domain: "
               f"{domain}; loss = {w.mixture}·{w.data_norm.upper()}(mixture) + {w.smoothness}·temporal smoothness of "
@@ -243,7 +239,7 @@ def separation_caption(p: dict, source: str, rows, baselines=None) -> str:
         "the separation code was never published: Double-DIP's two sources and Deep Audio Prior's time masks, "
         "time-coherent source inputs and loss family (docs/separation.md); the weights, the presence term, the "
         "domain and the collapse rule are our choices",
-        f"mixtures: one piano and one drum clip at a source-energy ratio of {p['ratio_db']:+.1f} dB (piano over "
+        f"mixtures: one piano and one drum clip at a source-energy ratio of {p.ratio_db:+.1f} dB (piano over "
         "drums), the mixture peak-normalised (the paper does not give its mixing recipe)",
         "the paper gives no iteration count for separation: paper 1's schedule of the other tasks is used",
     ]
@@ -251,7 +247,7 @@ def separation_caption(p: dict, source: str, rows, baselines=None) -> str:
     trivial = "; ".join(f"{k.replace('_', ' ')} = {v}" for k, v in separate.TRIVIAL_ESTIMATES.items())
     return caption(f"Table4: {paper.CAPTIONS['table4']} Method: {method}.",
                    data=describe_data(source, ("piano", "drums")) + "; one mixture = one piano + one drum clip",
-                   profile=p["profile"], n_clips=p["n_clips"], iterations=p["iterations"],
+                   profile=p.profile, n_clips=p.n_clips, iterations=p.iterations,
                    selection="oracle (the iterate whose *worse* estimate has the best waveform SNR against its "
                              "clean source, best permutation: the authors' early-stopping protocol, made so that "
                              "a silent estimate cannot win) and blind last / EMA, all shown",
@@ -270,15 +266,12 @@ def separation_caption(p: dict, source: str, rows, baselines=None) -> str:
                           baseline_note(baselines, rows)])
 
 
-def separation_example(store: ResultStore, p: dict, rows, source: str = "embedded", root=None,
+def separation_example(store: ResultStore, p: SeparationSettings, rows, source: str = "embedded", root=None,
                        selection: str = "oracle"):
     """Figure material for the first mixture: the clip, waveforms, row by row, of
     (mixture, piano, drums) and, per design, (sum of estimates, piano estimate, drum estimate),
     the estimates matched to the references by the best permutation; and each design's
     per-iteration history (``snr`` = the worse estimate's SNR, ``snr_mean`` = the mean, best permutation)."""
-    from dap import metrics
-    from dap.grid import load_history, load_output
-
     clip = study_mixtures(p, source, root)[0]
     refs = references(clip)
     signals = {"mixture": clip.audio, "piano (reference)": refs[0], "drums (reference)": refs[1]}

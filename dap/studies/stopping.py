@@ -21,13 +21,16 @@ import numpy as np
 import pandas as pd
 
 from dap import metrics
-from dap.data import Clip
-from dap.grid import Grid, run_grid
-from dap.fit import FitConfig
-from dap.noise import NOISE_KINDS, estimate_noise, true_loss_floor
-from dap.core.store import ResultStore
 from dap.core.seeds import derive_seed
-from dap.studies.common import describe_data, fit_settings, fit_workers, load_normalised, scale_deviations
+from dap.core.store import ResultStore
+from dap.data import Clip
+from dap.grid import run_grid
+from dap.noise import NOISE_KINDS, estimate_noise, true_loss_floor
+from dap.profiles import StoppingSettings
+from dap.report import caption, discrepancy_note
+from dap.studies.common import (describe_data, fit_description, fit_workers, load_normalised, scale_deviations,
+                                study_setup)
+from dap.studies.denoising import noise_recordings
 from dap.tasks import denoise
 
 #: Noise types of the study: white Gaussian, and the environmental recordings of Table 2.
@@ -39,7 +42,7 @@ def corrupt_at_snr(clean: np.ndarray, noise: str, snr_db: float, seed: int, reco
     """``clean`` ``(L,)`` with ``noise`` (``"white"`` or ``"environmental"``) at exactly ``snr_db``.
 
     White: Gaussian noise scaled to the clip's power. Environmental: a random excerpt of a traffic or
-    domestic recording (``recordings``: category -> clips, as :func:`dap.studies.denoising._noise_recordings`
+    domestic recording (``recordings``: category -> clips, as :func:`dap.studies.denoising.noise_recordings`
     returns), mixed as in Table 2. Returns ``(noisy (L,), description)``.
     """
     if noise == "white":
@@ -59,29 +62,26 @@ def corrupt_at_snr(clean: np.ndarray, noise: str, snr_db: float, seed: int, reco
 
 
 def _recordings(source: str, root, noises) -> dict | None:
-    if "environmental" not in noises:
-        return None
-    from dap.studies.denoising import _noise_recordings
-
-    return _noise_recordings(source, root)
+    return noise_recordings(source, root) if "environmental" in noises else None
 
 
 # ----------------------------------------------------------------------------- noise estimates
-def noise_estimate_errors(p: dict, source: str = "embedded", root=None) -> pd.DataFrame:
+def noise_estimate_errors(p: StoppingSettings, source: str = "embedded", root=None) -> pd.DataFrame:
     """Error of every blind estimator on every (clip, noise, input SNR) of ``p``.
 
-    p: ``datasets, n_clips, seed, snrs, noises, max_samples``. Returns one row per case and
+    p: ``datasets, n_clips, seed, snrs, noises, max_samples`` (notebook 11 passes
+    ``p.replace(n_clips=p.n_noise_clips)``: this table needs no fit, so it affords more clips). Returns one row per case and
     estimator: ``estimator, noise, category, snr_db, error_db`` (estimated / true noise floor in dB,
     the true floor being ``mean |STFT(noisy - clean)|^2 / 2``) and ``picked`` (what ``auto`` chose).
     """
-    recordings = _recordings(source, root, p["noises"])
+    recordings = _recordings(source, root, p.noises)
     out = []
-    for dataset in p["datasets"]:
-        for clip in load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples")):
-            for noise in p["noises"]:
-                for snr in p["snrs"]:
+    for dataset in p.datasets:
+        for clip in load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples):
+            for noise in p.noises:
+                for snr in p.snrs:
                     noisy, extra = corrupt_at_snr(clip.audio, noise, snr,
-                                                  derive_seed(p["seed"], "stopping", noise, snr, clip.id), recordings)
+                                                  derive_seed(p.seed, "stopping", noise, snr, clip.id), recordings)
                     true = true_loss_floor(noisy, clip.audio)
                     for kind in NOISE_KINDS:
                         est = estimate_noise(noisy, kind)
@@ -115,52 +115,46 @@ def noise_error_summary(errors: pd.DataFrame) -> pd.DataFrame:
     return errors.groupby(["estimator", "noise"])["error_db"].apply(stats).unstack().reset_index()
 
 
-def noise_error_caption(p: dict, source: str) -> str:
+def noise_error_caption(p: StoppingSettings, source: str) -> str:
     """What produced the noise-estimate error table."""
-    from dap.report import caption
-
     return caption("Blind noise estimates: error of the estimated noise floor against the true one (dB)",
-                   data=describe_data(source, p["datasets"]), profile=p["profile"], n_clips=p["n_noise_clips"],
+                   data=describe_data(source, p.datasets), profile=p.profile, n_clips=p.n_noise_clips,
                    iterations="none (no fit)", selection="not applicable",
                    metrics={"error": "10 log10(estimated / true noise floor); true floor = mean |STFT(noisy - clean)|^2 / 2 "
                                      "(the loss of a perfect fit); positive = overestimate (the rule stops earlier)",
                             "noise": f"white Gaussian and environmental (traffic / domestic recordings) at "
-                                     f"{', '.join(f'{s:g}' for s in p['snrs'])} dB input SNR",
+                                     f"{', '.join(f'{s:g}' for s in p.snrs)} dB input SNR",
                             "estimators": "white: 25 % quantile of |Y|^2 over 5.5-7.5 kHz; coloured: minimum "
                                           "statistics per bin; auto: white when the coloured estimate is flat "
                                           "(dap.noise, docs/stopping.md)"},
-                   extra=[f"clips of {p.get('max_samples', 0) / 16000:.3f} s (the most energetic window), peak-normalised; "
+                   extra=[f"clips of {(p.max_samples or 0) / 16000:.3f} s (the most energetic window), peak-normalised; "
                           "worst_db = the error of largest magnitude; picked_white = how often auto chose the white estimator"])
 
 
 # ----------------------------------------------------------------------------- fits
-def stopping_study(store: ResultStore, p: dict, source: str = "embedded", root=None, progress=print) -> pd.DataFrame:
+def stopping_study(store: ResultStore, p: StoppingSettings, source: str = "embedded", root=None,
+                   progress=print) -> pd.DataFrame:
     """Fit every (clip, noise, input SNR, design) of ``p``; return the tidy rows (metric ``SNR``).
 
     p: ``datasets, n_clips, seed, snrs, noises, designs, iterations`` (the fixed budget of last /
     EMA), ``max_iterations`` (the discrepancy rule's cap), ``tolerance``, ``noise_estimator``,
-    ``prior_opts``, ``max_samples`` and the fit settings of the other denoising studies.
+    ``prior_opts``, ``max_samples`` and the fit settings of the other denoising studies. One grid
+    per (noise, input SNR), set up as every study (:func:`dap.studies.common.study_setup`).
     """
-    recordings = _recordings(source, root, p["noises"])
-    cfg = FitConfig(iterations=p["iterations"], lr=p["lr"], lr_step=p["lr_step"], lr_gamma=p["lr_gamma"],
-                    precision=p["precision"], progress=p.get("progress", True), max_iterations=p["max_iterations"],
-                    discrepancy_tolerance=p["tolerance"])
-    base = {**fit_settings(p), "max_iterations": p["max_iterations"], "tolerance": p["tolerance"],
-            "noise_estimator": p["noise_estimator"]}
-    if p.get("prior_opts"):
-        base["prior_opts"] = p["prior_opts"]
+    recordings = _recordings(source, root, p.noises)
+    rule = {"max_iterations": p.max_iterations, "tolerance": p.tolerance, "noise_estimator": p.noise_estimator}
     all_rows = []
-    for dataset in p["datasets"]:
-        clips = load_normalised(dataset, p["n_clips"], p["seed"], source, root, p.get("max_samples"))
-        for noise in p["noises"]:
-            for snr in p["snrs"]:
-                noisy = {c.id: corrupt_at_snr(c.audio, noise, snr, derive_seed(p["seed"], "stopping", noise, snr, c.id),
+    for dataset in p.datasets:
+        clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
+        for noise in p.noises:
+            for snr in p.snrs:
+                noisy = {c.id: corrupt_at_snr(c.audio, noise, snr, derive_seed(p.seed, "stopping", noise, snr, c.id),
                                               recordings) for c in clips}
-                grid = Grid(task=f"stopping-{noise}", settings={**base, "noise": noise, "snr_db": snr},
-                            profile=p["profile"], seed=p["seed"])
-                run_fit = partial(_fit_clip, noisy=noisy, cfg=cfg, seed=p["seed"], estimator=p["noise_estimator"],
-                                  prior_opts=p.get("prior_opts"))
-                all_rows.append(run_grid(store, grid, clips, list(p["designs"]), run_fit, _evaluate,
+                setup = study_setup(p, f"stopping-{noise}", {**rule, "noise": noise, "snr_db": snr},
+                                    max_iterations=p.max_iterations, discrepancy_tolerance=p.tolerance)
+                run_fit = partial(_fit_clip, noisy=noisy, cfg=setup.config, seed=p.seed, estimator=p.noise_estimator,
+                                  prior_opts=setup.prior_opts)
+                all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, _evaluate,
                                          selections=RULES, progress=progress, workers=fit_workers(p)))
     return pd.concat(all_rows, ignore_index=True)
 
@@ -222,7 +216,7 @@ def stopping_claims(rows: pd.DataFrame, margin_db: float) -> dict:
 def stopping_figure(table: pd.DataFrame):
     """Output SNR (top) and iterations of the output (bottom) against the input SNR, one column per
     noise type, one line per rule (first design of the table)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # only where a figure is drawn: slow to import, absent from lean installs
 
     design = table["design"].iloc[0]
     t = table[table["design"] == design]
@@ -251,32 +245,29 @@ def stopping_figure(table: pd.DataFrame):
     return fig
 
 
-def stopping_caption(p: dict, source: str, rows: pd.DataFrame, claims: dict) -> str:
+def stopping_caption(p: StoppingSettings, source: str, rows: pd.DataFrame, claims: dict) -> str:
     """What produced the study's table and figure."""
-    from dap.report import caption, discrepancy_note
-    from dap.studies.common import fit_description
-
     deviations = scale_deviations(p)
-    if p["iterations"] < 2000:
+    if p.iterations < 2000:
         deviations = [d for d in deviations if not d.startswith("reduced scale")]
-        deviations.append(f"not a table of the paper; {p['n_clips']} clip(s) per data set, a fixed budget of "
-                          f"{p['iterations']} iterations for last / EMA, the discrepancy rule capped at "
-                          f"{p['max_iterations']}")
+        deviations.append(f"not a table of the paper; {p.n_clips} clip(s) per data set, a fixed budget of "
+                          f"{p.iterations} iterations for last / EMA, the discrepancy rule capped at "
+                          f"{p.max_iterations}")
     claim = (f"claim (discrepancy never worse than its input, within {claims.get('margin_db')} dB of the oracle): "
              f"worse than the input in {claims.get('n_worse_than_input')} of {claims.get('n_fits')} fits "
              f"(worst gain {claims.get('worst_gain_db', float('nan')):+.2f} dB); outside the margin in "
              f"{claims.get('n_outside_margin')} (largest gap {claims.get('largest_gap_to_oracle_db', float('nan')):.2f} dB)")
     return caption("Blind stopping across input SNRs: output SNR of each selection rule, and its cost in iterations",
-                   data=describe_data(source, p["datasets"]), profile=p["profile"], n_clips=p["n_clips"],
-                   iterations=f"last / EMA {p['iterations']}; discrepancy up to {p['max_iterations']}; oracle: best "
+                   data=describe_data(source, p.datasets), profile=p.profile, n_clips=p.n_clips,
+                   iterations=f"last / EMA {p.iterations}; discrepancy up to {p.max_iterations}; oracle: best "
                               f"of every iterate computed",
                    selection="oracle, last, EMA, discrepancy (all from the same fit)",
                    metrics={"SNR": "10 log10(sum clean^2 / sum (clean - output)^2), dB; gain = output - input SNR",
                             "noise": f"white Gaussian and environmental (traffic / domestic) at "
-                                     f"{', '.join(f'{s:g}' for s in p['snrs'])} dB input SNR"},
+                                     f"{', '.join(f'{s:g}' for s in p.snrs)} dB input SNR"},
                    deviations=deviations,
                    extra=[discrepancy_note(rows), claim, fit_description(p, rows),
-                          f"designs: {', '.join(p['designs'])}; noise estimator: {p['noise_estimator']}"])
+                          f"designs: {', '.join(p.designs)}; noise estimator: {p.noise_estimator}"])
 
 
 def stopping_metrics(table: pd.DataFrame, claims: dict, errors: pd.DataFrame | None = None) -> dict:
