@@ -9,7 +9,7 @@ imports its own layer or lower ones, never higher.
 ====  ==============  ==================================================================================
  0    core            ``dap.core``: errors, text, seeds, files, audio, device, failures, provenance, store
  1    foundations     ``metrics``, ``noise``, ``plots``, ``data``, ``paper``, ``costs``, ``progress``,
-                      ``profiles``, ``claims`` (the rule); ``wiass.side_info/data/configurations/
+                      ``profiles``, ``settings``, ``claims``; ``wiass.side_info/data/configurations/
                       study_data/remix/references/plots``
  2    models          ``priors``, ``baselines``, ``wiass.model``, ``wiass.settings``
  3    engine          ``fit``, ``wiass.train``, ``wiass.batches``

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dap import profiles
+from dap import settings
 from dap.core.errors import DapError
-from dap.profiles import (PROFILES, PROFILES_ORDER, SETTINGS, Settings, SettingsError, SettingsTypeError,
-                          from_parameters, resolve)
+from dap.profiles import PROFILES, PROFILES_ORDER, SETTINGS, from_parameters, resolve
+from dap.settings import Settings, SettingsError, SettingsTypeError
 
 REFERENCE = json.loads((Path(__file__).parent / "profiles_reference.json").read_text())["profiles"]
 #: Settings the typed classes added to a notebook, with their value in every profile: the
@@ -49,11 +49,11 @@ def test_every_settings_class_is_a_frozen_typed_dataclass(cls):
 
 
 def test_shared_settings_live_in_the_base_classes():
-    fit = set(profiles.FitSettings.names())
+    fit = set(settings.FitSettings.names())
     for nb in ("02_table1_gaussian_denoising", "03_table2_environmental_denoising", "04_table3_inpainting",
                "05_table4_separation", "11_blind_stopping"):
         assert fit <= set(SETTINGS[nb].names()), nb
-    assert set(profiles.WiassSettings.names()) < set(profiles.WiassAttentionSettings.names())
+    assert set(settings.WiassSettings.names()) < set(settings.WiassAttentionSettings.names())
 
 
 def test_an_unknown_override_raises_at_once_with_the_valid_names_and_a_suggestion():

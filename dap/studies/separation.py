@@ -24,7 +24,7 @@ from dap.core.store import ResultStore
 from dap.data import Clip
 from dap.grid import Grid, load_history, load_output, run_grid
 from dap.priors import DESIGN_LABELS
-from dap.profiles import SeparationSettings
+from dap.settings import SeparationSettings
 from dap.report import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
                                 fit_workers, load_normalised, run_baselines, scale_deviations, study_setup)

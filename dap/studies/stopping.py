@@ -26,7 +26,7 @@ from dap.core.store import ResultStore
 from dap.data import Clip
 from dap.grid import run_grid
 from dap.noise import NOISE_KINDS, estimate_noise, true_loss_floor
-from dap.profiles import StoppingSettings
+from dap.settings import StoppingSettings
 from dap.report import caption, discrepancy_note
 from dap.studies.common import (describe_data, fit_description, fit_workers, load_normalised, scale_deviations,
                                 study_setup)
