@@ -60,16 +60,18 @@ class DaskExecutor(Executor):
 
 class FitWorkerSetup(distributed.WorkerPlugin):
     """Worker plugin: each Dask worker (also one restarted after a crash) runs fits with ``threads``
-    torch threads and without per-iteration progress bars (the driver reports per fit)."""
+    torch threads (None: torch's default) and without per-iteration progress bars (the driver
+    reports per fit)."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int | None):
         self.threads = threads
 
     def setup(self, worker) -> None:
-        import torch
+        import torch  # in the worker process
 
         os.environ["DAP_PROGRESS"] = "off"
-        torch.set_num_threads(self.threads)
+        if self.threads:
+            torch.set_num_threads(self.threads)
 
 
 def cluster_executor(cluster: str, progress=print):
@@ -91,7 +93,8 @@ def cluster_executor(cluster: str, progress=print):
         elif cluster == "slurm":
             started = slurm_cluster(workers)
         client = distributed.Client(started if started is not None else cluster)
-        client.register_plugin(FitWorkerSetup(threads), name="dap-fit-worker")
+        # threads: this machine's cores per local worker; elsewhere each worker keeps its own default
+        client.register_plugin(FitWorkerSetup(threads if cluster == "local" else None), name="dap-fit-worker")
         progress(f"Dask cluster {cluster}: {len(client.scheduler_info()['workers'])} worker(s) now; "
                  f"dashboard {client.dashboard_link}")
         return DaskExecutor(client, started)

@@ -128,6 +128,7 @@ class FitSettings(Settings):
     workers: int                   #: fits at once; 0 = auto (dap.studies.common.fit_workers)
     max_samples: int | None        #: clips cut to their most energetic window of this length
     prior_opts: dict | None = None  #: build_prior options, e.g. {"widths": (4, 8, 16)}; None = the paper's
+    cluster: str | None = None     #: fits on Dask (dap.cluster): local | local-cuda | slurm | tcp://host:port
 
 
 @dataclass(frozen=True, kw_only=True)

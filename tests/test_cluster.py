@@ -94,3 +94,34 @@ def test_a_local_dask_cluster_gives_the_rows_of_one_process_and_survives_a_kille
     c = killed.sort_values(KEY).reset_index(drop=True)
     assert not c.duplicated(KEY).any() and a[KEY].equals(c[KEY]) and (c["status"] == "ok").all()
     np.testing.assert_allclose(a["value"], c["value"], atol=1e-4)
+
+
+def test_fits_at_once_on_a_cluster(monkeypatch):
+    from dap import profiles
+    from dap.studies.common import fit_workers, grid_executor
+    from dap.grid import process_pool
+
+    p = profiles.resolve("02_table1_gaussian_denoising", "smoke").replace(workers=0)  # 0: automatic
+    assert grid_executor(p) is process_pool
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 4)
+    assert fit_workers(p.replace(cluster="local-cuda")) == 4  # one worker per GPU of the node
+    assert fit_workers(p.replace(cluster="slurm")) == 4 and fit_workers(p.replace(cluster="slurm", workers=16)) == 16
+    assert fit_workers(p.replace(cluster="local")) == (os.cpu_count() or 1)
+    with pytest.raises(ClusterError, match="unknown cluster"):
+        grid_executor(p.replace(cluster="lsf"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_study_on_a_local_cluster_gives_the_rows_of_a_study_here(tmp_path, one_thread):
+    from dap import profiles
+    from dap.studies import denoising_study
+
+    p = profiles.resolve("02_table1_gaussian_denoising", "smoke").replace(
+        datasets=("digits",), designs=("conv", "dilated"), prior_opts=TINY, iterations=3, precision="fp32")
+    here = denoising_study(ResultStore(tmp_path / "here"), p, "gaussian", progress=lambda _: None)
+    there = denoising_study(ResultStore(tmp_path / "dask"), p.replace(cluster="local", workers=2), "gaussian",
+                            progress=lambda _: None)
+    a, b = here.sort_values(KEY).reset_index(drop=True), there.sort_values(KEY).reset_index(drop=True)
+    assert a[KEY].equals(b[KEY]) and (b["status"] == "ok").all() and len(a) > 0
+    np.testing.assert_allclose(a["value"], b["value"], atol=1e-4)

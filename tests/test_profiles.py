@@ -19,10 +19,14 @@ from dap.settings import Settings, SettingsError, SettingsTypeError
 
 REFERENCE = json.loads((Path(__file__).parent / "profiles_reference.json").read_text())["profiles"]
 #: Settings the typed classes added to a notebook, with their value in every profile: the
-#: denoising studies now accept prior_opts like the other studies (None: the paper's priors,
-#: absent from the fit ids, so no result changes).
+#: denoising studies accept prior_opts like the other studies (None: the paper's priors, absent
+#: from the fit ids, so no result changes) ...
 ADDED = {nb: {"prior_opts": None} for nb in ("01_figure1_denoising_example", "02_table1_gaussian_denoising",
                                              "03_table2_environmental_denoising", "06_figure2_convergence")}
+#: ... and every paper-1 study can run its fits on a Dask cluster (None: here, as before).
+for _nb, _cls in SETTINGS.items():
+    if issubclass(_cls, settings.FitSettings):
+        ADDED[_nb] = {**ADDED.get(_nb, {}), "cluster": None}
 CASES = [(nb, prof) for nb in REFERENCE for prof in PROFILES_ORDER]
 T1 = "02_table1_gaussian_denoising"
 

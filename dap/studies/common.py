@@ -22,7 +22,7 @@ from dap.core.provenance import provenance
 from dap.core.store import fit_id
 from dap.data import Clip, load_clips
 from dap.fit import FitConfig, pick_device, resolve_precision
-from dap.grid import Grid
+from dap.grid import Grid, process_pool
 from dap.priors import DESIGN_LABELS
 from dap.report import commits_note
 
@@ -37,14 +37,33 @@ def fit_config(p: Mapping, **extra) -> FitConfig:
 
 
 def fit_workers(p: Mapping) -> int:
-    """How many fits run at once: ``p["workers"]`` when set (> 0); else 1 on a GPU (one fit fills
-    it) and 2 on a CPU with at least 2 cores (two single-threaded fits run ~1.15x more iterations per
-    second than one two-threaded fit: results/benchmarks.md)."""
+    """How many fits run at once: ``p["workers"]`` when set (> 0); on a Dask cluster
+    (``p["cluster"]``) one per GPU of this node (``local-cuda``) or per core (``local``), 4 SLURM
+    jobs, 2 for a given scheduler; else 1 on a GPU (one fit fills it) and 2 on a CPU with at least 2
+    cores (two single-threaded fits run more iterations per second than one two-threaded fit:
+    results/reference/benchmarks.md)."""
     if p.get("workers"):
         return int(p["workers"])
+    cluster = p.get("cluster")
+    if cluster == "local-cuda":
+        return max(1, torch.cuda.device_count())
+    if cluster == "local":
+        return max(1, os.cpu_count() or 1)
+    if cluster:
+        return 4 if cluster == "slurm" else 2
     if torch.cuda.is_available():
         return 1
     return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def grid_executor(p: Mapping):
+    """The executor factory of :func:`dap.grid.run_grid` for ``p["cluster"]``: worker processes on
+    this machine when it is not set, else a Dask cluster (:func:`dap.cluster.cluster_executor`)."""
+    if not p.get("cluster"):
+        return process_pool
+    from dap.cluster import cluster_executor  # distributed: only where a cluster is asked for
+
+    return cluster_executor(p["cluster"])
 
 
 def fit_settings(p: Mapping) -> dict:
@@ -65,6 +84,12 @@ class StudySetup:
     grid: Grid                #: task, settings that identify a fit (its id), profile, seed
     config: FitConfig         #: the fit engine's settings
     prior_opts: dict | None   #: build_prior options of every fit (None: the paper's priors)
+    workers: int = 1          #: fits at once (:func:`fit_workers`)
+    executor: object = None   #: where they run (:func:`grid_executor`)
+
+    def parallel(self) -> dict:
+        """``run_grid``'s ``workers`` and ``executor`` arguments."""
+        return {"workers": self.workers, "executor": self.executor}
 
 
 def study_setup(p: Mapping, task: str, settings: dict | None = None, **config) -> StudySetup:
@@ -81,7 +106,8 @@ def study_setup(p: Mapping, task: str, settings: dict | None = None, **config) -
     if prior_opts:
         grid_settings["prior_opts"] = prior_opts
     return StudySetup(grid=Grid(task=task, settings=grid_settings, profile=p["profile"], seed=p["seed"]),
-                      config=fit_config(p, **config), prior_opts=prior_opts)
+                      config=fit_config(p, **config), prior_opts=prior_opts, workers=fit_workers(p),
+                      executor=grid_executor(p))
 
 
 def load_normalised(dataset: str, n: int, seed: int, source: str, root=None,

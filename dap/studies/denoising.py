@@ -17,7 +17,7 @@ from dap.grid import Grid, load_history, load_output, run_grid
 from dap.settings import DenoisingSettings, GaussianDenoisingSettings
 from dap.report import caption, discrepancy_note
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                fit_workers, load_normalised, run_baselines, scale_deviations, study_setup)
+                                load_normalised, run_baselines, scale_deviations, study_setup)
 from dap.tasks import denoise
 
 
@@ -50,7 +50,7 @@ def denoising_study(store: ResultStore, p: DenoisingSettings, noise: str, source
         run_fit = partial(_restore_clip, noisy=noisy, cfg=setup.config, seed=p.seed,
                           mismatched_istft=p.mismatched_istft, prior_opts=setup.prior_opts)
         all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, _evaluator(dataset, p),
-                                 progress=progress, workers=fit_workers(p)))
+                                 progress=progress, **setup.parallel()))
     return pd.concat(all_rows, ignore_index=True)
 
 

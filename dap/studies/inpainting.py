@@ -62,7 +62,11 @@ def inpainting_study(store: ResultStore, p: InpaintingSettings, source: str = "e
         def evaluate(clip, est):
             return inpaint.evaluate(clip.audio, est, masks[clip.dataset, clip.id])
 
-        all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, evaluate, progress=progress))
+        # One fit at a time here (its rows are compared bit for bit in the reliability tests); on a
+        # cluster, as many as it has workers.
+        parallel = setup.parallel() if p.cluster else {}
+        all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, evaluate, progress=progress,
+                                 **parallel))
     return pd.concat(all_rows, ignore_index=True)
 
 

@@ -27,7 +27,7 @@ from dap.priors import DESIGN_LABELS
 from dap.settings import SeparationSettings
 from dap.report import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                fit_workers, load_normalised, run_baselines, scale_deviations, study_setup)
+                                load_normalised, run_baselines, scale_deviations, study_setup)
 from dap.tasks import separate, separation_loss
 
 MIXTURE_DATASET = "piano+drums"
@@ -94,7 +94,7 @@ def separation_study(store: ResultStore, p: SeparationSettings, source: str = "e
                       guard=guard, mismatched_istft=p.mismatched_istft, prior_opts=setup.prior_opts,
                       time_variation=p.time_variation)
     rows = run_grid(store, setup.grid, mixtures, list(p.designs), run_fit, _evaluate_clip, progress=progress,
-                    workers=fit_workers(p))
+                    **setup.parallel())
     return per_source_rows(rows)
 
 

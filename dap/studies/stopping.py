@@ -28,7 +28,7 @@ from dap.grid import run_grid
 from dap.noise import NOISE_KINDS, estimate_noise, true_loss_floor
 from dap.settings import StoppingSettings
 from dap.report import caption, discrepancy_note
-from dap.studies.common import (describe_data, fit_description, fit_workers, load_normalised, scale_deviations,
+from dap.studies.common import (describe_data, fit_description, load_normalised, scale_deviations,
                                 study_setup)
 from dap.studies.denoising import noise_recordings
 from dap.tasks import denoise
@@ -155,7 +155,7 @@ def stopping_study(store: ResultStore, p: StoppingSettings, source: str = "embed
                 run_fit = partial(_fit_clip, noisy=noisy, cfg=setup.config, seed=p.seed, estimator=p.noise_estimator,
                                   prior_opts=setup.prior_opts)
                 all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, _evaluate,
-                                         selections=RULES, progress=progress, workers=fit_workers(p)))
+                                         selections=RULES, progress=progress, **setup.parallel()))
     return pd.concat(all_rows, ignore_index=True)
 
 
