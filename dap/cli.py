@@ -17,6 +17,11 @@ from dap.costs import CPU_SECONDS_PER_ITERATION
 from dap.core.device import PRECISIONS
 from dap.core.errors import DapError
 from dap.core.text import one_line
+from dap.priors import ALL_DESIGNS
+from dap.noise import NOISE_KINDS
+from dap.profiles import PROFILES_ORDER
+from dap.claims_table import write_claims
+from dap.core.files import results_root
 
 PROG = "python -m dap"
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -70,8 +75,6 @@ def _restore_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dap.priors import ALL_DESIGNS
-
     ap = _Parser(prog=PROG, description="dap: deep audio priors, reproduced. Commands:",
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -93,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--selection", choices=r.BLIND_SELECTIONS, default=r.DEFAULT_SELECTION,
                     help="blind output rule: discrepancy (default: stop when the residual reaches the "
                          "estimated noise level), the last iterate of a fixed budget, or a moving average of it")
-    from dap.noise import NOISE_KINDS
-
     rp.add_argument("--noise", choices=NOISE_KINDS, default="auto",
                     help="noise estimator of the discrepancy rule: auto (default), white, coloured")
     rp.add_argument("--tolerance", type=_positive_float, default=r.DEFAULT_TOLERANCE, metavar="T",
@@ -117,8 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute notebooks into results/ (what run_all.sh does; "
                                      "'run --help' for its options)", add_help=False)
     run.add_argument("args", nargs=argparse.REMAINDER)
-
-    from dap.profiles import PROFILES_ORDER
 
     cl = sub.add_parser("claims", help="test every claim of both papers on the stored rows: results/CLAIMS.md",
                         description="Evaluate every registered claim of both papers (dap.claim_registry) on the "
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv[:1] == ["run"]:  # everything after 'run' belongs to the runner's own parser
-            from dap.runner import main as run_main
+            from dap.runner import main as run_main  # papermill & co.: loaded only for `run`
 
             return run_main(argv[1:])
         args = build_parser().parse_args(argv)
@@ -195,9 +194,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _claims(args) -> int:
-    from dap.claims_table import write_claims
-    from dap.core.files import results_root
-
     path = write_claims(args.results or results_root(), args.output, profile=args.profile)
     print(f"{PROG} claims: wrote {path}")
     return 0

@@ -44,6 +44,7 @@ from torch import nn
 
 from dap.core.device import native_bf16, precision_mode, resolve_precision
 from dap.core.errors import DapError, FitDiverged
+from dap.priors.unet import native_dilated_convs
 
 
 class FitSettingError(DapError, ValueError):
@@ -155,8 +156,6 @@ def bf16_supported(device: torch.device) -> bool:
 def channels_last_safe(module: nn.Module, device: torch.device) -> bool:
     """Whether bf16 + channels_last may be used: anywhere but on a CPU with native dilated convs
     (the bug and its work-around: docs/method.md, CPU fast path)."""
-    from dap.priors.unet import native_dilated_convs
-
     return device.type != "cpu" or not native_dilated_convs(module)
 
 

@@ -36,6 +36,7 @@ from dap.core.files import atomic_write_text
 from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
 from dap.core.text import one_line
+from dap.core.audio import load_audio
 
 log = logging.getLogger(__name__)
 
@@ -351,8 +352,6 @@ def load_history(folder: str | Path, fid: str) -> pd.DataFrame:
 
 def load_output(folder: str | Path, fid: str, rule: str) -> np.ndarray:
     """The restored waveforms ``(S, L)`` of fit ``fid`` under selection ``rule``."""
-    from dap.core.audio import load_audio
-
     files = sorted(Path(folder, "audio").glob(f"{fid}_{rule}_*.flac"))
     if not files:
         raise DapError(f"no saved output for fit {fid} ({rule}) under {folder}/audio")

@@ -20,6 +20,8 @@ from dap import paper
 from dap.priors import DESIGN_LABELS
 from dap.core.files import atomic_write_bytes, atomic_write_text
 from dap.core.provenance import git_commit, machine_description
+from dap.fit import SELECTION_NOTES
+from dap.claims import VERDICTS, best_design_verdicts
 
 DATASET_LABELS = {"speech": "LJSpeech-like", "digits": "Digits", "piano": "Piano", "drums": "Drums"}
 
@@ -209,8 +211,6 @@ def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_te
     noise floor) is left out. ``baselines``: rows of the classical baselines (``selection = "none"``,
     :mod:`dap.baselines`), shown as extra rows after the rules (mean ± std, n) and appended to the
     CSV; they never enter the ranking. Returns the comparison (and the baselines' statistics)."""
-    from dap.fit import SELECTION_NOTES
-
     parts, frames = [caption_text, ""], []
     for rule in rules_with_rows(rows, selections):
         cmp = compare_with_paper(rows, table, rule)
@@ -236,8 +236,6 @@ def best_design_sentence(rows: pd.DataFrame, comparison: pd.DataFrame, rule: str
     the paired rule of :mod:`dap.claims` (the paper's best against each other design of the paper's
     table on the same clips, bootstrap 95 % interval; fewer than 3 clips is inconclusive). Only the
     paper's designs compete; classical baselines never enter the ranking."""
-    from dap.claims import VERDICTS, best_design_verdicts
-
     rank = ranking_holds(comparison)
     held = int(rank["agree"].sum())
     best = {(r.dataset, r.metric): r.best_in_paper for r in rank.itertuples()}
