@@ -1,5 +1,5 @@
 """Execute every notebook in the smoke profile through the same runner as run_all.sh, then read
-back the named metrics each notebook published and assert them."""
+back the named checks each notebook published and assert them."""
 
 import json
 import os
@@ -23,8 +23,8 @@ def smoke_run(tmp_path_factory):
     return out, proc
 
 
-def _metrics(out: Path, name: str) -> dict:
-    return json.loads((out / name / "metrics.json").read_text())
+def _checks(out: Path, name: str) -> dict:
+    return json.loads((out / name / "checks.json").read_text())
 
 
 @pytest.mark.notebooks
@@ -40,7 +40,7 @@ def test_every_notebook_runs_in_the_smoke_profile(smoke_run):
 
 @pytest.mark.notebooks
 def test_quickstart_publishes_its_checks(smoke_run):
-    m = _metrics(smoke_run[0], "00_quickstart")
+    m = _checks(smoke_run[0], "00_quickstart")
     assert (m["stft_bins"], m["stft_frames"]) == (512, 256)
     assert m["round_trip_snr_db"] > 100
     assert 0 < m["input_snr_db"] < 15  # sigma 0.1 on a peak-normalised clip
@@ -133,23 +133,23 @@ def test_each_parameter_is_spelt_once_and_read_by_its_settings(name):
 def test_paper_notebooks_publish_their_checks(smoke_run):
     out = smoke_run[0]
     for name in ("02_table1_gaussian_denoising", "03_table2_environmental_denoising"):
-        m = _metrics(out, name)
+        m = _checks(out, name)
         assert m["n_rows"] > 0 and m["n_failed_rows"] == 0, name
-    fig1 = _metrics(out, "01_figure1_denoising_example")
+    fig1 = _checks(out, "01_figure1_denoising_example")
     assert fig1["n_designs"] == 4
     assert all(f"{d}/discrepancy_iteration" in fig1 for d in ("conv", "dilated_exp_dense"))  # the blind rule, marked
     for name, table in (("02_table1_gaussian_denoising", "table1"), ("03_table2_environmental_denoising", "table2")):
         assert "Selection: blind: discrepancy principle" in (out / name / f"{table}.md").read_text()
-    stop = _metrics(out, "11_blind_stopping")
+    stop = _checks(out, "11_blind_stopping")
     assert stop["n_rows"] > 0 and stop["n_failed_rows"] == 0 and stop["n_rules"] == 4
     assert stop["claims/n_fits"] == 4 and stop["noise_error/auto/white/mean_abs_db"] < 3.0  # white noise within 3 dB
-    fig2 = _metrics(out, "06_figure2_convergence")
+    fig2 = _checks(out, "06_figure2_convergence")
     assert "harmonic/seconds_per_iteration" in fig2 and fig2["harmonic/seconds_per_iteration"] > 0
-    inpaint = _metrics(out, "04_table3_inpainting")
+    inpaint = _checks(out, "04_table3_inpainting")
     assert 0.1 <= inpaint["shortest_gap_s"] <= inpaint["longest_gap_s"] <= 0.25
-    assert _metrics(out, "05_table4_separation")["per_source_datasets"] == "drums,piano"
-    assert _metrics(out, "07_wiass_figure2_side_information")["n_configurations"] == 8
-    attention = _metrics(out, "08_wiass_figure3_attention")
+    assert _checks(out, "05_table4_separation")["per_source_datasets"] == "drums,piano"
+    assert _checks(out, "07_wiass_figure2_side_information")["n_configurations"] == 8
+    attention = _checks(out, "08_wiass_figure3_attention")
     assert attention["M2_side_length"] == 300 and attention["M2_attention_rows_sum"] == pytest.approx(1.0)
     for name in ("02_table1_gaussian_denoising", "04_table3_inpainting", "05_table4_separation"):
         table = next((out / name).glob("table*.md")).read_text()
@@ -168,19 +168,19 @@ def _assert_baselines_shown(out: Path) -> None:
         for d in designs:
             assert d in extra and f"`{d}` = " in text and "ms per clip" in text, (name, d)
             assert not any(d in line for line in text.splitlines() if line.startswith("Best design as in the paper"))
-        assert any(k.startswith(f"none/{designs[0]}/") for k in _metrics(out, name)), name
+        assert any(k.startswith(f"none/{designs[0]}/") for k in _checks(out, name)), name
     assert "baseline: HPSS" in (out / "05_table4_separation" / "table4_per_mixture.md").read_text()
 
 
 @pytest.mark.notebooks
 def test_teaching_notebooks_publish_their_checks(smoke_run):
     out = smoke_run[0]
-    explore = _metrics(out, "09_explore_deep_priors")
+    explore = _checks(out, "09_explore_deep_priors")
     assert explore["autorun"] and explore["run/state"] == "done" and explore["run/iterations_done"] == 3
     assert explore["run/n_updates"] >= 4  # every iteration (smoke: update_every 1) + the final one
     assert explore["compare/n_designs"] == 4 and explore["compare/state"] == "done"
     assert (out / "09_explore_deep_priors" / "run.png").exists()
-    why = _metrics(out, "10_why_dilation_and_density")
+    why = _checks(out, "10_why_dilation_and_density")
     for design in ("conv", "dilated"):  # the measured footprint fills the analytic field along frequency
         assert why[f"footprint/{design}/bins"] == why[f"rf/{design}/bins"]
     assert why["rf/dilated_exp/frames"] > why["rf/dilated/frames"] > why["rf/conv/frames"]

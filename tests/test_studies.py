@@ -109,7 +109,7 @@ def test_headline_ratio_is_harmonic_over_proposed_iterations():
     assert convergence.headline_ratio(table) == pytest.approx(10.0)
     assert convergence.headline_ratio(table, slow="conv") == pytest.approx(2.5)
     assert np.isnan(convergence.headline_ratio(_table(conv=50, dilated_exp_dense=20)))  # no harmonic fit
-    m = convergence.convergence_metrics(table)
+    m = convergence.convergence_checks(table)
     assert m["ratio_harmonic_vs_dense_iterations"] == pytest.approx(10.0)
     assert m["harmonic/iterations_to_90pct_peak"] == 200.0 and m["conv/peak_snr"] == 10.0
     assert len(m) == 1 + 3 * 3
@@ -130,7 +130,7 @@ def test_headline_ratio_from_real_curves():
 
 
 # ----------------------------------------------------------------------------- Figure 1: peaks per design
-def test_example_peaks_and_their_metrics():
+def test_example_peaks_and_their_checks():
     h = pd.DataFrame({"iteration": [1, 2, 3, 4], "snr": [1.0, 5.0, 4.0, 3.0]})
     peaks = studies.example_peaks({"conv": h, "dilated": h.assign(snr=h["snr"] * 2)}, {"conv": (3, 4.0, True)})
     assert list(peaks.index) == ["conv", "dilated"] and list(peaks.columns) == list(denoising.PEAK_COLUMNS)
@@ -138,7 +138,7 @@ def test_example_peaks_and_their_metrics():
     assert (conv["peak_snr"], conv["peak_iteration"], conv["last_snr"]) == (5.0, 2, 3.0)
     assert (conv["discrepancy_snr"], conv["discrepancy_iteration"], conv["discrepancy_reached"]) == (4.0, 3, True)
     assert np.isnan(dil["discrepancy_snr"]) and dil["discrepancy_iteration"] == -1 and not dil["discrepancy_reached"]
-    m = studies.example_metrics(peaks)
+    m = studies.example_checks(peaks)
     assert m["n_designs"] == 2 and m["dilated/peak_snr"] == 10.0
     assert type(m["conv/peak_iteration"]) is int and type(m["conv/discrepancy_reached"]) is bool
     assert type(m["conv/peak_snr"]) is float and len(m) == 1 + 2 * len(denoising.PEAK_COLUMNS)

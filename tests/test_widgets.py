@@ -118,7 +118,7 @@ def test_live_fit_reports_every_few_iterations_and_at_the_end():
     assert len(live.history(s.design)) == 4 and {"loss", "snr"} <= set(live.history(s.design).columns)
     assert live.output().shape == (problem.length,)
     assert "noisy input" in snaps[-1][2] and snaps[-1][2].startswith("done")
-    m = live.metrics(prefix="run/")
+    m = live.checks(prefix="run/")
     assert m["run/state"] == "done" and m["run/iterations_done"] == 4 and "run/dilated_exp/last_snr" in m
     table = live.summary()
     assert list(table["iterations"]) == [4] and "best snr" in table
@@ -200,7 +200,7 @@ def test_explorer_compare_mode_fits_the_four_designs(explorer):
     live = explorer.run(mode="compare", wait=True)
     assert list(live.results) == ["conv", "dilated", "dilated_exp", "dilated_exp_dense"]
     assert len(explorer.summary()) == 4 and "Dilated Conv. (exp) + Dense" in explorer.w_budget.value
-    assert live.metrics()["n_designs"] == 4
+    assert live.checks()["n_designs"] == 4
 
 
 def test_explorer_stop_button_stops_a_background_fit(explorer):

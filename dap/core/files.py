@@ -65,6 +65,6 @@ def notebook_dir(name: str) -> Path:
     return folder
 
 
-def write_metrics(folder: str | os.PathLike, values: dict) -> Path:
-    """Named scalars a notebook publishes (``metrics.json``), read back by the notebook tests."""
-    return atomic_write_text(Path(folder) / "metrics.json", json.dumps(values, indent=2, sort_keys=True, default=float))
+def write_checks(folder: str | os.PathLike, values: dict) -> Path:
+    """Named scalars a notebook publishes (``checks.json``), read back by the notebook tests."""
+    return atomic_write_text(Path(folder) / "checks.json", json.dumps(values, indent=2, sort_keys=True, default=float))

@@ -209,8 +209,8 @@ class LiveFit:
                 parts.append(f"SNR {_db(value)} dB (noisy input {_db(self.problem.input_snr)} dB)")
         return "; ".join(parts)
 
-    def metrics(self, prefix: str = "") -> dict:
-        """Named scalars of the run for ``metrics.json``: state, designs, iterations, updates, scores."""
+    def checks(self, prefix: str = "") -> dict:
+        """Named scalars of the run for ``checks.json``: state, designs, iterations, updates, scores."""
         key = self.problem.score_key
         out = {"state": self.state, "n_designs": len(self.results), "n_updates": self.n_updates,
                "clip": self.problem.label, "score": key,

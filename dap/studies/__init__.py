@@ -10,11 +10,11 @@ Each takes the notebook's settings ``p`` (:mod:`dap.profiles`: a typed, frozen d
 """
 
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, StudySetup, describe_data, fit_config,
-                                fit_description, fit_settings, load_normalised, study_setup, table_metrics)
-from dap.studies.convergence import (convergence_caption, convergence_curves, convergence_figure, convergence_metrics,
+                                fit_description, fit_settings, load_normalised, study_setup, table_checks)
+from dap.studies.convergence import (convergence_caption, convergence_curves, convergence_figure, convergence_checks,
                                       convergence_table, headline_ratio, iterations_to_fraction)
 from dap.studies.denoising import (DENOISING_METRICS, denoising_baselines, denoising_caption, denoising_example,
-                                   denoising_study, discrepancy_points, example_metrics, example_peaks,
+                                   denoising_study, discrepancy_points, example_checks, example_peaks,
                                    noise_recordings)
 from dap.studies.inpainting import (gap_table, inpainting_baselines, inpainting_caption, inpainting_example,
                                     inpainting_figure, inpainting_study, mask_checks, write_gap_table)
@@ -23,10 +23,10 @@ from dap.studies.separation import (beats_trivial, make_mixtures, per_mixture_re
                                     separation_study, trivial_rows)
 
 __all__ = ["BASELINE_FILE", "COMMON_DEVIATIONS", "StudySetup", "describe_data", "fit_config", "fit_description",
-           "fit_settings", "load_normalised", "study_setup", "table_metrics", "convergence_caption",
-           "convergence_curves", "convergence_figure", "convergence_metrics", "convergence_table",
+           "fit_settings", "load_normalised", "study_setup", "table_checks", "convergence_caption",
+           "convergence_curves", "convergence_figure", "convergence_checks", "convergence_table",
            "headline_ratio", "iterations_to_fraction", "DENOISING_METRICS", "denoising_baselines",
-           "denoising_caption", "denoising_example", "denoising_study", "discrepancy_points", "example_metrics",
+           "denoising_caption", "denoising_example", "denoising_study", "discrepancy_points", "example_checks",
            "example_peaks", "noise_recordings", "gap_table", "inpainting_baselines", "inpainting_caption",
            "inpainting_example", "inpainting_figure", "inpainting_study", "mask_checks", "write_gap_table",
            "beats_trivial", "make_mixtures", "per_mixture_report", "per_source_rows", "separation_baselines",

@@ -206,7 +206,7 @@ def _values(rows, column: str) -> str:
     return ", ".join(sorted(set(rows[column].dropna().astype(str)) - {"", "nan"}))
 
 
-def table_metrics(comparison, rows) -> dict:
+def table_checks(comparison, rows) -> dict:
     """Named numbers a notebook publishes for its tests: per (rule, design, dataset, metric) mean,
     and fit counts."""
     out = {"n_rows": int(len(rows)), "n_failed_rows": int((rows["status"] == "failed").sum())}

@@ -126,7 +126,7 @@ def headline_ratio(table: pd.DataFrame, slow: str = HEADLINE_SLOW, fast: str = H
     return float(t.loc[slow, column] / t.loc[fast, column])
 
 
-def convergence_metrics(table: pd.DataFrame) -> dict:
+def convergence_checks(table: pd.DataFrame) -> dict:
     """The named numbers notebook 06 publishes: the :func:`headline_ratio`
     (``ratio_harmonic_vs_dense_iterations``) and, per design, ``peak_snr``,
     ``iterations_to_90pct_peak`` and ``seconds_per_iteration``."""

@@ -216,9 +216,9 @@ def example_peaks(histories: dict[str, pd.DataFrame], points: dict[str, tuple[in
     return pd.DataFrame.from_dict(lines, orient="index", columns=list(PEAK_COLUMNS))
 
 
-def example_metrics(peaks: pd.DataFrame) -> dict:
+def example_checks(peaks: pd.DataFrame) -> dict:
     """The named numbers notebook 01 publishes: ``n_designs`` and ``<design>/<column>`` of
-    :func:`example_peaks` (Python scalars: ints and booleans stay so in metrics.json)."""
+    :func:`example_peaks` (Python scalars: ints and booleans stay so in checks.json)."""
     out: dict = {"n_designs": int(len(peaks))}
     for design, row in peaks.iterrows():
         for column in PEAK_COLUMNS:

@@ -270,7 +270,7 @@ def stopping_caption(p: StoppingSettings, source: str, rows: pd.DataFrame, claim
                           f"designs: {', '.join(p.designs)}; noise estimator: {p.noise_estimator}"])
 
 
-def stopping_metrics(table: pd.DataFrame, claims: dict, errors: pd.DataFrame | None = None) -> dict:
+def stopping_checks(table: pd.DataFrame, claims: dict, errors: pd.DataFrame | None = None) -> dict:
     """Named numbers the notebook publishes for its tests."""
     out = {f"claims/{k}": v for k, v in claims.items()}
     for r in table.itertuples():

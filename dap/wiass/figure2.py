@@ -51,9 +51,9 @@ def publish_comparisons(rows: pd.DataFrame, folder: str | Path, configurations=E
     return md
 
 
-def figure2_metrics(table: pd.DataFrame, results: dict[str, TrainResult] | None = None,
+def figure2_checks(table: pd.DataFrame, results: dict[str, TrainResult] | None = None,
                     data: StudyData | None = None) -> dict:
-    """Named numbers for ``metrics.json``: medians per configuration, alignment of M2 / A3.1,
+    """Named numbers for ``checks.json``: medians per configuration, alignment of M2 / A3.1,
     and (given ``results`` / ``data``) best validation losses and the loss of predicting silence."""
     out = {"n_configurations": int((table["kind"] == "model").sum()),
            "n_references": int((table["kind"] == "reference").sum())}

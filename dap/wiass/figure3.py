@@ -104,7 +104,7 @@ def model_sources(results: dict[str, TrainResult]) -> dict[str, str]:
     return {c: ("07" if FIGURE2 in str(r.folder) else "08") for c, r in results.items()}
 
 
-def figure3_metrics(examples: list[AttentionExample], alignment: pd.DataFrame,
+def figure3_checks(examples: list[AttentionExample], alignment: pd.DataFrame,
                     results: dict[str, TrainResult] | None = None) -> dict:
     """Named numbers: alignment on the shown fragment and the mean over test fragments."""
     out = {"clip_id": examples[0].clip_id if examples else None,

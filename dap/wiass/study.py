@@ -32,10 +32,10 @@ from dap.wiass.configurations import EVALUATIONS, fixed_side_info, models_needed
 from dap.wiass.examples import SpectrogramSet
 from dap.wiass.evaluate import (alignment_metrics, evaluate_configuration, evaluate_references,
                                 separate)
-from dap.wiass.figure2 import (FIGURE2, figure2_caption, figure2_metrics, publish_comparisons,
+from dap.wiass.figure2 import (FIGURE2, figure2_caption, figure2_checks, publish_comparisons,
                                publish_figure2)
 from dap.wiass.figure3 import (FIGURE3, UNGUIDED, AttentionExample, figure3_caption,
-                               figure3_metrics, model_sources, publish_figure3)
+                               figure3_checks, model_sources, publish_figure3)
 from dap.wiass.references import silence_loss
 from dap.wiass.study_data import StudyData, data_settings, load_study_data
 from dap.wiass.tables import summary_table
@@ -47,7 +47,7 @@ from dap.wiass.train import is_trained, train
 __all__ = [
     "FIGURE2", "FIGURE3", "figure2_study", "figure3_study", "describe", "model_summary",
     "silence_loss", "summary_table", "figure2_caption", "publish_figure2", "publish_comparisons",
-    "figure2_metrics", "figure3_caption", "publish_figure3", "figure3_metrics", "model_sources",
+    "figure2_checks", "figure3_caption", "publish_figure3", "figure3_checks", "model_sources",
 ]
 
 
