@@ -405,6 +405,16 @@ def test_instance_norm_keeps_dtype_and_layout() -> None:
     torch.testing.assert_close(y.float(), F.instance_norm(x, eps=norm.eps), atol=0.05, rtol=0.02)
 
 
+def test_instance_norm_stays_bf16_where_autocast_runs_rsqrt_in_fp32(monkeypatch) -> None:
+    """CUDA's autocast puts rsqrt on its fp32 list; the norm must still return bf16 (checked here by
+    making rsqrt return fp32, as it does there; not run on a GPU in this suite)."""
+    real = torch.rsqrt
+    monkeypatch.setattr(torch, "rsqrt", lambda t: real(t.float()))
+    xb = (torch.randn(2, 4, 16, 8, generator=_seeded()) * 3 + 1).to(torch.bfloat16)
+    y = InstanceNorm2d(4)(xb.to(memory_format=torch.channels_last))
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_dense_block_keeps_autocast_dtype() -> None:
     """Under bf16 autocast the dense concatenation stays bf16 (an fp32 input would otherwise
     promote every skip tensor to fp32 and cost a full-size cast per conv)."""

@@ -100,7 +100,8 @@ class InstanceNorm2d(nn.InstanceNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         var, mean = torch.var_mean(x, dim=(-2, -1), keepdim=True, correction=0)
-        return (x - mean) * torch.rsqrt(var + self.eps)
+        # CUDA autocast runs rsqrt in fp32: cast the (B, C, 1, 1) scale back, not the full-size output
+        return (x - mean) * torch.rsqrt(var + self.eps).to(x.dtype)
 
 
 def make_norm(channels: int, enabled: bool) -> nn.Module:
