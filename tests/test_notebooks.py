@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dap import profiles
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -151,10 +153,23 @@ def test_paper_notebooks_publish_their_checks(smoke_run):
     assert _checks(out, "07_wiass_figure2_side_information")["n_configurations"] == 8
     attention = _checks(out, "08_wiass_figure3_attention")
     assert attention["M2_side_length"] == 300 and attention["M2_attention_rows_sum"] == pytest.approx(1.0)
-    for name in ("02_table1_gaussian_denoising", "04_table3_inpainting", "05_table4_separation"):
-        table = next((out / name).glob("table*.md")).read_text()
-        assert "Profile: `smoke`" in table and "paper" in table  # caption + the paper's numbers beside ours
+    for name, key in (("02_table1_gaussian_denoising", "table1"), ("04_table3_inpainting", "table3"),
+                      ("05_table4_separation", "table4")):
+        table = (out / name / f"{key}.md").read_text()
+        assert "Profile: `smoke`" in table
+        _assert_paper_numbers_beside_ours(table, key, profiles.resolve(name, "smoke"))
     _assert_baselines_shown(out)
+
+
+def _assert_paper_numbers_beside_ours(table: str, key: str, p) -> None:
+    """Every published mean ± std of the designs and data sets the run covered stands in the table."""
+    from dap import paper
+
+    published = paper.table(key)
+    shown = published[published["design"].isin(p.designs) & published["dataset"].isin(p.datasets)]
+    assert len(shown) > 0
+    for r in shown.itertuples():
+        assert f"paper {r.mean:.2f} ± {r.std:.2f}" in table, (key, r.design, r.dataset, r.metric)
 
 
 def _assert_baselines_shown(out: Path) -> None:

@@ -157,7 +157,7 @@ COMMON_DEVIATIONS = [
     "(~20 dB round trip): set mismatched_istft=True to reproduce it",
     "exponential dilation starts at 1 as in the authors' code (the paper text says 2)",
     "the three baseline designs were never published: same topology and widths, two conv+norm+ReLU per block",
-    "speech clips are 2.048 s (32768 samples) so that two poolings halve the 512 frames cleanly",
+    "speech clips are 2.048 s (32768 samples, 512 frames: a power-of-two grid twice the 1.024-s clips)",
 ]
 
 
