@@ -21,7 +21,9 @@ class SeparationWeights:
     """Weights of the separation loss terms (see the module doc); all in normalised units."""
 
     mixture: float = 1.0
-    data_norm: str = "l1"        # "l1" (Deep Audio Prior) or "l2" (paper 1's other tasks) for the mixture term
+    # The mixture term: "l2" (MSE, as paper 1's other tasks) or "l1" (Deep Audio Prior's). With L1 the
+    # silent answer is nearly optimal on sparse spectrograms (docs/separation.md, "The data term").
+    data_norm: str = "l2"
     smoothness: float = 0.5
     exclusion: float = 0.1
     exclusion_from: float = 0.0  # fraction of the iterations after which exclusion is on
