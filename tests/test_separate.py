@@ -79,9 +79,12 @@ def test_separation_loss_terms_and_weights():
     assert float(total) == pytest.approx(expected, rel=1e-5)
     late, _ = SL.separation_loss(s1, s2, m1, m2, c1 + c2, w, binarise=True)
     assert float(late) == pytest.approx(expected + w.binarisation * terms["binarisation"], rel=1e-5)
-    only_mix = SL.SeparationWeights(smoothness=0, exclusion=0, presence=0)
+    only_mix = SL.SeparationWeights(smoothness=0, exclusion=0, presence=0)  # the default data term: MSE
     total, terms = SL.separation_loss(s1, s2, m1, m2, torch.zeros_like(s1), only_mix)
-    assert float(total) == pytest.approx(float((c1 + c2).abs().mean()), rel=1e-6)
+    assert float(total) == pytest.approx(float((c1 + c2).square().mean()), rel=1e-6)
+    l1, _ = SL.separation_loss(s1, s2, m1, m2, torch.zeros_like(s1),
+                               SL.SeparationWeights(smoothness=0, exclusion=0, presence=0, data_norm="l1"))
+    assert float(l1) == pytest.approx(float((c1 + c2).abs().mean()), rel=1e-6)
     # smoothness reads the raw sources: time masks that carry all the variation leave it unchanged
     _, raw = SL.separation_loss(s1, s2, torch.ones_like(m1), torch.ones_like(m2), c1 + c2, w)
     assert terms["smoothness"] == pytest.approx(raw["smoothness"], rel=1e-6)
