@@ -1,7 +1,7 @@
 """Tables and figures: reproduced numbers next to the paper's, with a caption that says what
 produced them.
 
-Tables are aggregations of the tidy rows of :mod:`dap.results` (mean +- std like the paper, and
+Tables are aggregations of the tidy rows of :mod:`dap.core.store` (mean +- std like the paper, and
 the median), written as CSV and markdown under ``results/<notebook>/``. ``results/SUMMARY.md``
 gathers every table and the run log.
 """
