@@ -34,6 +34,8 @@ from dap.core.errors import DapError
 
 #: The cluster kinds besides a scheduler address.
 KINDS = ("local", "local-cuda", "slurm")
+#: How long to wait for a scheduler to answer.
+CONNECT_SECONDS = 20
 
 
 class ClusterError(DapError, ValueError):
@@ -92,7 +94,12 @@ def cluster_executor(cluster: str, progress=print):
                                                                           dashboard_address=":0")
         elif cluster == "slurm":
             started = slurm_cluster(workers)
-        client = distributed.Client(started if started is not None else cluster)
+        try:
+            client = distributed.Client(started if started is not None else cluster, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError) as exc:  # no scheduler at that address, or it did not answer
+            raise ClusterError(f"cannot reach the Dask scheduler {cluster} within {CONNECT_SECONDS} s "
+                               f"({' '.join(str(exc).split())}); start it (dask scheduler) or check the "
+                               f"address") from None
         # threads: this machine's cores per local worker; elsewhere each worker keeps its own default
         client.register_plugin(FitWorkerSetup(threads if cluster == "local" else None), name="dap-fit-worker")
         progress(f"Dask cluster {cluster}: {len(client.scheduler_info()['workers'])} worker(s) now; "

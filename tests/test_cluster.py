@@ -65,6 +65,13 @@ def test_an_unknown_cluster_is_refused_with_the_valid_kinds():
         cluster_executor("lcoal")
 
 
+def test_an_unreachable_scheduler_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr("dap.cluster.CONNECT_SECONDS", 2)
+    factory = cluster_executor("tcp://127.0.0.1:9")  # the discard port: nothing listens
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler tcp://127.0.0.1:9"):
+        factory(2, 1)
+
+
 def test_slurm_jobs_ask_for_what_the_environment_says():
     from dask_jobqueue import SLURMCluster
 
