@@ -16,11 +16,12 @@ import io
 import logging
 import multiprocessing
 import os
+import pickle
 import time
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -67,10 +68,31 @@ ExecutorFactory = Callable[[int, int], Executor]
 
 def process_pool(workers: int, threads: int) -> Executor:
     """The default executor: ``workers`` spawn processes (a fresh interpreter: no inherited thread
-    pools) with ``threads`` torch threads each, which exit when this process is gone."""
+    pools) with ``threads`` torch threads each, which exit when this process is gone. On a machine
+    with several GPUs the workers are spread over them round-robin (each sees one GPU as
+    ``cuda:0``), so ``workers`` = 2 x GPUs runs two fits on every GPU."""
     ctx = multiprocessing.get_context("spawn")
+    gpus = ctx.Queue()
+    for gpu in gpu_assignment(workers):
+        gpus.put(gpu)
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(threads, os.getpid()))
+                               initargs=(threads, os.getpid(), gpus))
+
+
+def gpu_assignment(workers: int, env=os.environ) -> list[str | None]:
+    """The ``CUDA_VISIBLE_DEVICES`` value of each of ``workers`` worker processes: the GPUs this
+    process may use (its own ``CUDA_VISIBLE_DEVICES``, else every GPU torch counts), round-robin;
+    None for every worker when there are fewer than two (nothing to choose)."""
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = [g.strip() for g in visible.split(",") if g.strip()]
+    else:
+        import torch
+
+        gpus = [str(k) for k in range(torch.cuda.device_count())]
+    if len(gpus) < 2:
+        return [None] * workers
+    return [gpus[k % len(gpus)] for k in range(workers)]
 
 
 def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[str],
@@ -85,7 +107,9 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
     ``workers > 1`` runs independent fits through ``executor(workers, threads)`` (default: that many
     processes with one thread each: on a CPU this gives more fits per hour than one process using
     every core); ``run_fit`` must then be picklable (a module-level function or a
-    ``functools.partial`` of one). Rows are evaluated and written in this process as each fit
+    ``functools.partial`` of one). Each fit's outputs are scored where the fit ran (PESQ and BSS Eval
+    cost seconds per fit: in one parent they would serialise a pool of GPU workers), when
+    ``evaluate`` can be pickled, else here; the rows are written in this process as each fit
     finishes, so an interruption loses at most the fits in flight.
     ``retries``: how many more times a fit that failed for infrastructure reasons is tried.
     """
@@ -96,7 +120,7 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
             wanted.append(fid)
             if not store.has(fid) and fid not in {p[2] for p in pending}:
                 pending.append((clip, design, fid))
-    run = _GridRun(store, grid, evaluate, selections, keep_audio, progress,
+    run = _GridRun(store, grid, _Scorer(evaluate, tuple(selections)), keep_audio, progress,
                    GridProgress(store.folder, grid.task, len(pending)), len(pending))
     if workers <= 1 or len(pending) <= 1:
         run.serial(pending, run_fit, retries)
@@ -129,8 +153,7 @@ class _GridRun:
 
     store: ResultStore
     grid: Grid
-    evaluate: Callable
-    selections: tuple[str, ...]
+    scorer: "_Scorer"
     keep_audio: bool
     progress: Callable[[str], None]
     tracker: GridProgress
@@ -143,8 +166,7 @@ class _GridRun:
         self.done += 1
         if note is not None:
             self.progress(f"[{self.done}/{self.total}] {self.grid.task} {clip.dataset}/{clip.id} {design} {note}")
-        self.store.add(_rows(self.store, self.grid, clip, design, fid, outcome, self.evaluate, self.selections,
-                             self.keep_audio))
+        self.store.add(_rows(self.store, self.grid, clip, design, fid, outcome, self.scorer, self.keep_audio))
         self.tracker.finished(_label(clip, design))
 
     # ------------------------------------------------------------------ one fit at a time, here
@@ -153,19 +175,19 @@ class _GridRun:
             self.progress(f"[{k}/{self.total}] {self.grid.task} {clip.dataset}/{clip.id} {design}")
             self.tracker.start(_label(clip, design))
             outcome = self._with_retries(run_fit, clip, design, retries)
-            if outcome[3] == INFRASTRUCTURE:
-                raise _infrastructure_error({fid: outcome[1]}, retries)
+            if outcome.kind == INFRASTRUCTURE:
+                raise _infrastructure_error({fid: outcome.error}, retries)
             self.record(clip, design, fid, outcome, note=None)
 
     def _with_retries(self, run_fit, clip: Clip, design: str, retries: int) -> tuple:
         """:func:`_call_fit`, tried again (after freeing cached device memory) while it fails for
         infrastructure reasons, at most ``retries`` more times; returns the last outcome."""
         for attempt in range(retries + 1):
-            outcome = _call_fit(run_fit, clip, design)
-            if outcome[3] != INFRASTRUCTURE:
+            outcome = _call_fit(run_fit, clip, design, self.scorer)
+            if outcome.kind != INFRASTRUCTURE:
                 return outcome
             if attempt < retries:
-                self.progress(f"{_label(clip, design)}: infrastructure failure ({outcome[1]}); "
+                self.progress(f"{_label(clip, design)}: infrastructure failure ({outcome.error}); "
                               f"retry {attempt + 1}/{retries}")
                 release_device_memory()
         return outcome
@@ -205,8 +227,9 @@ class _GridRun:
                 break
             if workers == 1:  # one fit at a time, in order: the first unfinished one killed its worker
                 clip, design, fid = remaining.pop(0)
-                outcome = (None, f"the worker process died during the fit ({broken}); rerun this fit "
-                                 f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0, DETERMINISTIC)
+                outcome = FitOutcome(None, f"the worker process died during the fit ({broken}); rerun this fit "
+                                           f"alone to investigate (e.g. -p workers 1 -p precision fp32)", 0.0,
+                                     DETERMINISTIC)
                 self.record(clip, design, fid, outcome, note="failed: its worker process died")
             else:
                 self.progress(f"a worker process died ({broken}); running the {len(remaining)} unfinished fit(s) "
@@ -222,15 +245,16 @@ class _GridRun:
 
         def record(fut, outcome):
             clip, design, fid = futures[fut]
-            if outcome[3] == INFRASTRUCTURE:
-                self.progress(f"{self.grid.task} {_label(clip, design)}: infrastructure failure ({outcome[1]})")
-                infra[fid] = outcome[1]
+            if outcome.kind == INFRASTRUCTURE:
+                self.progress(f"{self.grid.task} {_label(clip, design)}: infrastructure failure ({outcome.error})")
+                infra[fid] = outcome.error
                 return
             self.record(clip, design, fid, outcome)
             finished.add(fid)
 
+        scorer = self.scorer if self.scorer.portable else None  # None: scored here, in record()
         try:
-            futures = {pool.submit(_call_fit, run_fit, clip, design): (clip, design, fid)
+            futures = {pool.submit(_call_fit, run_fit, clip, design, scorer): (clip, design, fid)
                        for clip, design, fid in items}
             self.tracker.start(f"{min(workers, len(items))} fits at once in worker processes")
             for fut in as_completed(futures):
@@ -244,7 +268,7 @@ class _GridRun:
                             record(other, other.result())
                     return finished, one_line(exc) or "BrokenProcessPool", infra
                 except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: record it, go on
-                    outcome = (None, f"worker failed: {type(exc).__name__}: {exc}", 0.0, classify(exc))
+                    outcome = FitOutcome(None, f"worker failed: {type(exc).__name__}: {exc}", 0.0, classify(exc))
                 if futures[fut][2] not in finished:
                     record(fut, outcome)
             clean = True
@@ -261,7 +285,10 @@ def _terminate_workers(pool) -> None:
             proc.terminate()
 
 
-def _worker_init(threads: int, parent: int | None = None) -> None:
+def _worker_init(threads: int, parent: int | None = None, gpus=None) -> None:
+    gpu = gpus.get_nowait() if gpus is not None else None
+    if gpu is not None:  # before torch touches CUDA: this worker sees one GPU, as cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
 
     os.environ["DAP_PROGRESS"] = "off"  # the parent reports progress per fit
@@ -285,21 +312,64 @@ def _exit_with_parent(parent: int, every: float = 0.5) -> None:
 
 
 
-def _call_fit(run_fit, clip: Clip, design: str) -> tuple[FitResult | None, str, float, str]:
-    """Run one fit; never raises: ``(result, "", seconds, "")`` or ``(None, error, seconds, kind)``
-    with ``kind`` from :func:`dap.core.failures.classify` (``deterministic`` or ``infrastructure``)."""
+class FitOutcome(NamedTuple):
+    """What one fit gives back: ``result`` (None when it raised), the ``error`` text, ``seconds``,
+    the failure ``kind`` (:func:`dap.core.failures.classify`; "" when it ran) and ``scores``:
+    ``{rule: {metric: value} or the evaluation's error text}`` when it was scored where it ran
+    (None: score it where the rows are written)."""
+
+    result: FitResult | None
+    error: str
+    seconds: float
+    kind: str
+    scores: dict | None = None
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """``evaluate(clip, waveforms) -> {metric: value}`` applied to every kept selection rule of a fit."""
+
+    evaluate: Callable
+    selections: tuple[str, ...]
+
+    @property
+    def portable(self) -> bool:
+        """Whether it can travel to a worker process (a closure cannot: it is then applied here)."""
+        try:
+            pickle.dumps(self.evaluate)
+        except Exception:  # noqa: BLE001 - pickling errors come in many types
+            return False
+        return True
+
+    def __call__(self, clip: Clip, result: FitResult) -> dict:
+        scores: dict = {}
+        for rule in self.selections:
+            if rule in result.outputs:
+                try:
+                    scores[rule] = self.evaluate(clip, result.outputs[rule])
+                except DapError as exc:  # e.g. PESQ refuses a silent estimate: this rule's row says so
+                    scores[rule] = str(exc)
+        return scores
+
+
+def _call_fit(run_fit, clip: Clip, design: str, scorer: _Scorer | None = None) -> FitOutcome:
+    """Run one fit, and score its outputs with ``scorer`` when given; never raises. A failure in
+    the fit or the scoring is returned with its ``kind`` (``deterministic`` or ``infrastructure``)."""
     t0 = time.perf_counter()
     try:
-        return run_fit(clip, design), "", time.perf_counter() - t0, ""
+        result = run_fit(clip, design)
+        scores = scorer(clip, result) if scorer is not None and result.ok else None
+        return FitOutcome(result, "", time.perf_counter() - t0, "", scores)
     except DapError as exc:  # bad clip, bad settings: the message is meant for a person
-        return None, str(exc), time.perf_counter() - t0, classify(exc)
+        return FitOutcome(None, str(exc), time.perf_counter() - t0, classify(exc))
     except Exception as exc:  # noqa: BLE001 - isolate any failure to its own fit
         log.exception("fit of %s/%s with %s failed", clip.dataset, clip.id, design)
-        return None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", time.perf_counter() - t0, classify(exc)
+        return FitOutcome(None, f"{type(exc).__name__}: {' '.join(str(exc).split())}", time.perf_counter() - t0,
+                          classify(exc))
 
 
-def _rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_audio) -> list[dict]:
-    result, error, seconds = outcome[:3]
+def _rows(store, grid, clip, design, fid, outcome: FitOutcome, scorer: _Scorer, keep_audio) -> list[dict]:
+    result, error, seconds = outcome.result, outcome.error, outcome.seconds
     base = {"fit_id": fid, "task": grid.task, "dataset": clip.dataset, "source": clip.source,
             "clip_id": clip.id, "design": design, "seed": grid.seed, "profile": grid.profile,
             **provenance()}
@@ -310,18 +380,14 @@ def _rows(store, grid, clip, design, fid, outcome, evaluate, selections, keep_au
     if not result.ok:
         return [_failed(common, result.error, result.seconds)]
     _save_history(store.folder, fid, result.history)
+    scores = outcome.scores if outcome.scores is not None else scorer(clip, result)
     rows = []
-    for rule in selections:
-        if rule not in result.outputs:
-            continue
-        est = result.outputs[rule]
+    for rule, values in scores.items():
         if keep_audio:
-            _save_outputs(store.folder, fid, rule, est)
-        try:
-            values = evaluate(clip, est)
-        except DapError as exc:
+            _save_outputs(store.folder, fid, rule, result.outputs[rule])
+        if isinstance(values, str):
             rows.append({**common, "selection": rule, "metric": "evaluation", "value": np.nan,
-                         "status": "failed", "error": str(exc)})
+                         "status": "failed", "error": values})
             continue
         for metric, value in values.items():
             rows.append({**common, "selection": rule, "metric": metric, "value": value,

@@ -114,6 +114,8 @@ def test_fits_at_once_on_a_cluster(monkeypatch):
     assert fit_workers(p.replace(cluster="local-cuda")) == 4  # one worker per GPU of the node
     assert fit_workers(p.replace(cluster="slurm")) == 4 and fit_workers(p.replace(cluster="slurm", workers=16)) == 16
     assert fit_workers(p.replace(cluster="local")) == (os.cpu_count() or 1)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert fit_workers(p) == 4 and fit_workers(p.replace(workers=8)) == 8  # one per GPU here; 8: two per GPU
     with pytest.raises(ClusterError, match="unknown cluster"):
         grid_executor(p.replace(cluster="lsf"))
 

@@ -146,3 +146,36 @@ def test_parallel_grid_starts_the_longest_fits_first(tmp_path):
              lambda clip, est: {"SNR": 0.0}, progress=lambda _: None, workers=2, executor=lambda w, t: InOrder(1))
     # cost = samples x measured s/iteration (dap.costs: dense ~1.7x conv): 2L x 1.01, 2L x 0.59, L x 1.01, L x 0.59
     assert submitted == [("long", "dilated_exp_dense"), ("long", "conv"), ("c0", "dilated_exp_dense"), ("c0", "conv")]
+
+
+_SCORED_IN: list[str] = []
+
+
+def _snr_noting_the_thread(clip, est):
+    import threading
+
+    _SCORED_IN.append(threading.current_thread().name)
+    return {"SNR": metrics.snr(clip.audio, est[0])}
+
+
+def test_fits_are_scored_where_they_ran_when_the_scorer_can_travel(tmp_path):
+    """PESQ / BSS Eval in the one parent would serialise a pool of GPU workers: a picklable
+    ``evaluate`` runs in the worker (here a pool thread); a closure cannot travel and runs here."""
+    grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
+    clips = [_clip(i) for i in range(2)]
+    pool = lambda w, t: ThreadPoolExecutor(w, thread_name_prefix="worker")  # noqa: E731
+    _SCORED_IN.clear()
+    rows = run_grid(ResultStore(tmp_path / "a"), grid, clips, ["conv"], _tiny_fit, _snr_noting_the_thread,
+                    progress=lambda _: None, workers=2, executor=pool)
+    scored = rows.groupby(["fit_id", "selection"]).ngroups  # one evaluation per fit and kept rule
+    assert scored >= 2 * 3 and (rows["status"] == "ok").all()
+    assert len(_SCORED_IN) == scored and all(name.startswith("worker") for name in _SCORED_IN), _SCORED_IN
+
+    _SCORED_IN.clear()
+    closure = lambda clip, est: _snr_noting_the_thread(clip, est)  # noqa: E731
+    again = run_grid(ResultStore(tmp_path / "b"), grid, clips, ["conv"], _tiny_fit, closure,
+                     progress=lambda _: None, workers=2, executor=pool)
+    assert _SCORED_IN == ["MainThread"] * scored
+    key = ["fit_id", "selection", "metric", "value"]
+    assert rows.sort_values(key[:3])[key].reset_index(drop=True).equals(
+        again.sort_values(key[:3])[key].reset_index(drop=True))

@@ -290,3 +290,29 @@ def test_infrastructure_failures_in_real_worker_processes_are_retried(tmp_path):
                     selections=("last",), keep_audio=False, progress=log.append, workers=2)
     assert len(rows) == 2 and (rows["status"] == "ok").all(), rows
     assert any("infrastructure" in line for line in log) and len(list(markers.iterdir())) == 2
+
+
+def _visible_gpu_after_a_while(_):
+    import os
+    import time
+
+    time.sleep(1.0)  # long enough that both workers take a task
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_worker_processes_are_spread_over_the_gpus_round_robin(monkeypatch):
+    """Several fits per GPU: the grid's worker processes each see one GPU of those this process may use."""
+    from dap.grid import gpu_assignment, process_pool
+
+    assert gpu_assignment(5, {"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3", "2", "3", "2"]
+    assert gpu_assignment(3, {"CUDA_VISIBLE_DEVICES": "1"}) == [None] * 3  # one GPU: nothing to choose
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert gpu_assignment(6, {}) == ["0", "1", "2", "3", "0", "1"]
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # real worker processes, on this CPU
+    pool = process_pool(2, 1)
+    try:
+        seen = list(pool.map(_visible_gpu_after_a_while, range(2)))
+    finally:
+        pool.shutdown()
+    assert sorted(seen) == ["3", "5"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -37,11 +37,13 @@ def fit_config(p: Mapping, **extra) -> FitConfig:
 
 
 def fit_workers(p: Mapping) -> int:
-    """How many fits run at once: ``p["workers"]`` when set (> 0); on a Dask cluster
-    (``p["cluster"]``) one per GPU of this node (``local-cuda``) or per core (``local``), 4 SLURM
-    jobs, 2 for a given scheduler; else 1 on a GPU (one fit fills it) and 2 on a CPU with at least 2
-    cores (two single-threaded fits run more iterations per second than one two-threaded fit:
-    results/reference/benchmarks.md)."""
+    """How many fits run at once: ``p["workers"]`` when set (> 0; on GPUs the worker processes are
+    spread over them round-robin, :func:`dap.grid.gpu_assignment`, so 2 x GPUs runs two fits per
+    GPU); on a Dask cluster (``p["cluster"]``) one per GPU of this node (``local-cuda``) or per
+    core (``local``), 4 SLURM jobs, 2 for a given scheduler; else one per GPU (one fit of the paper's
+    size keeps a GPU busy: measure before running more, benchmarks/gpu_check.py) and 2 on a CPU with at
+    least 2 cores (two single-threaded fits run more iterations per second than one two-threaded
+    fit: results/reference/benchmarks.md)."""
     if p.get("workers"):
         return int(p["workers"])
     cluster = p.get("cluster")
@@ -52,7 +54,7 @@ def fit_workers(p: Mapping) -> int:
     if cluster:
         return 4 if cluster == "slurm" else 2
     if torch.cuda.is_available():
-        return 1
+        return max(1, torch.cuda.device_count())
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
@@ -124,6 +126,12 @@ def load_normalised(dataset: str, n: int, seed: int, source: str, root=None,
             clip.audio = loudest_window(clip.audio, max_samples)
         clip.audio = peak_normalise(clip.audio, name=f"{dataset}/{clip.id}")
     return clips
+
+
+def with_observation(clip: Clip, observed: np.ndarray, extra: dict) -> Clip:
+    """A copy of ``clip`` that carries its corrupted observation ``(L,)`` and what describes it
+    (``extra``: stored in the fit's rows) in ``meta``."""
+    return replace(clip, meta={**clip.meta, "observation": observed, "observation_extra": extra})
 
 
 def loudest_window(audio: np.ndarray, length: int) -> np.ndarray:

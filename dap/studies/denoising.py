@@ -17,7 +17,7 @@ from dap.grid import Grid, load_history, load_output, run_grid
 from dap.settings import DenoisingSettings, GaussianDenoisingSettings
 from dap.report import caption, discrepancy_note
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                load_normalised, run_baselines, scale_deviations, study_setup)
+                                load_normalised, run_baselines, scale_deviations, study_setup, with_observation)
 from dap.tasks import denoise
 
 
@@ -44,11 +44,11 @@ def denoising_study(store: ResultStore, p: DenoisingSettings, noise: str, source
                                                 **_noise_settings(p, noise)})
     all_rows = []
     for dataset in p.datasets:
-        clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
-        noisy = {c.id: _corrupt(c, noise, p, noises) for c in clips}
-
-        run_fit = partial(_restore_clip, noisy=noisy, cfg=setup.config, seed=p.seed,
-                          mismatched_istft=p.mismatched_istft, prior_opts=setup.prior_opts)
+        # each clip carries its own noisy observation: a fit sent to a worker carries one clip, not the data set
+        clips = [with_observation(c, *_corrupt(c, noise, p, noises))
+                 for c in load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)]
+        run_fit = partial(_restore_clip, cfg=setup.config, seed=p.seed, mismatched_istft=p.mismatched_istft,
+                          prior_opts=setup.prior_opts)
         all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, _evaluator(dataset, p),
                                  progress=progress, **setup.parallel()))
     return pd.concat(all_rows, ignore_index=True)
@@ -66,14 +66,14 @@ def _noise_settings(p: DenoisingSettings, noise: str) -> dict:
 
 
 def _evaluator(dataset: str, p: DenoisingSettings):
-    """``evaluate(clip, estimate) -> {metric: value}`` of Tables 1-2 for ``dataset`` (fits and baselines)."""
-    wanted = DENOISING_METRICS.get(dataset, ("PSNR", "SNR"))
+    """``evaluate(clip, estimate) -> {metric: value}`` of Tables 1-2 for ``dataset`` (fits and
+    baselines); picklable, so that worker processes score their own fits."""
+    return partial(_evaluate_clip, wanted=DENOISING_METRICS.get(dataset, ("PSNR", "SNR")), pesq_mode=p.pesq_mode)
 
-    def evaluate(clip, est):
-        values = denoise.evaluate(clip.audio, est, pesq_mode=p.pesq_mode)
-        return {k: v for k, v in values.items() if k in wanted}
 
-    return evaluate
+def _evaluate_clip(clip: Clip, est: np.ndarray, wanted: tuple[str, ...], pesq_mode: str) -> dict[str, float]:
+    values = denoise.evaluate(clip.audio, est, pesq_mode=pesq_mode)
+    return {k: v for k, v in values.items() if k in wanted}
 
 
 def denoising_baselines(store: ResultStore, p: DenoisingSettings, noise: str, source: str = "embedded", root=None,
@@ -95,10 +95,10 @@ def denoising_baselines(store: ResultStore, p: DenoisingSettings, noise: str, so
     return pd.concat(all_rows, ignore_index=True)
 
 
-def _restore_clip(clip: Clip, design: str, noisy: dict, cfg, seed: int, mismatched_istft: bool,
-                  prior_opts: dict | None = None):
-    """One denoising fit (module level, so worker processes can run it)."""
-    corrupted, extra = noisy[clip.id]
+def _restore_clip(clip: Clip, design: str, cfg, seed: int, mismatched_istft: bool, prior_opts: dict | None = None):
+    """One denoising fit of a clip from :func:`~dap.studies.common.with_observation` (module level, so worker
+    processes can run it)."""
+    corrupted, extra = clip.meta["observation"], clip.meta["observation_extra"]
     result = denoise.restore(corrupted, design, cfg, seed=derive_seed(seed, clip.dataset, clip.id),
                              clean=clip.audio, mismatched_istft=mismatched_istft, prior_opts=prior_opts,
                              noise=DISCREPANCY_SETTINGS["noise_estimator"])

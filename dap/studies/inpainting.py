@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,22 +53,28 @@ def inpainting_study(store: ResultStore, p: InpaintingSettings, source: str = "e
         for c in clips:
             masks[c.dataset, c.id] = clip_mask(c, p)
 
-        def run_fit(clip, design):
-            mask = masks[clip.dataset, clip.id]
-            return inpaint.restore(inpaint.apply_gaps(clip.audio, mask), mask, design, setup.config,
-                                   seed=derive_seed(p.seed, clip.dataset, clip.id), clean=clip.audio,
-                                   frame_rule=p.frame_rule, mismatched_istft=p.mismatched_istft,
-                                   prior_opts=setup.prior_opts)
-
-        def evaluate(clip, est):
-            return inpaint.evaluate(clip.audio, est, masks[clip.dataset, clip.id])
-
+        run_fit = partial(_inpaint_clip, masks=masks, cfg=setup.config, seed=p.seed, frame_rule=p.frame_rule,
+                          mismatched_istft=p.mismatched_istft, prior_opts=setup.prior_opts)
+        evaluate = partial(_evaluate_clip, masks=masks)
         # One fit at a time here (its rows are compared bit for bit in the reliability tests); on a
         # cluster, as many as it has workers.
         parallel = setup.parallel() if p.cluster else {}
         all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, evaluate, progress=progress,
                                  **parallel))
     return pd.concat(all_rows, ignore_index=True)
+
+
+def _inpaint_clip(clip: Clip, design: str, masks: dict, cfg, seed: int, frame_rule: str, mismatched_istft: bool,
+                  prior_opts: dict | None):
+    """One inpainting fit (module level, so worker processes can run it)."""
+    mask = masks[clip.dataset, clip.id]
+    return inpaint.restore(inpaint.apply_gaps(clip.audio, mask), mask, design, cfg,
+                           seed=derive_seed(seed, clip.dataset, clip.id), clean=clip.audio, frame_rule=frame_rule,
+                           mismatched_istft=mismatched_istft, prior_opts=prior_opts)
+
+
+def _evaluate_clip(clip: Clip, est: np.ndarray, masks: dict) -> dict[str, float]:
+    return inpaint.evaluate(clip.audio, est, masks[clip.dataset, clip.id])
 
 
 def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str = "embedded", root=None,

@@ -29,7 +29,7 @@ from dap.noise import NOISE_KINDS, estimate_noise, true_loss_floor
 from dap.settings import StoppingSettings
 from dap.report import caption, discrepancy_note
 from dap.studies.common import (describe_data, fit_description, load_normalised, scale_deviations,
-                                study_setup)
+                                study_setup, with_observation)
 from dap.studies.denoising import noise_recordings
 from dap.tasks import denoise
 
@@ -148,20 +148,22 @@ def stopping_study(store: ResultStore, p: StoppingSettings, source: str = "embed
         clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         for noise in p.noises:
             for snr in p.snrs:
-                noisy = {c.id: corrupt_at_snr(c.audio, noise, snr, derive_seed(p.seed, "stopping", noise, snr, c.id),
-                                              recordings) for c in clips}
+                noisy = [with_observation(c, *corrupt_at_snr(c.audio, noise, snr,
+                                                             derive_seed(p.seed, "stopping", noise, snr, c.id),
+                                                             recordings)) for c in clips]
                 setup = study_setup(p, f"stopping-{noise}", {**rule, "noise": noise, "snr_db": snr},
                                     max_iterations=p.max_iterations, discrepancy_tolerance=p.tolerance)
-                run_fit = partial(_fit_clip, noisy=noisy, cfg=setup.config, seed=p.seed, estimator=p.noise_estimator,
+                run_fit = partial(_fit_clip, cfg=setup.config, seed=p.seed, estimator=p.noise_estimator,
                                   prior_opts=setup.prior_opts)
-                all_rows.append(run_grid(store, setup.grid, clips, list(p.designs), run_fit, _evaluate,
+                all_rows.append(run_grid(store, setup.grid, noisy, list(p.designs), run_fit, _evaluate,
                                          selections=RULES, progress=progress, **setup.parallel()))
     return pd.concat(all_rows, ignore_index=True)
 
 
-def _fit_clip(clip: Clip, design: str, noisy: dict, cfg, seed: int, estimator: str, prior_opts):
-    """One fit of the study (module level, so worker processes can run it)."""
-    corrupted, extra = noisy[clip.id]
+def _fit_clip(clip: Clip, design: str, cfg, seed: int, estimator: str, prior_opts):
+    """One fit of the study on a clip from :func:`~dap.studies.common.with_observation` (module
+    level, so worker processes can run it)."""
+    corrupted, extra = clip.meta["observation"], clip.meta["observation_extra"]
     result = denoise.restore(corrupted, design, cfg, seed=derive_seed(seed, clip.dataset, clip.id),
                              clean=clip.audio, prior_opts=prior_opts, noise=estimator)
     result.extra.update(extra)
