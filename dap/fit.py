@@ -86,6 +86,9 @@ class FitConfig:
     # oracle): None = 1 on a CPU (nothing to overlap), 32 on CUDA (no host sync per iteration).
     # The results are the same for every value; a diverged loss is noticed up to this late.
     read_back_every: int | None = None
+    # CUDA: deterministic algorithms (same rows when a fit is repeated or resumed); False: cuDNN's
+    # fastest, for speed measurements (dap.core.device.precision_mode). No effect on a CPU.
+    deterministic: bool = True
 
     def resolved_device(self) -> torch.device:
         return torch.device(self.device) if self.device else pick_device()
@@ -269,7 +272,7 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     book = _Bookkeeping(config, budget, cap, threshold, track, select_key, on_step, bar)
     lag = config.read_back_lag(device)
     pending: deque[_Queued] = deque()  # iterations computed on the device, not yet read back
-    tf32 = precision_mode(precision, device)  # TF32 set explicitly: the recorded precision is what ran
+    tf32 = precision_mode(precision, device, config.deterministic)  # TF32 explicit: the recorded precision ran
     tf32.__enter__()
     start = time.perf_counter()
     ema_at_budget: torch.Tensor | None = None

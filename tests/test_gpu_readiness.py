@@ -109,6 +109,40 @@ def test_precision_mode_sets_tf32_explicitly_and_restores_it():
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def test_cuda_fits_use_deterministic_algorithms_and_restore_the_flags(monkeypatch):
+    """Identical rows after a resume need deterministic kernels on CUDA (the flags are settable on a CPU)."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cudnn = torch.backends.cudnn
+    before = (cudnn.deterministic, cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    with device.precision_mode("fp32", "cuda"):
+        assert cudnn.deterministic and not cudnn.benchmark and torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()  # an op without one warns, never fails a fit
+        import os
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == device.CUBLAS_DETERMINISTIC_WORKSPACE
+    assert (cudnn.deterministic, cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == before
+    with device.precision_mode("bf16", "cuda", deterministic=False):
+        assert not cudnn.deterministic and not torch.are_deterministic_algorithms_enabled()
+    with device.precision_mode("fp32", "cpu"):  # a CPU's kernels are deterministic already: nothing set
+        assert torch.are_deterministic_algorithms_enabled() == before[2]
+
+
+def test_deterministic_upsampling_is_exactly_bilinear_with_the_same_gradient():
+    """The priors' x2 upsampling on CUDA with deterministic algorithms: a formula, equal to
+    ``F.interpolate`` (values and gradients) for even and odd sizes and a size of one."""
+    import torch.nn.functional as F
+    from dap.priors.blocks import Upsample2x, _bilinear_2x
+
+    for shape in [(2, 3, 5, 7), (1, 2, 1, 4), (1, 1, 8, 2)]:
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        reference = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        formula = _bilinear_2x(_bilinear_2x(x, -2), -1)
+        assert formula.shape == reference.shape
+        assert torch.allclose(formula, reference, atol=1e-12)
+        g = torch.randn_like(reference)
+        assert torch.allclose(torch.autograd.grad(formula, x, g)[0], torch.autograd.grad(reference, x, g)[0], atol=1e-12)
+        assert torch.equal(Upsample2x()(x), reference)  # off CUDA: F.interpolate itself
+
+
 def test_failures_are_classified():
     from concurrent.futures.process import BrokenProcessPool
 

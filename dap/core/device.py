@@ -9,7 +9,8 @@ without the audio stack.
 * :func:`native_bf16`: bf16 autocast only where the hardware has bf16 units (CUDA compute
   capability >= 8.0; ``torch.cuda.is_bf16_supported()`` also accepts emulation, e.g. on a T4).
 * :func:`precision_mode`: sets TF32 explicitly for the fit (on CUDA, fp32 convolutions use TF32
-  unless told otherwise), so the recorded precision is the one that ran: ``bf16``, ``fp32``, ``tf32``.
+  unless told otherwise), so the recorded precision is the one that ran: ``bf16``, ``fp32``, ``tf32``;
+  and deterministic algorithms on CUDA, so that a resumed fit gives the same rows.
 * :func:`device_provenance`: device model and torch / CUDA / cuDNN versions for every row.
 """
 
@@ -110,22 +111,40 @@ def resolve_precision(requested: str, device) -> str:
     return requested
 
 
+#: cuBLAS needs a fixed workspace for deterministic matrix products; read when its first handle is made.
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
+
+
 @contextmanager
-def precision_mode(precision: str, device):
-    """Set TF32 for the duration of a fit: on for ``tf32``, off otherwise (cuDNN convolutions
-    default to TF32 on CUDA, which would make an "fp32" row a TF32 one). Restores the flags after."""
+def precision_mode(precision: str, device, deterministic: bool = True):
+    """The numerics of one fit on CUDA, restored afterwards (nothing changes on a CPU):
+
+    * TF32 on for ``tf32``, off otherwise (cuDNN convolutions default to TF32 on CUDA, which would
+      make an "fp32" row a TF32 one);
+    * ``deterministic``: deterministic cuDNN algorithms (no autotuning), torch's deterministic
+      algorithms (a warning names any op without one) and a fixed cuBLAS workspace, so a repeated or
+      resumed fit gives the same rows; the priors' bilinear upsampling has no deterministic CUDA
+      backward and switches to an exact formula then (:class:`dap.priors.blocks.Upsample2x`).
+      ``False``: cuDNN's fastest algorithms (rows may differ in the last digits between runs)."""
     import torch
 
     device = torch.device(device)
     if device.type != "cuda":
         yield
         return
-    old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    if deterministic:  # only effective before the first cuBLAS handle; fits are a process's first CUDA work
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    old = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark,
+           torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn.allow_tf32 = matmul.allow_tf32 = precision == "tf32"
+    cudnn.deterministic, cudnn.benchmark = deterministic, False
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = old[:4]
+        torch.use_deterministic_algorithms(old[4], warn_only=old[5])
 
 
 @lru_cache(maxsize=None)

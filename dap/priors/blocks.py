@@ -205,6 +205,35 @@ class DenseBlock(_ConvChain):
         return [u.conv for u in self.units] + [self.transition]
 
 
+class Upsample2x(nn.Module):
+    """Bilinear x2 upsampling of ``(B, C, F, T) -> (B, C, 2F, 2T)`` (``align_corners=False``).
+
+    ``F.interpolate`` everywhere, except on CUDA with deterministic algorithms on
+    (:func:`dap.core.device.precision_mode`): its CUDA backward accumulates with atomics, so it is
+    then computed by the same formula from shifted copies (each output is 3/4 of its nearest input
+    and 1/4 of the next nearest, edges repeated), whose backward is deterministic."""
+
+    scale_factor, mode = 2, "bilinear"  # read by the receptive-field computation (dap.priors.unet)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and torch.are_deterministic_algorithms_enabled():
+            return _bilinear_2x(_bilinear_2x(x, -2), -1)
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def _bilinear_2x(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Linear x2 upsampling along ``dim`` with half-pixel centres: ``out[2i] = 3/4 x[i] + 1/4 x[i-1]``,
+    ``out[2i+1] = 3/4 x[i] + 1/4 x[i+1]`` (indices clamped to the edges)."""
+    dim = dim % x.dim()
+    n = x.shape[dim]
+    before = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)], dim=dim)
+    after = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim=dim)
+    shape = list(x.shape)
+    shape[dim] = 2 * n
+    # (..., n, 2, ...) -> (..., 2n, ...): even and odd outputs interleaved
+    return torch.stack([0.75 * x + 0.25 * before, 0.75 * x + 0.25 * after], dim=dim + 1).reshape(shape)
+
+
 class UpStage(nn.Module):
     """Decoder stage: bilinear x2, 3x3 conv (dilation 1), concat the skip, block.
 
@@ -217,7 +246,7 @@ class UpStage(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, block: nn.Module, up_relu: bool = False) -> None:
         super().__init__()
-        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.upsample = Upsample2x()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=True)
         self.act = nn.ReLU() if up_relu else nn.Identity()
         self.block = block
