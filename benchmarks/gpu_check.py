@@ -159,6 +159,18 @@ def timing_section(sizes: Sizes, device: torch.device, precisions: list[str]) ->
     return head + rows, table
 
 
+def costs_entry(table: dict, device: torch.device, precision: str, sizes: Sizes) -> list[str]:
+    """The line to paste into ``GPU_SECONDS_PER_ITERATION`` of dap/costs.py: this GPU's seconds per
+    iteration of each design in the precision fits use here (``auto``), at the paper's sizes only."""
+    if device.type != "cuda" or sizes.prior_opts is not None:
+        return ["Nothing to paste: dap/costs.py takes GPU measurements at the paper's sizes only."]
+    per = {design: round(table[design, precision], 5) for design in ALL_DESIGNS
+           if (design, precision) in table and np.isfinite(table[design, precision])}
+    return [f"Seconds per iteration in {precision} (what `precision: auto` runs here), for "
+            "`GPU_SECONDS_PER_ITERATION` in dap/costs.py:", "", "```python", f"{device_name(str(device))!r}: {per!r},",
+            "```"]
+
+
 # ----------------------------------------------------------------------------- 3. quality
 def quality_section(sizes: Sizes, device: torch.device, precisions: list[str]) -> list[str]:
     from dap import metrics
@@ -322,7 +334,15 @@ def main(argv=None) -> int:
                 f"{'of the paper' if sizes.prior_opts is None else sizes.prior_opts}); "
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "", "## Device", ""]
     sections += device_section(device)
-    steps = [("Seconds per fit iteration (engine, oracle scoring included)", lambda: timing_section(sizes, device, precisions)[0]),
+    timing: dict = {}
+
+    def timed() -> list[str]:
+        rows, table = timing_section(sizes, device, precisions)
+        timing.update(table)
+        return rows
+
+    steps = [("Seconds per fit iteration (engine, oracle scoring included)", timed),
+             ("For dap/costs.py", lambda: costs_entry(timing, device, fast, sizes)),
              (f"Quality of one {sizes.quality_iterations}-iteration fit of the proposed design (sigma 0.1, synthetic clip)",
               lambda: quality_section(sizes, device, precisions)),
              (f"Tasks, {sizes.task_iterations} iterations each ({fast})", lambda: task_section(sizes, device, fast)),

@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 from dap import restore as r
-from dap.costs import CPU_SECONDS_PER_ITERATION
+from dap.costs import seconds_per_iteration
 from dap.core.device import PRECISIONS
 from dap.core.errors import DapError
 from dap.core.text import one_line
@@ -272,11 +272,15 @@ def _estimate(info, fits: int, args, process) -> str:
     text = (f"restore: {info.path} ({info.seconds:.2f} s, {info.channels} channel(s), {info.sr} Hz): "
             f"{fits} fit(s) of {what} ({args.design})")
     device = args.device or ("cuda" if _cuda() else "cpu")
-    if device == "cpu" and not args.widths:
-        per = CPU_SECONDS_PER_ITERATION.get(args.design, 3.0) * args.window / 1.024
-        text += f"; up to ~{fits * cap * per / 60:.0f} min on a 2-core CPU"
-        if rule == "discrepancy":
-            text += " (the cap; usually less)"
+    if args.widths:
+        return text
+    gpu = _gpu_model(device) if device.startswith("cuda") else None
+    per = seconds_per_iteration(args.design, gpu)
+    if per is None:
+        return text + f"; no measured cost of {args.design} on {gpu or 'this device'} yet (benchmarks/gpu_check.py)"
+    text += f"; up to ~{fits * cap * per * args.window / 1.024 / 60:.0f} min on {gpu or 'a 2-core CPU'}"
+    if rule == "discrepancy":
+        text += " (the cap; usually less)"
     return text
 
 
@@ -284,6 +288,12 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _gpu_model(device: str) -> str:
+    from dap.core.device import device_name
+
+    return device_name(device)
 
 
 def _name(path, exc) -> str:

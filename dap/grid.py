@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from dap.core.audio import save_audio
-from dap.costs import CPU_SECONDS_PER_ITERATION
+from dap.costs import seconds_per_iteration
 from dap.data.clip import Clip
 from dap.core.errors import DapError
 from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
@@ -143,7 +143,7 @@ def _infrastructure_error(errors: dict, retries: int) -> InfrastructureError:
 
 def _expected_cost(clip: Clip, design: str) -> float:
     """Relative cost of one fit, for scheduling: audio length x the design's measured cost per iteration."""
-    return len(getattr(clip, "audio", ())) * CPU_SECONDS_PER_ITERATION.get(design, 1.0)
+    return len(getattr(clip, "audio", ())) * (seconds_per_iteration(design) or 1.0)
 
 
 @dataclass

@@ -66,3 +66,30 @@ def test_gpu_check_refuses_bad_concurrency():
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--concurrency", "0"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--concurrency needs positive counts" in out.stderr
+
+
+def test_the_gpu_cost_table_takes_the_checks_numbers(monkeypatch):
+    """What gpu_check prints for dap/costs.py is a literal the table accepts; a GPU model without a
+    measurement has no cost (never a guessed one), the CPU's is the measured table's."""
+    import ast
+
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_check
+
+    from dap import costs
+
+    table = {(d, "bf16"): 0.001 * (k + 1) for k, d in enumerate(gpu_check.ALL_DESIGNS)}
+    table["harmonic", "bf16"] = float("nan")  # a failed measurement is left out
+    monkeypatch.setattr(gpu_check, "device_name", lambda device: "NVIDIA Test GPU")
+    lines = gpu_check.costs_entry(table, torch.device("cuda"), "bf16", gpu_check.SIZES["paper"])
+    literal = ast.literal_eval("{" + lines[lines.index("```python") + 1] + "}")
+    assert list(literal) == ["NVIDIA Test GPU"] and "harmonic" not in literal["NVIDIA Test GPU"]
+    assert literal["NVIDIA Test GPU"]["conv"] == 0.001
+    assert "Nothing to paste" in gpu_check.costs_entry(table, torch.device("cpu"), "bf16", gpu_check.SIZES["paper"])[0]
+
+    monkeypatch.setattr(costs, "GPU_SECONDS_PER_ITERATION", literal)
+    assert costs.seconds_per_iteration("conv", "NVIDIA Test GPU") == 0.001
+    assert costs.seconds_per_iteration("conv", "NVIDIA Other GPU") is None
+    assert costs.seconds_per_iteration("conv") == costs.CPU_SECONDS_PER_ITERATION["conv"]
