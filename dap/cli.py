@@ -119,6 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
                                      "'run --help' for its options)", add_help=False)
     run.add_argument("args", nargs=argparse.REMAINDER)
 
+    gp = sub.add_parser("grid", help="run the fits of paper-1 notebooks without papermill (GPU nodes, clusters)",
+                        description=textwrap.dedent("""\
+        Run the fits of paper-1 notebooks outside papermill, into the same result stores and with the
+        same fit ids as the notebooks: the notebooks run afterwards (./run_all.sh --profile P NN) only
+        build their tables and figures. Resumable: recorded fits are skipped. With --cluster the fits
+        run on Dask (local | local-cuda | slurm | tcp://scheduler:port, dap/cluster.py); on a node with
+        several GPUs the local worker processes are spread over them (-p workers N)."""),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    gp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                    help="prefixes or names, e.g. 02 05 (default: every notebook with fits)")
+    gp.add_argument("--profile", choices=PROFILES_ORDER, default="quick")
+    gp.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="override one setting, as run_all.sh -p (repeatable)")
+    gp.add_argument("--cluster", default=None, metavar="WHERE",
+                    help="run the fits on a Dask cluster: local, local-cuda, slurm or a scheduler address")
+    gp.add_argument("--source", choices=("embedded", "real"), default="embedded", help="the data (default embedded)")
+    gp.add_argument("--data-root", default=None, metavar="DIR", help="folder of the real corpora (--source real)")
+    gp.add_argument("--allow-cpu", action="store_true", help="run the paper profile even without a CUDA GPU")
+
     cl = sub.add_parser("claims", help="test every claim of both papers on the stored rows: results/CLAIMS.md",
                         description="Evaluate every registered claim of both papers (dap.claim_registry) on the "
                                     "rows.csv files under RESULTS and write CLAIMS.md / CLAIMS.csv (docs/claims.md).")
@@ -172,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "claims":
             return _claims(args)
+        if args.command == "grid":
+            return _grid(args)
         return _restore(args)
     except _Usage as exc:
         print(exc, file=sys.stderr)
@@ -191,6 +212,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: internal error: {type(exc).__name__}: {one_line(exc)} (set DAP_DEBUG=1 for the "
               f"traceback, and please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _grid(args) -> int:
+    from dap.core.device import ALLOW_CPU_PAPER, require_gpu_for_paper
+    from dap.runner import parse_value
+    from dap.studies.plans import run_plans
+
+    overrides = {name: parse_value(value) for name, value in args.param}
+    if args.cluster:
+        overrides["cluster"] = args.cluster
+    if args.allow_cpu:
+        os.environ[ALLOW_CPU_PAPER] = "1"
+    require_gpu_for_paper(args.profile)  # before any data is loaded
+    done = run_plans(args.notebooks, args.profile, overrides, source=args.source, root=args.data_root,
+                     progress=lambda line: print(line, flush=True))
+    for name, rows in done.items():
+        print(f"{PROG} grid: {name}: {rows} rows recorded")
+    print(f"{PROG} grid: done; ./run_all.sh --profile {args.profile} {' '.join(n[:2] for n in done)} "
+          f"now builds the tables from these rows (same settings, so no fit is repeated)")
+    return 0
 
 
 def _claims(args) -> int:

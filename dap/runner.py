@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(b.stem for b in books))
         return 0
-    params = {k: _parse_value(v) for k, v in args.param}
+    params = {k: parse_value(v) for k, v in args.param}
     check_params(books, params)
     if args.allow_cpu:
         os.environ[ALLOW_CPU_PAPER] = "1"  # the notebooks' kernels inherit it
@@ -260,7 +260,7 @@ def _append_run_log(root: Path, rec: dict) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
     """papermill-style typing of a command-line override: int, float, bool, None or str."""
     for cast in (int, float):
         try:
