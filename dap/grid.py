@@ -170,9 +170,21 @@ class _GridRun:
         self.tracker.finished(_label(clip, design))
 
     # ------------------------------------------------------------------ one fit at a time, here
+    def recorded_elsewhere(self, clip: Clip, design: str, fid: str) -> bool:
+        """Whether another writer on this store (a second driver, another machine) has recorded
+        the fit since the grid was planned: asked just before the fit starts, so it is not redone."""
+        if not self.store.has(fid):
+            return False
+        self.done += 1
+        self.progress(f"[{self.done}/{self.total}] {self.grid.task} {_label(clip, design)} recorded by another writer")
+        self.tracker.finished(_label(clip, design))
+        return True
+
     def serial(self, pending: list, run_fit, retries: int) -> None:
-        for k, (clip, design, fid) in enumerate(pending, 1):
-            self.progress(f"[{k}/{self.total}] {self.grid.task} {clip.dataset}/{clip.id} {design}")
+        for clip, design, fid in pending:
+            if self.recorded_elsewhere(clip, design, fid):
+                continue
+            self.progress(f"[{self.done + 1}/{self.total}] {self.grid.task} {clip.dataset}/{clip.id} {design}")
             self.tracker.start(_label(clip, design))
             outcome = self._with_retries(run_fit, clip, design, retries)
             if outcome.kind == INFRASTRUCTURE:
@@ -253,9 +265,12 @@ class _GridRun:
             finished.add(fid)
 
         scorer = self.scorer if self.scorer.portable else None  # None: scored here, in record()
+        for clip, design, fid in items:
+            if self.recorded_elsewhere(clip, design, fid):
+                finished.add(fid)
         try:
             futures = {pool.submit(_call_fit, run_fit, clip, design, scorer): (clip, design, fid)
-                       for clip, design, fid in items}
+                       for clip, design, fid in items if fid not in finished}
             self.tracker.start(f"{min(workers, len(items))} fits at once in worker processes")
             for fut in as_completed(futures):
                 try:

@@ -179,3 +179,28 @@ def test_fits_are_scored_where_they_ran_when_the_scorer_can_travel(tmp_path):
     key = ["fit_id", "selection", "metric", "value"]
     assert rows.sort_values(key[:3])[key].reset_index(drop=True).equals(
         again.sort_values(key[:3])[key].reset_index(drop=True))
+
+
+def test_a_fit_another_writer_recorded_meanwhile_is_not_redone(tmp_path):
+    """'Done' is asked just before each fit starts: a second driver on the same store (or another
+    machine sharing it) may have recorded it since the grid was planned."""
+    from dap.core.store import fit_id
+
+    grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
+    clips = [_clip(0), _clip(1)]
+    other = fit_id(grid.fit_config(clips[1], "conv"))
+    fitted = []
+
+    def run_fit(clip, design):
+        if not fitted:  # meanwhile, another writer records the second clip's fit
+            ResultStore(tmp_path).add([{"fit_id": other, "task": grid.task, "dataset": "digits", "clip_id": "c1",
+                                        "design": "conv", "selection": "last", "metric": "SNR", "value": 1.0,
+                                        "status": "ok"}])
+        fitted.append(clip.id)
+        return _tiny_fit(clip, design)
+
+    said = []
+    rows = run_grid(ResultStore(tmp_path), grid, clips, ["conv"], run_fit,
+                    lambda clip, est: {"SNR": metrics.snr(clip.audio, est[0])}, progress=said.append)
+    assert fitted == ["c0"] and any("recorded by another writer" in line for line in said)
+    assert set(rows["fit_id"]) == {fit_id(grid.fit_config(clips[0], "conv")), other}

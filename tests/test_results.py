@@ -32,6 +32,35 @@ def test_store_resumes_and_replaces_a_fit(tmp_path):
     assert len(rows) == 2 and rows.set_index("fit_id").loc["f1", "value"] == 5.0
 
 
+def test_each_fit_has_its_own_file_and_no_writer_loses_another_writers_fit(tmp_path):
+    """Several writers on one store (two drivers, machines sharing a file system): a fit file that
+    never reached rows.csv (its writer died between the two writes, or it came from elsewhere) is
+    read and compacted by the next write; the same fit twice is one set of rows; ok beats failed."""
+    import shutil
+
+    a = ResultStore(tmp_path)
+    a.add(_rows("f1"))
+    assert (tmp_path / "fits" / "rows" / "f1.csv").exists()
+    pd.DataFrame(_rows("f9", value=9.0)).to_csv(tmp_path / "fits" / "rows" / "f9.csv", index=False)  # elsewhere
+    b = ResultStore(tmp_path)
+    assert b.has("f9") and not (pd.read_csv(tmp_path / "rows.csv")["fit_id"] == "f9").any()
+    assert a.has("f9")  # looked for on disk just before a fit would start
+    b.add(_rows("f2", value=2.0))
+    compacted = pd.read_csv(tmp_path / "rows.csv")
+    assert sorted(compacted["fit_id"]) == ["f1", "f2", "f9"]
+    b.add(_rows("f2", value=3.0))  # the same fit again: one set of rows, the newer
+    again = ResultStore(tmp_path).rows
+    assert len(again) == 3 and again.set_index("fit_id").loc["f2", "value"] == 3.0
+    failed = [{**r, "status": "failed", "value": float("nan")} for r in _rows("f1")]
+    b.add(failed)  # a failed duplicate never replaces a success, in rows.csv or in the fit's file
+    assert ResultStore(tmp_path).rows.set_index("fit_id").loc["f1", "status"] == "ok"
+    assert (pd.read_csv(tmp_path / "fits" / "rows" / "f1.csv")["status"] == "ok").all()
+    (tmp_path / "rows.csv").unlink()  # rows.csv lost: the fit files still hold every fit
+    assert sorted(ResultStore(tmp_path).rows["fit_id"]) == ["f1", "f2", "f9"]
+    shutil.rmtree(tmp_path / "fits")
+    assert len(ResultStore(tmp_path).rows) == 0
+
+
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
     atomic_write_text(tmp_path / "x.txt", "hello")
     atomic_write_text(tmp_path / "x.txt", "world")

@@ -4,6 +4,12 @@ A *fit* (one design on one clip for one task, with its seed and settings) yields
 one per (selection rule, metric). All rows of a fit are written together, so after an
 interruption a fit is either fully recorded or absent, and a rerun skips exactly the fits that
 are recorded (:meth:`ResultStore.has`).
+
+Each fit's rows are first written, atomically, to a file of their own (``fits/rows/<fit id>.csv``
+for ``rows.csv``), then compacted into ``rows.csv`` under a lock. So several writers (two drivers on
+one store, machines sharing a file system) never lose each other's fits: a fit file that has not
+reached ``rows.csv`` (its writer died between the two steps, or another machine wrote it) is read
+with it, and compacted by the next write. Writing the same fit twice leaves one set of rows.
 """
 
 from __future__ import annotations
@@ -44,19 +50,23 @@ class ResultStore:
     def __init__(self, folder: str | os.PathLike, filename: str = "rows.csv"):
         self.folder = Path(folder)
         self.path = self.folder / filename
+        self.fits_folder = self.folder / "fits" / self.path.stem  # one file per fit
         self._rows = self._read()
 
     def _read(self) -> pd.DataFrame:
-        if not self.path.exists():
-            return pd.DataFrame(columns=ROW_COLUMNS)
-        try:
-            rows = pd.read_csv(self.path, keep_default_na=True)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DapError(f"{self.path}: the result rows cannot be read ({' '.join(str(exc).split())}); "
-                           f"move the file away to recompute its fits") from None
-        if "fit_id" not in rows.columns:
-            raise DapError(f"{self.path}: not a result file (no fit_id column); move it away to recompute")
-        return rows
+        """``rows.csv`` and every fit file not yet compacted into it."""
+        rows = _read_rows(self.path) if self.path.exists() else pd.DataFrame(columns=ROW_COLUMNS)
+        compacted = set(rows["fit_id"]) if len(rows) else set()
+        pending = [_read_rows(f) for f in self._fit_files() if f.stem not in compacted]
+        return pd.concat([rows, *pending], ignore_index=True) if pending else rows
+
+    def _fit_files(self) -> list[Path]:
+        if not self.fits_folder.is_dir():
+            return []
+        return sorted(Path(e.path) for e in os.scandir(self.fits_folder) if e.name.endswith(".csv"))
+
+    def _fit_file(self, fid: str) -> Path:
+        return self.fits_folder / f"{fid}.csv"
 
     @property
     def rows(self) -> pd.DataFrame:
@@ -65,13 +75,17 @@ class ResultStore:
 
     def has(self, fid: str) -> bool:
         """Whether the fit ``fid`` is already recorded (successfully or as failed for a reason that
-        would fail again: infrastructure failures are never recorded, see dap.core.failures)."""
-        return bool((self._rows["fit_id"] == fid).any()) if len(self._rows) else False
+        would fail again: infrastructure failures are never recorded, see dap.core.failures), here
+        or, since this store was read, by another writer (its fit file is looked for on disk: the
+        grid asks just before a fit starts)."""
+        if len(self._rows) and bool((self._rows["fit_id"] == fid).any()):
+            return True
+        return self._fit_file(fid).exists()
 
     def add(self, rows: list[dict]) -> None:
-        """Append all rows of one fit and rewrite ``rows.csv`` atomically.
+        """Record all rows of one fit: its fit file, then ``rows.csv`` rewritten atomically.
 
-        Under an exclusive lock, the file is read again first: rows another process added since
+        Under an exclusive lock, the store is read again first: rows another process added since
         (two notebooks sharing a store, a run still finishing after its runner was killed) are
         kept, never overwritten, and a fit's rows replace any earlier rows of the same fit, except
         that a success is never replaced by a failure: when the new rows of a fit hold no ``ok`` row
@@ -89,12 +103,28 @@ class ResultStore:
             current = self._read()
             fids -= _ok_fits(current) - _ok_fits(new)  # ok beats failed
             new = new[new["fit_id"].isin(fids)]
+            for fid in sorted(fids):  # the durable record first: one file per fit
+                buf = io.StringIO()
+                new[new["fit_id"] == fid].to_csv(buf, index=False)
+                atomic_write_text(self._fit_file(fid), buf.getvalue())
             old = current[~current["fit_id"].isin(fids)] if len(current) else current
             merged = new if old.empty else pd.concat([old, new], ignore_index=True)
             buf = io.StringIO()
             merged.to_csv(buf, index=False)
             atomic_write_text(self.path, buf.getvalue())
         self._rows = merged
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    """The rows of one result file; DapError naming it when it cannot be read."""
+    try:
+        rows = pd.read_csv(path, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DapError(f"{path}: the result rows cannot be read ({' '.join(str(exc).split())}); "
+                       f"move the file away to recompute its fits") from None
+    if "fit_id" not in rows.columns:
+        raise DapError(f"{path}: not a result file (no fit_id column); move it away to recompute")
+    return rows
 
 
 def _ok_fits(rows: pd.DataFrame) -> set:
