@@ -119,7 +119,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     "05_table4_separation": {
         name: {**_FIT, "datasets": ("piano", "drums"), "n_clips": n, "iterations": it, "prior_opts": opts,
                "max_samples": samples, "domain": "magnitude", "ratio_db": 0.0, "time_variation": 0.1,
-               "w_mixture": 1.0, "w_smoothness": 0.5, "w_presence": 1.0, "presence_min": 0.1, "w_exclusion": 0.1,
+               "w_mixture": 1.0, "w_smoothness": 1.0, "w_presence": 1.0, "presence_min": 0.3, "w_exclusion": 0.1,
                "exclusion_from": 0.0, "data_norm": "l2",
                "w_binarisation": 0.0, "binarise_from": 0.5, "collapse_db": -15.0, "fitted_db": -3.0,
                "check_from": 0.3, "min_iteration": 20, "max_restarts": 2, "workers": 1 if name == "smoke" else 0}

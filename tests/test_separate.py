@@ -254,11 +254,13 @@ ACCEPTANCE = dict(design="conv", widths=(8, 16, 32), samples=8192, iterations=30
 @pytest.mark.slow
 def test_a_real_mixture_is_separated_beyond_the_trivial_answers():
     """The first quick-profile mixture (a rendered piano excerpt + a real bass-drum hit, 0 dB, 0.512 s),
-    small priors, oracle rule, default loss (MSE data term): both estimates beat both trivial answers in
-    SIR by at least 1.5 dB and neither is more than 12 dB below the mixture (measured: +2.3 / +1.9 dB over
-    the best trivial answer, levels -4.7 / -8.6 dB, no restart). The earlier formulation (a free per-bin
-    mask) collapsed on this mixture: one estimate at -30.7 dB. Issue 14 asks for +3 dB and -10 dB; the
-    default does not reach it here (docs/separation.md). About half a minute on 2 cores."""
+    small priors, oracle rule, default loss (MSE data term, smoothness 1.0, presence floor 0.3): both
+    estimates beat both trivial answers in SIR by at least 3 dB and neither is more than 10 dB below the
+    mixture (issue 14's bar). Measured: +12.0 / +9.6 dB over the best trivial answer, levels -4.8 / -6.1 dB,
+    no restart; seeds 1, 2, 3: +8.7 / +4.6, +12.5 / +11.3, +7.3 / +5.3 dB. The previous weights (smoothness
+    0.5, floor 0.1) reached +2.3 / +1.9 dB here; the earlier formulation (a free per-bin mask) collapsed
+    (one estimate at -30.7 dB). The other quick mixtures: the second meets the bar at seeds 0-3, the third
+    (piano + tabla) at none (worse estimate +2.0 to +2.6 dB; docs/separation.md). About half a minute on 2 cores."""
     from dap.studies.separation import make_mixtures, references
 
     clip = make_mixtures(3, 0, max_samples=ACCEPTANCE["samples"])[0]
@@ -271,5 +273,5 @@ def test_a_real_mixture_is_separated_beyond_the_trivial_answers():
     values = S.evaluate(refs, res.outputs["oracle"])
     for source in S.SOURCES:
         best_trivial = np.nanmax([t[f"{source}|SIR"] for t in trivial])
-        assert values[f"{source}|SIR"] >= best_trivial + 1.5, (source, values, res.extra)
-        assert values[f"{source}|Level"] >= -12.0, (source, values, res.extra)
+        assert values[f"{source}|SIR"] >= best_trivial + 3.0, (source, values, res.extra)
+        assert values[f"{source}|Level"] >= -10.0, (source, values, res.extra)
