@@ -301,7 +301,7 @@ def _terminate_workers(pool) -> None:
 
 
 def _worker_init(threads: int, parent: int | None = None, gpus=None) -> None:
-    gpu = gpus.get_nowait() if gpus is not None else None
+    gpu = gpus.get(timeout=30) if gpus is not None else None  # put by the parent before the pool started
     if gpu is not None:  # before torch touches CUDA: this worker sees one GPU, as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
