@@ -176,9 +176,11 @@ def test_fits_are_scored_where_they_ran_when_the_scorer_can_travel(tmp_path):
     again = run_grid(ResultStore(tmp_path / "b"), grid, clips, ["conv"], _tiny_fit, closure,
                      progress=lambda _: None, workers=2, executor=pool)
     assert _SCORED_IN == ["MainThread"] * scored
-    key = ["fit_id", "selection", "metric", "value"]
-    assert rows.sort_values(key[:3])[key].reset_index(drop=True).equals(
-        again.sort_values(key[:3])[key].reset_index(drop=True))
+    key = ["fit_id", "selection", "metric"]
+    a, b = (r.sort_values(key).reset_index(drop=True) for r in (rows, again))
+    assert a[key].equals(b[key])
+    # two fits sharing the CPU's threads change float reduction order only (as in the test above)
+    assert np.allclose(a["value"], b["value"], atol=1e-2)
 
 
 def test_a_fit_another_writer_recorded_meanwhile_is_not_redone(tmp_path):
