@@ -16,6 +16,7 @@ import pandas as pd
 from dap.claim_registry import CLAIMS, UNTESTED
 from dap.claims import BOOT_SEED, CONFIDENCE, MIN_N, N_BOOT, Claim, ClaimError, paired_effect, verdict_counts
 from dap.core.files import atomic_write_text
+from dap.costs import study_cost
 from dap.core.store import ResultStore
 from dap.studies.separation import per_source_rows
 
@@ -38,7 +39,7 @@ def evaluate_claims(results_dir: str | Path, claims=None, profile: str | None = 
         rows = cache[c.notebook]
         e = paired_effect(rows, c, profile)
         out.append({"id": c.id, "paper": c.paper, "claim": c.text, "source": c.source,
-                    "link": _link(Path(results_dir), c), "compared": c.compared,
+                    "link": _link(Path(results_dir), c), "made_by": Path(c.link).parent.name, "compared": c.compared,
                     "metric": c.metric + (f" − {c.b_metric}" if c.b_metric else "")
                     + (f" ({c.quantity})" if c.quantity != "value" else ""),
                     "dataset": c.dataset or "all", "selection": c.selection, "expect": c.expect,
@@ -90,9 +91,40 @@ def claims_markdown(table: pd.DataFrame, untested=None) -> str:
         lines.append(f"| {r['id']} | {r['claim']} | {r['paper']} | [{r['source']}]({r['link']}) | {r['compared']} | "
                      f"{r['metric']} | {r['dataset']} | {side} | {_interval(r)} | {r['n']} | {r['profile'] or '—'} | "
                      f"{r['data'] or '—'} | {r['verdict']} |")
+    lines += deciding_runs(table)
     lines += ["", "## Claims the rows cannot test", "", "| paper | source | claim | why not tested |", "|---|---|---|---|"]
     lines += [f"| {p} | {s} | {t} | {why} |" for p, s, t, why in untested]
     return "\n".join(lines) + "\n"
+
+
+#: What the paper profile of paper 2 would need (its training cost is not in dap/costs.py).
+_PAPER2_SCALE = ("250 test fragments of the real corpus (the embedded stems cannot supply the paper "
+                 "profile's 2000 / 500 / 250 split: strict_sizes refuses them); training cost not measured")
+
+
+def deciding_runs(table: pd.DataFrame) -> list[str]:
+    """Markdown lines: for each table or figure with claims inconclusive at this n, the run that would
+    decide them (the paper profile), its n, fits and cost from :func:`dap.costs.study_cost`."""
+    open_ = table[table["verdict"] == "inconclusive at this n"]
+    if open_.empty:
+        return []
+    lines = ["", "## What would decide the inconclusive claims", "",
+             "More clips: the interval of a paired difference narrows about as 1/sqrt(n). The `paper` profile "
+             "has the paper's n; its cost below is the number of fits and fit-iterations it runs, and the hours "
+             "they would take one fit at a time on the 2-core CPU of dap/costs.py (paper widths, linear in clip "
+             "length). No GPU has measured it (benchmarks/gpu_check.py prints that rate on one).", "",
+             "| source | claims inconclusive here | n here (largest) | paper profile: n | fits | fit-iterations | "
+             "2-core CPU hours |", "|---|---|---|---|---|---|---|"]
+    for notebook, group in open_.groupby("made_by", sort=False):  # the notebook of the table / figure
+        cost = study_cost(notebook, "paper")
+        head = (f"| [{group['source'].iloc[0]}]({group['link'].iloc[0]}) (paper {group['paper'].iloc[0]}) | "
+                f"{len(group)} | {int(group['n'].max())} | ")
+        if cost is None:
+            lines.append(head + f"{_PAPER2_SCALE} | — | — | — |")
+        else:
+            hours = "not measured" if cost["cpu_hours"] is None else f"~{cost['cpu_hours']:,.0f}"
+            lines.append(head + f"{cost['n']} | {cost['fits']} | {cost['fit_iterations']:,} | {hours} |")
+    return lines
 
 
 def write_claims(results_dir: str | Path, out: str | Path | None = None, profile: str | None = None) -> Path:

@@ -22,3 +22,39 @@ def seconds_per_iteration(design: str, gpu_model: str | None = None) -> float | 
     (``gpu_model`` None), or on that GPU model; None where nothing was measured."""
     table = CPU_SECONDS_PER_ITERATION if gpu_model is None else GPU_SECONDS_PER_ITERATION.get(gpu_model, {})
     return table.get(design)
+
+
+#: Native clip length (samples) of each embedded / paper data set; ``max_samples`` may cut it.
+CLIP_SAMPLES = {"speech": 32768}
+_DEFAULT_CLIP = 16384
+#: Priors trained per separation fit (two sources and the masks: dap.tasks.separate).
+_SEPARATION_PRIORS = 3
+
+
+def study_cost(notebook: str, profile: str) -> dict | None:
+    """What ``notebook`` fits under ``profile``, from its settings: ``{"n": clips (mixtures) per data
+    set, "fits", "fit_iterations", "cpu_hours"}``; None for notebooks that fit no prior (paper 2, the
+    teaching notebooks). ``cpu_hours`` assumes one fit at a time on the 2-core CPU of
+    :data:`CPU_SECONDS_PER_ITERATION`, linear in clip length (the costs were measured on 1.024 s);
+    None when the priors are not the paper's widths (no measurement) or a design is unmeasured.
+    Figures 1-2 share Table 1's fits: each is costed as if it ran alone."""
+    from dap.profiles import resolve  # the profiles import nothing heavy
+
+    p = resolve(notebook, profile)
+    if "designs" not in p or "n_clips" not in p:
+        return None
+    if notebook.startswith("05"):
+        per_clip = [("mixture", p.max_samples or _DEFAULT_CLIP)]
+        priors, fits_per = _SEPARATION_PRIORS, 1
+    else:
+        per_clip = [(d, min(CLIP_SAMPLES.get(d, _DEFAULT_CLIP), p.max_samples or 10 ** 9)) for d in p.datasets]
+        priors = 1
+        fits_per = len(p.snrs) * len(p.noises) if "snrs" in p else 1
+    iterations = p.max_iterations if "max_iterations" in p else p.iterations  # the stopping cap: an upper bound
+    fits = len(per_clip) * p.n_clips * len(p.designs) * fits_per
+    per = {design: seconds_per_iteration(design) for design in p.designs}
+    hours = None
+    if not p.get("prior_opts") and None not in per.values():
+        clip_seconds = sum(samples / _DEFAULT_CLIP for _, samples in per_clip) * sum(per.values())
+        hours = p.n_clips * fits_per * iterations * priors * clip_seconds / 3600
+    return {"n": p.n_clips, "fits": fits, "fit_iterations": fits * iterations, "cpu_hours": hours}

@@ -175,3 +175,35 @@ def test_paper2_claims_read_the_rows_notebook_07_writes(tmp_path):
     assert table.loc["P2-M2-align", "verdict"] == claims.REPRODUCED and table.loc["P2-M2-align", "n"] == 6
     assert np.isclose(table.loc["P2-M2-align", "mean"], 0.596)
     assert table.loc["P2-M1-BL1-SDR", "verdict"] == claims.NOT_RUN
+
+
+def test_inconclusive_claims_name_the_run_that_would_decide_them(tmp_path):
+    """A one-clip Table 1 and a 6-fragment paper-2 result: CLAIMS.md says what the paper profile
+    would fit to decide them (its n, fits, fit-iterations and CPU hours from dap.costs)."""
+    table1, wiass = tmp_path / "02_table1_gaussian_denoising", tmp_path / "07_wiass_figure2_side_information"
+    table1.mkdir()
+    wiass.mkdir()
+    rows_of([9.0], [8.0]).replace({"design": {"A": "dilated_exp_dense", "B": "conv"}}).to_csv(
+        table1 / "rows.csv", index=False)
+    zero = rows_of([1.0, 2.0, 3.0], [2.0, 1.0, 3.0], metric="SDR", dataset="stems")
+    zero.replace({"design": {"A": "M2", "B": "M1"}}).assign(task="wiass", selection="best-validation").to_csv(
+        wiass / "rows.csv", index=False)
+    text = claims_table.write_claims(tmp_path, profile="quick").read_text()
+    section = text.split("## What would decide the inconclusive claims")[1].split("## Claims the rows")[0]
+    t1 = next(line for line in section.splitlines() if "[Table 1]" in line)
+    assert "| 1 | 1 | 50 | 600 | 1,200,000 |" in t1  # 1 claim at n = 1; 3 data sets x 50 clips x 4 designs
+    hours = float(t1.rsplit("|", 2)[1].strip(" ~").replace(",", ""))
+    assert 100 < hours < 1000  # 1.2 M iterations at 0.57-1.01 s, speech clips twice as long
+    assert "test fragments of the real corpus" in next(line for line in section.splitlines() if "(paper 2)" in line)
+    assert "06_figure2_convergence" not in section  # no harmonic fit ran: Figure 2 is not run, not inconclusive
+
+
+def test_study_cost_counts_the_fits_of_a_profile():
+    from dap.costs import study_cost
+
+    quick = study_cost("02_table1_gaussian_denoising", "quick")
+    assert quick["fits"] == 3 * quick["n"] * 4 and quick["fit_iterations"] == quick["fits"] * 150
+    assert study_cost("05_table4_separation", "quick")["cpu_hours"] is None  # small priors: no measured cost
+    assert study_cost("07_wiass_figure2_side_information", "paper") is None  # trains models, fits no prior
+    stopping = study_cost("11_blind_stopping", "paper")
+    assert stopping["fits"] == 10 * 5 * 2 and stopping["fit_iterations"] == stopping["fits"] * 1500
