@@ -3,14 +3,17 @@
 Each method takes the same observation as the priors (one clip, no training data) and returns the
 restored waveform(s); the studies score them with the same metrics, on the same clips, and store
 them as rows with ``selection = "none"`` (``baselines.csv`` next to the fits' ``rows.csv``). They are
-references in the tables, never ranked against the four prior designs. :data:`BASELINES` says what
+references in the tables, never ranked against the four prior designs. The trivial answer (the
+observation itself) is scored the same way, so that a table shows what a method must beat. :data:`BASELINES` says what
 each one is and which knowledge it uses; docs/baselines.md explains the choices.
 
 =================  ======================  ============================================================
 design             task                    knowledge
 =================  ======================  ============================================================
+``noisy-input``    denoising (Tables 1-2)  nothing: the noisy observation as it is (the trivial answer)
 ``wiener-oracle``  denoising (Tables 1-2)  the true noise's power spectrum (oracle, like the oracle rule)
 ``noisereduce``    denoising (Tables 1-2)  blind: spectral gating, noise statistics from the clip itself
+``gapped-input``   inpainting (Table 3)    nothing: the observation with its gaps left silent (trivial)
 ``stft-interp``    inpainting (Table 3)    the gap positions (as the priors' masked loss)
 ``ar-interp``      inpainting (Table 3)    the gap positions
 ``hpss``           separation (Table 4)    blind: harmonic = piano, percussive = drums
@@ -30,10 +33,12 @@ from dap.core.errors import DapError
 
 #: design name -> (task, what it is, what it knows). Captions and docs read this.
 BASELINES: dict[str, tuple[str, str, str]] = {
+    "noisy-input": ("denoise", "the trivial answer: the noisy observation itself, unchanged", "nothing"),
     "wiener-oracle": ("denoise", "STFT Wiener filter (decision-directed a-priori SNR, 512-point Hann, hop 128) "
                       "with the true noise's mean power spectrum", "oracle noise PSD"),
     "noisereduce": ("denoise", "spectral gating, noisereduce 3.0.3 with its defaults (non-stationary: each "
                     "bin's threshold follows a smoothed running estimate of the clip's own spectrum)", "blind"),
+    "gapped-input": ("inpaint", "the trivial answer: the observation itself, its gaps left silent", "nothing"),
     "stft-interp": ("inpaint", "STFT magnitudes (512-point Hann, hop 128) interpolated linearly in time between "
                     "the complete frames bordering each gap, phases advanced from the left frame at its measured "
                     "instantaneous frequency (phase vocoder); observed samples kept as they are", "gap positions"),

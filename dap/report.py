@@ -222,8 +222,9 @@ def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_te
         parts.append(best_design_sentence(rows, cmp, rule))
     if baselines is not None and len(baselines):
         metrics = tuple(dict.fromkeys(paper.table(table)["metric"])) + tuple(extra_metrics)
-        parts.append("Classical baselines on the same clips and metrics (references: not ranked against the "
-                     "designs; no selection rule, `none`; what each is and costs: caption):\n\n"
+        parts.append("Classical baselines on the same clips and metrics, with the trivial answer where the task has "
+                     "one (`noisy-input`, `gapped-input`: the observation itself). References: not ranked against the "
+                     "designs; no selection rule, `none`; what each is and costs: caption.\n\n"
                      + ours_only_table(baselines, metrics, "none"))
         frames.append(aggregate(baselines[baselines["metric"].isin(metrics)]))
     both = pd.concat(frames, ignore_index=True)

@@ -117,7 +117,7 @@ def load_normalised(dataset: str, n: int, seed: int, source: str, root=None,
     """``n`` clips of ``dataset``, peak-normalised to 1 as the authors did.
 
     ``max_samples``: clips longer than this keep their most energetic window of that length (the
-    quick profile fits 1.024 s of each 2.048 s speech clip; a multiple of 256 samples keeps the
+    quick profile fits 0.512 s of each clip; a multiple of 256 samples keeps the
     spectrogram divisible by the priors' poolings).
     """
     clips = load_clips(dataset, n=n, seed=seed, source=source, root=root)

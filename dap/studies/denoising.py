@@ -78,8 +78,8 @@ def _evaluate_clip(clip: Clip, est: np.ndarray, wanted: tuple[str, ...], pesq_mo
 
 def denoising_baselines(store: ResultStore, p: DenoisingSettings, noise: str, source: str = "embedded", root=None,
                         progress=print) -> pd.DataFrame:
-    """The classical baselines of Tables 1-2 (:mod:`dap.baselines`: ``wiener-oracle`` with the true
-    noise's spectrum, blind ``noisereduce``) on the same noisy clips as :func:`denoising_study`,
+    """The trivial answer (``noisy-input``) and the classical baselines of Tables 1-2 (:mod:`dap.baselines`:
+    ``wiener-oracle`` with the true noise's spectrum, blind ``noisereduce``) on the same noisy clips as :func:`denoising_study`,
     scored by the same metrics; rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
     noises = noise_recordings(source, root) if _check_noise(noise) == "environmental" else None
     settings = {"noise": noise, "max_samples": p.max_samples, **_noise_settings(p, noise)}
@@ -89,7 +89,8 @@ def denoising_baselines(store: ResultStore, p: DenoisingSettings, noise: str, so
     for dataset in p.datasets:
         clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         noisy = {c.id: _corrupt(c, noise, p, noises)[0] for c in clips}
-        methods = {"wiener-oracle": lambda c: wiener_oracle(noisy[c.id], noisy[c.id] - c.audio),
+        methods = {"noisy-input": lambda c: noisy[c.id],
+                   "wiener-oracle": lambda c: wiener_oracle(noisy[c.id], noisy[c.id] - c.audio),
                    "noisereduce": lambda c: spectral_gating(noisy[c.id])}
         all_rows.append(run_baselines(out, grid, clips, methods, _evaluator(dataset, p), progress=progress))
     return pd.concat(all_rows, ignore_index=True)

@@ -79,7 +79,8 @@ def _evaluate_clip(clip: Clip, est: np.ndarray, masks: dict) -> dict[str, float]
 
 def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str = "embedded", root=None,
                          progress=print) -> pd.DataFrame:
-    """The classical baselines of Table 3 (``stft-interp`` and ``ar-interp``, :mod:`dap.baselines`)
+    """The trivial answer (``gapped-input``) and the classical baselines of Table 3 (``stft-interp`` and
+    ``ar-interp``, :mod:`dap.baselines`)
     on the same gapped clips as :func:`inpainting_study`, scored by the same metrics (whole clip and
     inside the gaps); rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
     settings = {"max_samples": p.max_samples, **{k: p[k] for k in MASK_KEYS}}
@@ -90,7 +91,8 @@ def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str 
         clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         masks = {c.id: clip_mask(c, p) for c in clips}
         observed = {c.id: inpaint.apply_gaps(c.audio, masks[c.id]) for c in clips}
-        methods = {"stft-interp": lambda c: stft_interpolation(observed[c.id], masks[c.id].spans),
+        methods = {"gapped-input": lambda c: observed[c.id],
+                   "stft-interp": lambda c: stft_interpolation(observed[c.id], masks[c.id].spans),
                    "ar-interp": lambda c: ar_interpolation(observed[c.id], masks[c.id].spans)}
         all_rows.append(run_baselines(out, grid, clips, methods,
                                       lambda c, est: inpaint.evaluate(c.audio, est, masks[c.id]), progress=progress))
