@@ -4,8 +4,9 @@ Each method takes the same observation as the priors (one clip, no training data
 restored waveform(s); the studies score them with the same metrics, on the same clips, and store
 them as rows with ``selection = "none"`` (``baselines.csv`` next to the fits' ``rows.csv``). They are
 references in the tables, never ranked against the four prior designs. The trivial answer (the
-observation itself) is scored the same way, so that a table shows what a method must beat. :data:`BASELINES` says what
-each one is and which knowledge it uses; docs/baselines.md explains the choices.
+observation itself) is scored the same way, so that a table shows what a method must beat.
+:data:`BASELINES` says what each one is and which knowledge it uses; docs/baselines.md explains
+the choices.
 
 =================  ======================  ============================================================
 design             task                    knowledge

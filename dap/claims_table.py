@@ -16,8 +16,8 @@ import pandas as pd
 from dap.claim_registry import CLAIMS, UNTESTED
 from dap.claims import BOOT_SEED, CONFIDENCE, MIN_N, N_BOOT, Claim, ClaimError, paired_effect, verdict_counts
 from dap.core.files import atomic_write_text
-from dap.costs import study_cost
 from dap.core.store import ResultStore
+from dap.costs import study_cost
 from dap.studies.separation import per_source_rows
 
 def load_rows(results_dir: str | Path, notebook: str) -> pd.DataFrame:
