@@ -24,3 +24,18 @@ def test_bench_fit_writes_timing_tracking_and_throughput_sections(tmp_path):
     grid = md.split("## Grid throughput")[1]
     assert re.search(r"\| one at a time, \d+ threads \| \d+ \| conv \d+\.\d\d, dilated \d+\.\d\d \| 1\.00x \|", grid)
     assert re.search(r"\| 2 worker processes x 1 thread \| \d+ \| conv \d+\.\d\d, dilated \d+\.\d\d \| \d+\.\d\dx \|", grid)
+
+
+def test_bench_tracking_runs_an_earlier_commits_engine_from_its_own_checkout(tmp_path):
+    """The "before" engine is the whole package of that commit (an earlier layout must still load);
+    HEAD against itself must give the same fit."""
+    env = dict(os.environ, DAP_RESULTS=str(tmp_path), DAP_PROGRESS="off")
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_tracking.py"), "--before", "HEAD", "--iterations", "2",
+           "--tiny-iterations", "20", "--repeats", "1", "--widths", "4,8,16"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    md = (tmp_path / "tracking_overhead.md").read_text()
+    assert "against HEAD" in md and "Same history, selected iterates and outputs: yes" in md
+    assert len([line for line in md.splitlines() if line.startswith("| bookkeeping only")]) == 3
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=REPO, capture_output=True, text=True).stdout
+    assert "/before " not in worktrees  # the temporary checkout is removed again
