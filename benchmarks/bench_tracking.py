@@ -75,7 +75,8 @@ def measure(root: Path, what: str, args, lag: int | None = None) -> dict:
             cmd += ["--lag", str(lag)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise SystemExit(f"bench_tracking: the {what} fit with the engine under {root} failed:\n{done.stderr[-3000:]}")
+            raise SystemExit(f"bench_tracking: the {what} fit with the engine under {root} failed:\n"
+                             f"{done.stderr[-3000:]}")
         with open(out.name, "rb") as f:
             return pickle.load(f)
 
@@ -94,7 +95,7 @@ def identical(a: dict, b: dict) -> bool:
 
 
 def checkout(rev: str, into: Path) -> Path:
-    """A detached worktree of ``rev`` under ``into`` (removed by the caller's temporary folder)."""
+    """A detached worktree of ``rev`` under ``into``; the caller removes it with ``git worktree remove``."""
     path = into / "before"
     done = subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=REPO, capture_output=True,
                           text=True)

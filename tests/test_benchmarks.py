@@ -27,8 +27,9 @@ def test_bench_fit_writes_timing_tracking_and_throughput_sections(tmp_path):
 
 
 def test_bench_tracking_runs_an_earlier_commits_engine_from_its_own_checkout(tmp_path):
-    """The "before" engine is the whole package of that commit (an earlier layout must still load);
-    HEAD against itself must give the same fit."""
+    """The "before" engine runs from a temporary worktree of its commit in a child process, as the
+    "after" one runs from this checkout; HEAD against itself gives the same fit, and the worktree is
+    removed again. (HEAD, not an older commit: a shallow CI clone may lack the history.)"""
     env = dict(os.environ, DAP_RESULTS=str(tmp_path), DAP_PROGRESS="off")
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench_tracking.py"), "--before", "HEAD", "--iterations", "2",
            "--tiny-iterations", "20", "--repeats", "1", "--widths", "4,8,16"]

@@ -80,7 +80,8 @@ def denoising_baselines(store: ResultStore, p: DenoisingSettings, noise: str, so
                         progress=print) -> pd.DataFrame:
     """The trivial answer (``noisy-input``) and the classical baselines of Tables 1-2
     (:mod:`dap.baselines`: ``wiener-oracle`` with the true noise's spectrum, blind ``noisereduce``) on
-    the same noisy clips as :func:`denoising_study`, scored by the same metrics; rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
+    the same noisy clips as :func:`denoising_study`, scored by the same metrics; rows go to
+    ``baselines.csv`` beside ``store``'s rows. Returns them."""
     noises = noise_recordings(source, root) if _check_noise(noise) == "environmental" else None
     settings = {"noise": noise, "max_samples": p.max_samples, **_noise_settings(p, noise)}
     grid = Grid(task=f"denoise-{noise}", settings=settings, profile=p.profile, seed=p.seed)
