@@ -1,5 +1,7 @@
-"""``results/CLAIMS.md``: every claim of :data:`dap.claim_registry.CLAIMS` evaluated on the stored
-rows of a run, with the rule of :mod:`dap.claims` (paired differences, bootstrap interval, verdict).
+"""``results/CLAIMS.md``: every claim of :data:`dap.claim_registry.CLAIMS` decided on the stored rows
+of a run with the rule of :mod:`dap.claims` (exact paired test, Holm-Tarone correction per table or
+figure), each beside the same test of the paper's method against the trivial answer and the best
+classical baseline of its column.
 
 It sits above the studies (it reads their row formats, e.g. separation's per-source metrics), while
 :mod:`dap.claims` itself is statistics only, so that tables can use the rule too.
@@ -13,39 +15,87 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap.claim_registry import CLAIMS, UNTESTED
-from dap.claims import BOOT_SEED, CONFIDENCE, MIN_N, N_BOOT, Claim, ClaimError, paired_effect, verdict_counts
+from dap.claim_registry import CLAIMS, UNTESTED, reference_family, references_of
+from dap.claims import (CONSISTENT, CONTRADICTED, INCONCLUSIVE, LOSES, NOT_RUN, REPRODUCED, UNDEFINED, BEATS,
+                        Claim, ClaimError, Effect, against_reference, decide, paired_effect, verdict_text)
 from dap.core.files import atomic_write_text
 from dap.core.store import ResultStore
 from dap.costs import study_cost
-from dap.studies.separation import per_source_rows
+from dap.paired_test import ALPHA, smallest_n
+from dap.studies.common import BASELINE_FILE
+from dap.studies.separation import TRIVIAL_FILE, per_source_rows
+
+#: The row files of a notebook's folder that claims read: fits, baselines, stored trivial answers.
+ROW_FILES = ("rows.csv", BASELINE_FILE, TRIVIAL_FILE)
+
 
 def load_rows(results_dir: str | Path, notebook: str) -> pd.DataFrame:
-    """``results/<notebook>/rows.csv`` with separation metrics split per source (empty when absent)."""
-    path = Path(results_dir) / notebook / "rows.csv"
-    if not path.exists():
-        return pd.DataFrame()
-    return per_source_rows(ResultStore(path.parent).rows)
+    """Every row file of ``results/<notebook>/`` (:data:`ROW_FILES`) with separation metrics split
+    per source (empty when none exists)."""
+    folder = Path(results_dir) / notebook
+    frames = [ResultStore(folder, name).rows for name in ROW_FILES if (folder / name).exists()]
+    frames = [f for f in frames if len(f)]
+    return per_source_rows(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+
+
+def _strongest(rows: pd.DataFrame, candidates: list[Claim], profile: str | None) -> tuple[Claim | None, Effect | None]:
+    """The candidate reference the method does worst against (smallest mean advantage on the paired
+    clips) and its effect; ``(None, None)`` when no candidate pairs with the method."""
+    measured = [(c, paired_effect(rows, c, profile)) for c in candidates]
+    measured = [(c, e) for c, e in measured if e.n > 0]
+    if not measured:
+        return None, None
+    return min(measured, key=lambda ce: ce[0].expect * ce[1].mean)
 
 
 def evaluate_claims(results_dir: str | Path, claims=None, profile: str | None = None) -> pd.DataFrame:
-    """One row per claim of ``claims`` (default: :data:`dap.claim_registry.CLAIMS`) with its
-    measured effect from the ``rows.csv`` files under ``results_dir``."""
+    """One row per claim of ``claims`` (default: :data:`dap.claim_registry.CLAIMS`) with its exact
+    test, its corrected p-value and verdict, and the method against the trivial answer and the best
+    baseline, from the row files under ``results_dir``."""
+    claims = CLAIMS if claims is None else claims
     cache: dict[str, pd.DataFrame] = {}
+
+    def rows_of(notebook):
+        if notebook not in cache:
+            cache[notebook] = load_rows(results_dir, notebook)
+        return cache[notebook]
+
+    effects = decide([paired_effect(rows_of(c.notebook), c, profile) for c in claims], [c.family_key for c in claims])
+    refs, ref_effects, ref_families = [], [], []
+    for i, c in enumerate(claims):
+        for kind, candidates in references_of(c).items():
+            chosen, e = _strongest(rows_of(c.notebook), candidates, profile)
+            if chosen is not None:
+                refs.append((i, kind, chosen))
+                ref_effects.append(e)
+                ref_families.append(reference_family(c))
+    ref_effects = decide(ref_effects, ref_families)
+    against = {(i, kind): (chosen, e) for (i, kind, chosen), e in zip(refs, ref_effects)}
+
     out = []
-    for c in CLAIMS if claims is None else claims:
-        if c.notebook not in cache:
-            cache[c.notebook] = load_rows(results_dir, c.notebook)
-        rows = cache[c.notebook]
-        e = paired_effect(rows, c, profile)
-        out.append({"id": c.id, "paper": c.paper, "claim": c.text, "source": c.source,
-                    "link": _link(Path(results_dir), c), "made_by": Path(c.link).parent.name, "compared": c.compared,
-                    "metric": c.metric + (f" − {c.b_metric}" if c.b_metric else "")
-                    + (f" ({c.quantity})" if c.quantity != "value" else ""),
-                    "dataset": c.dataset or "all", "selection": c.selection, "expect": c.expect,
-                    "margin": c.margin, "n": e.n, "mean": e.mean, "low": e.low, "high": e.high,
-                    "profile": e.profile, "data": e.data, "verdict": e.verdict})
+    for i, (c, e) in enumerate(zip(claims, effects)):
+        rec = {"id": c.id, "paper": c.paper, "claim": c.text, "source": c.source, "family": c.family_key,
+               "link": _link(Path(results_dir), c), "made_by": Path(c.link).parent.name,
+               "compared": c.compared + (f" (closest: {e.closest})" if e.closest else ""),
+               "metric": c.metric + (f" − {c.b_metric}" if c.b_metric else "")
+               + (f" ({c.quantity})" if c.quantity != "value" else ""),
+               "dataset": _datasets(c), "selection": c.selection, "expect": c.expect, "margin": c.margin,
+               "n": e.n, "agree": e.agree, "mean": e.mean, "estimate": e.estimate, "low": e.low, "high": e.high,
+               "p": e.p_paper, "p_min": e.p_min, "p_holm": e.p_adjusted, "profile": e.profile, "data": e.data,
+               "verdict": e.verdict, "verdict_text": verdict_text(e)}
+        for kind in ("trivial", "baseline"):
+            chosen, re_ = against.get((i, kind), (None, None))
+            rec[f"vs_{kind}"] = "—" if chosen is None else against_reference(re_)
+            rec[f"{kind}_name"] = "" if chosen is None else (chosen.b_label or str(chosen.b))
+            rec[f"{kind}_p_holm"] = np.nan if chosen is None else re_.p_adjusted
+        out.append(rec)
     return pd.DataFrame(out)
+
+
+def _datasets(c: Claim) -> str:
+    if c.datasets is None:
+        return "all"
+    return " + ".join(c.datasets) + (" (pooled)" if len(c.datasets) > 1 else "")
 
 
 def _link(results_dir: Path, c: Claim) -> str:
@@ -55,42 +105,67 @@ def _link(results_dir: Path, c: Claim) -> str:
     return flat if (results_dir / flat).exists() and not (results_dir / c.link).exists() else c.link
 
 
-def _interval(r) -> str:
+def _effect(r) -> str:
     if r["n"] == 0:
         return "—"
     if not np.isfinite(r["low"]):
-        return f"{r['mean']:+.2f}"
-    return f"{r['mean']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]"
+        return f"{r['estimate']:+.2f} [−∞, +∞]" if np.isinf(r["low"]) else f"{r['estimate']:+.2f}"
+    return f"{r['estimate']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]"
+
+
+def _reference(r, kind: str) -> str:
+    if r[f"vs_{kind}"] == "—":
+        return "—"
+    return f"{r[f'vs_{kind}']} ({r[f'{kind}_name']})"
+
+
+def headline(table: pd.DataFrame) -> str:
+    """The counts CLAIMS.md leads with."""
+    v = table["verdict"]
+    rep = v == REPRODUCED
+    return (f"reproduced {int(rep.sum())} (of which better than the best baseline "
+            f"{int((rep & (table['vs_baseline'] == BEATS)).sum())}, and a baseline does better "
+            f"{int((rep & (table['vs_baseline'] == LOSES)).sum())}), contradicted {int((v == CONTRADICTED).sum())}, "
+            f"consistent but not decided {int((v == CONSISTENT).sum())}, inconclusive {int((v == INCONCLUSIVE).sum())}, "
+            f"undefined {int((v == UNDEFINED).sum())}, not run {int((v == NOT_RUN).sum())}")
+
+
+RULE = ("**Rule** (docs/claims.md). Per clip, the difference A − B of the two compared designs / configurations "
+        "on the same clip (B may be another measure of the same rows, such as the chance level stored per "
+        "fragment). The exact Wilcoxon signed-rank test (conditional on the differences' sizes; stratified by "
+        "data set when a claim is pooled over several) gives a one-sided p-value towards the paper's side and one "
+        "towards the other; each is corrected over the claims of its table or figure by Holm's step-down with "
+        "Tarone's count (a claim that cannot reach the threshold at its n does not count). "
+        f"**reproduced**: corrected p ≤ {ALPHA} on the paper's side; **contradicted**: likewise on the other "
+        "side; otherwise **consistent in k of n** (more than half the clips on the paper's side) or "
+        "**inconclusive**. With n clips no p-value can fall below 2^-n: three clips agreeing in sign give "
+        "p = 0.125, never a reproduction. A no-difference claim is two one-sided tests against ±margin. "
+        "Effect: Hodges-Lehmann estimate of the paired difference with its exact 95 % interval (infinite below "
+        "6 clips). **vs trivial / vs best baseline**: the paper's method (paper 1: the proposed design; paper 2: "
+        "the claim's configuration) against the trivial answer and the strongest classical baseline of the same "
+        "column, on the same clips, with the same test, corrected per table. Paper 1's claims use the oracle rule "
+        "(the authors' protocol); denoising claims are repeated under the blind discrepancy rule (`-blind`).")
 
 
 def claims_markdown(table: pd.DataFrame, untested=None) -> str:
-    """``CLAIMS.md``: the rule, the counts, one line per claim, then the claims no row can test."""
-
+    """``CLAIMS.md``: the headline, the rule, one table per family, what would decide the rest, and
+    the claims no row can test."""
     untested = UNTESTED if untested is None else untested
     lines = ["# Claims of both papers, tested on this run's rows", "",
              f"{len(table) + len(untested)} claims: {len(table)} tested below "
              f"(paper 1: {int((table['paper'] == 1).sum())}, paper 2: {int((table['paper'] == 2).sum())}), "
              f"{len(untested)} that the rows cannot test (last section).", "",
-             f"Verdicts: {verdict_counts(table['verdict'])}.", "",
-             "**Rule** (docs/claims.md). Per clip, the difference of the two compared designs / configurations on the "
-             "same clip (A − B; B may also be another measure of the same rows, such as the chance level stored per "
-             "fragment, or a constant); its mean and a percentile-bootstrap "
-             f"{CONFIDENCE:.0%} interval ({N_BOOT} resamples, seed {BOOT_SEED}). **reproduced**: the interval excludes "
-             "zero on the paper's side; **contradicted**: it excludes zero on the other side; **inconclusive at this "
-             f"n**: it contains zero, or fewer than {MIN_N} clips are paired (a one-clip result can never be "
-             "reproduced); **undefined on these clips**: both sides ran but the metric is defined on no clip "
-             "(EPS without predicted silence); **not run in this profile**: no rows. A no-difference claim "
-             "(paper side `≈ 0 ± m`) is "
-             "reproduced when the whole interval lies within ±m, contradicted when it lies entirely outside. "
-             "Paper 1's claims use the oracle rule (the authors' protocol); the tables also show the blind rules.", "",
-             "| id | claim | paper | source | compared | metric | data set | paper side | mean A − B [95 % CI] | n | "
-             "profile | data | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in table.to_dict("records"):
-        side = {1: "> 0", -1: "< 0", 0: f"≈ 0 ± {r['margin']:g}"}[r["expect"]]
-        lines.append(f"| {r['id']} | {r['claim']} | {r['paper']} | [{r['source']}]({r['link']}) | {r['compared']} | "
-                     f"{r['metric']} | {r['dataset']} | {side} | {_interval(r)} | {r['n']} | {r['profile'] or '—'} | "
-                     f"{r['data'] or '—'} | {r['verdict']} |")
+             f"**Headline**: {headline(table)}.", "", RULE, ""]
+    for family, group in table.groupby("family", sort=False):
+        lines += [f"## {family}", "",
+                  "| id | claim | compared | metric | data | n | effect [95 % interval] | p (Holm) | vs trivial | "
+                  "vs best baseline | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in group.to_dict("records"):
+            p = "—" if not np.isfinite(r["p_holm"]) else f"{r['p_holm']:.3g}"
+            lines.append(f"| {r['id']} | {r['claim']} ([{r['source']}]({r['link']})) | {r['compared']} | "
+                         f"{r['metric']} | {r['dataset']} | {r['n']} | {_effect(r)} | {p} | "
+                         f"{_reference(r, 'trivial')} | {_reference(r, 'baseline')} | {r['verdict_text']} |")
+        lines.append("")
     lines += deciding_runs(table)
     lines += ["", "## Claims the rows cannot test", "", "| paper | source | claim | why not tested |", "|---|---|---|---|"]
     lines += [f"| {p} | {s} | {t} | {why} |" for p, s, t, why in untested]
@@ -103,17 +178,18 @@ _PAPER2_SCALE = ("250 test fragments of the real corpus (the embedded stems cann
 
 
 def deciding_runs(table: pd.DataFrame) -> list[str]:
-    """Markdown lines: for each table or figure with claims inconclusive at this n, the run that would
-    decide them (the paper profile), its n, fits and cost from :func:`dap.costs.study_cost`."""
-    open_ = table[table["verdict"] == "inconclusive at this n"]
+    """Markdown lines: for each table or figure with undecided claims, the run that would decide them
+    (the paper profile), its n, fits and cost from :func:`dap.costs.study_cost`."""
+    open_ = table[table["verdict"].isin([CONSISTENT, INCONCLUSIVE])]
     if open_.empty:
         return []
-    lines = ["", "## What would decide the inconclusive claims", "",
-             "More clips: the interval of a paired difference narrows about as 1/sqrt(n). The `paper` profile "
-             "has the paper's n; its cost below is the number of fits and fit-iterations it runs, and the hours "
-             "they would take one fit at a time on the 2-core CPU of dap/costs.py (paper widths, linear in clip "
-             "length). No GPU has measured it (benchmarks/gpu_check.py prints that rate on one).", "",
-             "| source | claims inconclusive here | n here (largest) | paper profile: n | fits | fit-iterations | "
+    lines = ["## What would decide the undecided claims", "",
+             "More clips: with n clips no p-value falls below 2^-n, and the correction divides the threshold "
+             "by the number of claims that could reach it (docs/claims.md gives the smallest n per claim). The "
+             "`paper` profile has the paper's n; its cost below is the number of fits and fit-iterations it "
+             "runs, and the hours they would take one fit at a time on the 2-core CPU of dap/costs.py (paper "
+             "widths, linear in clip length).", "",
+             "| source | claims undecided here | n here (largest) | paper profile: n | fits | fit-iterations | "
              "2-core CPU hours |", "|---|---|---|---|---|---|---|"]
     for notebook, group in open_.groupby("made_by", sort=False):  # the notebook of the table / figure
         cost = study_cost(notebook, "paper")
@@ -127,11 +203,39 @@ def deciding_runs(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def smallest_n_table(claims=None, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per family and number of data sets pooled: the fewest clips per data set at which such a claim
+    could be reproduced, if every claim of the family had that many clips per data set and every clip
+    agreed (:func:`dap.paired_test.smallest_n`; docs/claims.md shows it)."""
+    claims = CLAIMS if claims is None else claims
+    strata = pd.DataFrame({"family": [c.family_key for c in claims],
+                           "pooled": [1 if c.per_clip or c.datasets is None else len(c.datasets) for c in claims]})
+    out = []
+    for (family, pooled), g in strata.groupby(["family", "pooled"], sort=False):
+        members = strata.loc[strata["family"] == family, "pooled"].to_numpy()
+        n = smallest_n(int(pooled), members, alpha)
+        out.append({"family": family, "claims in family": len(members), "data sets pooled": int(pooled),
+                    "claims": len(g), "smallest n per data set": n})
+    order = list(dict.fromkeys(strata["family"]))
+    table = pd.DataFrame(out)
+    return (table.assign(_f=table["family"].map(order.index)).sort_values(["_f", "data sets pooled"],
+            ascending=[True, False], kind="stable").drop(columns="_f").reset_index(drop=True))
+
+
+def smallest_n_markdown(table: pd.DataFrame | None = None) -> str:
+    """The table of :func:`smallest_n_table` as markdown (pasted into docs/claims.md; a test checks it)."""
+    table = smallest_n_table() if table is None else table
+    lines = ["| family | claims in family | data sets pooled | claims | smallest n per data set |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['family']} | {r['claims in family']} | {r['data sets pooled']} | {r['claims']} | "
+              f"{r['smallest n per data set']} |" for r in table.to_dict("records")]
+    return "\n".join(lines) + "\n"
+
+
 def write_claims(results_dir: str | Path, out: str | Path | None = None, profile: str | None = None) -> Path:
     """Evaluate every registered claim on the rows under ``results_dir`` and write ``CLAIMS.md``
     (default ``<results_dir>/CLAIMS.md``) and ``CLAIMS.csv`` beside it; returns the markdown's path.
     Works with any subset of notebooks run: claims without rows are "not run in this profile"."""
-
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise ClaimError(f"{results_dir} is not a folder of results (run ./run_all.sh first)")

@@ -22,7 +22,7 @@ from __future__ import annotations
 LAYERS: dict[str, int] = {
     "dap.core": 0,
     "dap.metrics": 1, "dap.noise": 1, "dap.plots": 1, "dap.data": 1, "dap.paper": 1, "dap.costs": 1,
-    "dap.progress": 1, "dap.profiles": 1, "dap.settings": 1, "dap.claims": 1, "dap.layers": 1,
+    "dap.progress": 1, "dap.profiles": 1, "dap.settings": 1, "dap.claims": 1, "dap.paired_test": 1, "dap.layers": 1,
     "dap.wiass.side_info": 1, "dap.wiass.data": 1, "dap.wiass.remix": 1, "dap.wiass.references": 1,
     "dap.wiass.plots": 1, "dap.wiass.configurations": 1, "dap.wiass.examples": 1, "dap.wiass.study_data": 1,
     "dap.priors": 2, "dap.baselines": 2, "dap.wiass.model": 2, "dap.wiass.settings": 2,

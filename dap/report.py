@@ -21,7 +21,7 @@ from dap.priors import DESIGN_LABELS
 from dap.core.files import atomic_write_bytes, atomic_write_text
 from dap.core.provenance import git_commit, machine_description
 from dap.fit import SELECTION_NOTES
-from dap.claims import VERDICTS, best_design_verdicts
+from dap.claims import VERDICTS, best_design_verdicts, best_of
 
 DATASET_LABELS = {"speech": "LJSpeech-like", "digits": "Digits", "piano": "Piano", "drums": "Drums"}
 
@@ -71,15 +71,16 @@ def compare_with_paper(rows: pd.DataFrame, table: str, selection: str) -> pd.Dat
 
 
 def ranking_holds(comparison: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, metric): the best design in the paper, ours, and whether they agree."""
+    """Per (dataset, metric): the best design in the paper, ours, and whether they agree. A tie for
+    the best (:func:`dap.claims.best_of`) names no design: a tied paper column makes no claim
+    (``agree`` is NA and the column is not counted), a tie here does not agree."""
     out = []
     for (dataset, metric), g in comparison.groupby(["dataset", "metric"], sort=False):
-        sign = -1 if metric in paper.LOWER_IS_BETTER else 1
-        ours = g.dropna(subset=["mean"])
-        best_paper = g.loc[(sign * g["paper_mean"]).idxmax(), "design"]
-        best_ours = ours.loc[(sign * ours["mean"]).idxmax(), "design"] if len(ours) else None
+        lower = metric in paper.LOWER_IS_BETTER
+        best_paper = best_of(g.set_index("design")["paper_mean"], lower)
+        best_ours = best_of(g.set_index("design")["mean"], lower)
         out.append({"dataset": dataset, "metric": metric, "best_in_paper": best_paper,
-                    "best_here": best_ours, "agree": best_paper == best_ours})
+                    "best_here": best_ours, "agree": pd.NA if best_paper is None else best_paper == best_ours})
     return pd.DataFrame(out)
 
 
@@ -234,20 +235,24 @@ def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_te
 
 def best_design_sentence(rows: pd.DataFrame, comparison: pd.DataFrame, rule: str) -> str:
     """Whether the paper's best design of each column is best here: by the mean over clips, and by
-    the paired rule of :mod:`dap.claims` (the paper's best against each other design of the paper's
-    table on the same clips, bootstrap 95 % interval; fewer than 3 clips is inconclusive). Only the
-    paper's designs compete; classical baselines never enter the ranking."""
+    the exact paired rule of docs/claims.md (the paper's best against each other design of the
+    paper's table on the same clips, corrected over the table). Columns where the paper prints a tie
+    for the best make no claim. Only the paper's designs compete; classical baselines never enter."""
     rank = ranking_holds(comparison)
-    held = int(rank["agree"].sum())
-    best = {(r.dataset, r.metric): r.best_in_paper for r in rank.itertuples()}
+    claimed = rank[rank["best_in_paper"].notna()]
+    held = int(claimed["agree"].astype(bool).sum())
+    best = {(r.dataset, r.metric): r.best_in_paper for r in claimed.itertuples()}
     paired = best_design_verdicts(rows, best, list(dict.fromkeys(comparison["design"])), rule, paper.LOWER_IS_BETTER)
     counts = ", ".join(f"{v} in {int((paired['verdict'] == v).sum())}" for v in VERDICTS if (paired["verdict"] == v).any())
     n = sorted(set(paired["n"]))
-    return (f"Best design as in the paper by the mean in {held} of {len(rank)} columns "
-            f"({', '.join(f'{r.dataset} {r.metric}: {DESIGN_LABELS.get(r.best_here, r.best_here)}' for r in rank.itertuples())}); "
-            f"by the paired rule of docs/claims.md (the paper's best against every other design, per-clip differences, "
-            f"bootstrap 95 % interval): {counts} of {len(paired)} columns (paired clips per column: "
-            f"{', '.join(map(str, n))}).\n")
+    ties = len(rank) - len(claimed)
+    here = ", ".join(f"{r.dataset} {r.metric}: {DESIGN_LABELS.get(r.best_here, r.best_here) if r.best_here else 'tie'}"
+                     for r in claimed.itertuples())
+    return (f"Best design as in the paper by the mean in {held} of {len(claimed)} columns ({here})"
+            + (f"; {ties} column(s) where the paper prints a tie for the best make no claim" if ties else "")
+            + f"; by the exact paired rule of docs/claims.md (the paper's best against every other design, per-clip "
+            f"differences, signed-rank test corrected over the table): {counts} of {len(paired)} columns (paired clips "
+            f"per column: {', '.join(map(str, n))}).\n")
 
 
 def rules_with_rows(rows: pd.DataFrame, selections) -> list[str]:

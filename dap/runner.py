@@ -33,7 +33,8 @@ from pathlib import Path
 import pandas as pd
 
 from dap.claims_table import write_claims
-from dap.core.device import ALLOW_CPU_PAPER, require_gpu_for_paper
+from dap.core.device import (ALLOW_CPU_PAPER, cpu_model, device_name, require_gpu_for_paper,
+                             resolve_precision)
 from dap.core.errors import DapError
 from dap.profiles import PROFILES_ORDER, SETTINGS, settings_class
 from dap.progress import progress_line, read_progress
@@ -133,8 +134,19 @@ def run_notebook(path: Path, profile: str, params: dict, timeout: int | None, lo
         error = _last_error(log)
     return {"notebook": name, "profile": profile, "status": "ok" if rc == 0 else "failed",
             "seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            **run_provenance(params.get("precision") or "auto"),
             "error": error, "log": str(log.relative_to(results_root())),
             "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+
+
+def run_provenance(precision: str = "auto") -> dict:
+    """What decides a run's numbers beside its settings, for the run log: the commit, the device
+    (a CPU's model and the flags that decide precision), the precision fits resolve to there, torch."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return {"commit": git_commit(), "cpu": cpu_model(), "device": device_name(device),
+            "precision": resolve_precision(precision, device), "torch": torch.__version__}
 
 
 def _wait_showing_progress(proc, start: float, every: float, show) -> tuple[int, object]:

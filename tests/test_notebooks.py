@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dap import profiles
@@ -68,6 +69,10 @@ def test_runner_collects_a_failure_and_exits_non_zero(tmp_path):
     assert not (tmp_path / "00_quickstart" / "00_quickstart.ipynb").exists()  # a failed run never counts as done
     assert (tmp_path / "00_quickstart" / "00_quickstart.failed.ipynb").exists()
     assert (tmp_path / "SUMMARY.md").exists() and "failed" in (tmp_path / "run_log.csv").read_text()
+    log = pd.read_csv(tmp_path / "run_log.csv")  # what decides the numbers, beside the settings
+    assert {"notebook", "profile", "status", "seconds", "peak_rss_mb", "commit", "cpu", "precision", "torch",
+            "finished"} <= set(log.columns)
+    assert log["precision"].iloc[0] in ("fp32", "bf16") and log["cpu"].iloc[0] and len(str(log["commit"].iloc[0])) >= 7
     assert "not run in this profile" in (tmp_path / "CLAIMS.md").read_text()  # written even when nothing ran
 
 

@@ -99,9 +99,11 @@ def test_ours_only_table_lists_designs_in_the_papers_order():
     assert names == ["Convolution", "Dilated Conv.", "Dilated Conv. (exp) + Dense"]
 
 
-def test_cpu_model_names_the_bf16_instructions_benchmarks_depend_on():
-    xeon = "model name\t: Intel(R) Xeon(R) Platinum 8480C\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
-    epyc = "model name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16\n"
-    assert cpu_model(xeon) == "Intel(R) Xeon(R) Platinum 8480C (avx512_bf16, amx_bf16)"
-    assert cpu_model(epyc) == "AMD EPYC (avx512_bf16, no AMX)"
+def test_cpu_model_names_the_instructions_that_decide_precision_and_speed():
+    xeon = "model name\t: Intel(R) Xeon(R) Platinum 8480C\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    epyc = "model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    slow = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2 fma\n"
+    assert cpu_model(xeon) == "Intel(R) Xeon(R) Platinum 8480C (avx2, avx512f, avx512_bf16, amx_bf16)"
+    assert cpu_model(epyc) == "AMD EPYC (avx2, avx512f, avx512_bf16, no AMX)"
+    assert cpu_model(slow) == "AMD EPYC 7B13 (avx2, no AMX)"
     assert cpu_model("flags\t: fpu sse2\n").endswith("(no AMX)")

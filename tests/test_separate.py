@@ -251,19 +251,28 @@ def test_study_produces_per_source_rows(tmp_path, monkeypatch):
 ACCEPTANCE = dict(design="conv", widths=(8, 16, 32), samples=8192, iterations=300)
 
 
+#: The quick profile's mixtures that a small prior does not separate, and why (an expected failure
+#: keeps its reason; if it starts passing, the strict mark fails the suite so the reason is revisited).
+KNOWN_FAILURES = {
+    2: "piano + tabla (a pitched drum): the worse estimate stays +2.0 to +2.6 dB above the best trivial answer "
+       "in SIR at seeds 0-3 with the default weights (+0.8 to +3.6 dB over 26 fits of every loss and budget "
+       "setting tried), below the +3 dB bar (docs/separation.md)",
+}
+
+
 @pytest.mark.slow
-def test_a_real_mixture_is_separated_beyond_the_trivial_answers():
-    """The first quick-profile mixture (a rendered piano excerpt + a real bass-drum hit, 0 dB, 0.512 s),
-    small priors, oracle rule, default loss (MSE data term, smoothness 1.0, presence floor 0.3): both
-    estimates beat both trivial answers in SIR by at least 3 dB and neither is more than 10 dB below the
-    mixture (issue 14's bar). Measured: +12.0 / +9.6 dB over the best trivial answer, levels -4.8 / -6.1 dB,
-    no restart; seeds 1, 2, 3: +8.7 / +4.6, +12.5 / +11.3, +7.3 / +5.3 dB. The previous weights (smoothness
-    0.5, floor 0.1) reached +2.3 / +1.9 dB here; the earlier formulation (a free per-bin mask) collapsed
-    (one estimate at -30.7 dB). The other quick mixtures: the second meets the bar at seeds 0-3, the third
-    (piano + tabla) at none (worse estimate +2.0 to +2.6 dB; docs/separation.md). About half a minute on 2 cores."""
+@pytest.mark.parametrize("mixture", [
+    0, 1, pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[2]))])
+def test_each_quick_mixture_is_separated_beyond_the_trivial_answers(mixture):
+    """Every mixture the quick profile fits (0.512 s each, small priors, oracle rule, default loss:
+    MSE data term, smoothness 1.0, presence floor 0.3): both estimates beat both trivial answers in SIR
+    by at least 3 dB and neither is more than 10 dB below the mixture (issue 14's bar). Measured on
+    the first (a rendered piano excerpt + a real bass-drum hit, 0 dB): +12.0 / +9.6 dB over the best
+    trivial answer, levels -4.8 / -6.1 dB; the second meets the bar at seeds 0-3; the third does not
+    (:data:`KNOWN_FAILURES`). About half a minute per mixture on 2 cores."""
     from dap.studies.separation import make_mixtures, references
 
-    clip = make_mixtures(3, 0, max_samples=ACCEPTANCE["samples"])[0]
+    clip = make_mixtures(3, 0, max_samples=ACCEPTANCE["samples"])[mixture]
     refs = references(clip)
     cfg = FitConfig(iterations=ACCEPTANCE["iterations"], progress=False)
     res = S.restore(clip.audio, ACCEPTANCE["design"], cfg, seed=0, references=refs,
@@ -273,5 +282,5 @@ def test_a_real_mixture_is_separated_beyond_the_trivial_answers():
     values = S.evaluate(refs, res.outputs["oracle"])
     for source in S.SOURCES:
         best_trivial = np.nanmax([t[f"{source}|SIR"] for t in trivial])
-        assert values[f"{source}|SIR"] >= best_trivial + 3.0, (source, values, res.extra)
-        assert values[f"{source}|Level"] >= -10.0, (source, values, res.extra)
+        assert values[f"{source}|SIR"] >= best_trivial + 3.0, (clip.id, source, values, res.extra)
+        assert values[f"{source}|Level"] >= -10.0, (clip.id, source, values, res.extra)

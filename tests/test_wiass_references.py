@@ -83,3 +83,21 @@ def test_segment_accuracy_is_undefined_on_a_single_run():
     scores = alignment_scores(proportional_attention(side), side)
     assert np.isnan(scores["segment_accuracy"])  # every argmax on content would "hit"
     assert "chance_segment_accuracy" not in alignment_references(side)
+
+
+def test_the_reference_aligners_are_rows_of_the_alignment_table():
+    """Figure 3's table shows chance and the content-blind aligner as rows beside the models, per
+    side information (the unguided models share their guided twin's references)."""
+    import pandas as pd
+
+    from dap.wiass.figure3 import alignment_table
+
+    per_fragment = pd.DataFrame({
+        "configuration": ["M2", "M2", "M2 (unguided)", "M2 (unguided)"], "clip_id": ["a", "b", "a", "b"],
+        "alignment_accuracy": [0.03, 0.05, 0.01, 0.02], "chance_alignment_accuracy": [0.004, 0.004, 0.004, 0.004],
+        "proportional_alignment_accuracy": [1.0, 0.9, 1.0, 0.9]})
+    table = alignment_table(per_fragment).set_index("configuration")
+    assert list(table.index) == ["M2", "M2 (unguided)", "chance: uniform argmax (M2 side information)",
+                                 "content-blind aligner (M2 side information)"]
+    assert table.loc["content-blind aligner (M2 side information)", "alignment_accuracy"] == pytest.approx(0.95)
+    assert table.loc["M2", "proportional_alignment_accuracy"] == pytest.approx(0.95)

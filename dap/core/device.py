@@ -150,7 +150,7 @@ def precision_mode(precision: str, device, deterministic: bool = True):
 @lru_cache(maxsize=None)
 def device_name(device: str = "") -> str:
     """The model of ``device`` (default: CUDA 0 when available, else the CPU), e.g. ``NVIDIA H200``
-    or ``AMD EPYC 9R14 (avx512_bf16, no AMX)``."""
+    or ``AMD EPYC 9R14 (avx2, avx512f, avx512_bf16, no AMX)``."""
     import torch
 
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -160,7 +160,8 @@ def device_name(device: str = "") -> str:
 
 
 def cpu_model(cpuinfo: str | None = None) -> str:
-    """The CPU's model name and its bf16 matrix instructions, e.g. ``AMD EPYC (avx512_bf16, no AMX)``.
+    """The CPU's model name and the instructions that decide precision and speed, e.g.
+    ``AMD EPYC (avx2, avx512f, avx512_bf16, no AMX)``.
 
     The bf16 fast path's speed depends on these (AMX tiles run bf16 matmuls several times faster than
     AVX-512 bf16), so benchmarks name them. ``cpuinfo``: the text of /proc/cpuinfo (read when None);
@@ -175,10 +176,18 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     name = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
     flags_line = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
     flags = set(flags_line.group(1).split()) if flags_line else set()
-    isa = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    if "amx_bf16" not in flags:
-        isa.append("no AMX")
-    return f"{name.group(1).strip() if name else platform.machine()} ({', '.join(isa)})"
+    return f"{name.group(1).strip() if name else platform.machine()} ({', '.join(precision_flags(flags))})"
+
+
+#: The CPU flags that decide which precision a fit runs in and how fast: fp32 needs AVX2 at least;
+#: AVX-512 with bf16 (and AMX tiles) make bf16 native (:func:`resolve_precision`).
+PRECISION_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def precision_flags(flags: set[str]) -> list[str]:
+    """The :data:`PRECISION_FLAGS` among ``flags``, and ``"no AMX"`` when AMX is absent."""
+    isa = [f for f in PRECISION_FLAGS if f in flags]
+    return isa + ([] if "amx_bf16" in flags else ["no AMX"])
 
 
 @lru_cache(maxsize=None)

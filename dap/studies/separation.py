@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dap import metrics, paper
 from dap.baselines import hpss
+from dap.core.files import atomic_write_text
 from dap.core.seeds import derive_seed, stream
 from dap.core.store import ResultStore
 from dap.data import Clip
@@ -113,10 +115,15 @@ def _evaluate_clip(clip: Clip, estimates: np.ndarray) -> dict[str, float]:
     return separate.evaluate(references(clip), estimates)
 
 
-def trivial_rows(p: SeparationSettings, source: str = "embedded", root=None) -> pd.DataFrame:
+#: Where the trivial answers' rows go, beside the fits' rows.csv (the claims read them there).
+TRIVIAL_FILE = "trivial.csv"
+
+
+def trivial_rows(p: SeparationSettings, source: str = "embedded", root=None, folder=None) -> pd.DataFrame:
     """Per-source rows of the trivial answers (:data:`dap.tasks.separate.TRIVIAL_ESTIMATES`) on the
-    study's mixtures, scored like the fits: ``design`` is the baseline's name, ``selection`` is
-    ``"trivial"``. They cost milliseconds and are recomputed, not stored."""
+    study's mixtures, scored like the fits: ``design`` is the answer's name, ``selection`` is
+    ``"trivial"``. They cost milliseconds and are recomputed; with ``folder`` they are also written to
+    ``folder/trivial.csv`` (:data:`TRIVIAL_FILE`) so that the claims can set the fits against them."""
     out = []
     for clip in study_mixtures(p, source, root):
         for name, est in separate.trivial_estimates(references(clip)).items():
@@ -124,8 +131,12 @@ def trivial_rows(p: SeparationSettings, source: str = "embedded", root=None) -> 
                 if "|" in key:
                     dataset, metric = key.split("|", 1)
                     out.append({"design": name, "dataset": dataset, "metric": metric, "selection": "trivial",
-                                "value": value, "clip_id": clip.id, "status": "ok", "fit_id": f"{name}:{clip.id}"})
-    return pd.DataFrame(out)
+                                "value": value, "clip_id": clip.id, "status": "ok", "fit_id": f"{name}:{clip.id}",
+                                "task": "separate", "profile": p.profile, "source": clip.source})
+    rows = pd.DataFrame(out)
+    if folder is not None:
+        atomic_write_text(Path(folder) / TRIVIAL_FILE, rows.to_csv(index=False))
+    return rows
 
 
 def separation_baselines(store: ResultStore, p: SeparationSettings, source: str = "embedded", root=None,

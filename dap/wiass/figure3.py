@@ -61,11 +61,32 @@ def figure3_caption(p: dict, data: StudyData, results: dict[str, TrainResult],
                       if any(c.endswith(UNGUIDED) for c in results) else []))
 
 
+#: Reference aligners shown as rows of their own: (column prefix, label).
+REFERENCE_ALIGNERS = (("chance_", "chance: uniform argmax"), ("proportional_", "content-blind aligner"))
+
+
+def reference_alignment(alignment: pd.DataFrame) -> pd.DataFrame:
+    """The reference aligners' per-fragment scores as configurations of their own, one per side
+    information shown (their levels depend on it, not on the model): rows of ``alignment`` whose
+    ``configuration`` is e.g. ``"content-blind aligner (M2 side information)"``."""
+    frames = []
+    own = alignment[~alignment["configuration"].str.endswith(UNGUIDED)]
+    for c, g in own.groupby("configuration", sort=False):
+        for prefix, label in REFERENCE_ALIGNERS:
+            columns = {f"{prefix}{m}": m for m in ALIGNMENT_METRICS if f"{prefix}{m}" in g}
+            if columns:
+                frames.append(g[["clip_id", *columns]].rename(columns=columns)
+                              .assign(configuration=f"{label} ({c} side information)"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["configuration"])
+
+
 def alignment_table(alignment: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration over the test fragments: the mean of each alignment measure with its
-    bootstrap 95 % interval, the mean chance level and the content-blind aligner's mean."""
+    """Per configuration over the test fragments, then per reference aligner: the mean of each
+    alignment measure with its bootstrap 95 % interval, the mean chance level and the content-blind
+    aligner's mean (NaN on the reference rows themselves)."""
     out = []
-    for c, g in alignment.groupby("configuration", sort=False):
+    for c, g in pd.concat([alignment, reference_alignment(alignment)], ignore_index=True).groupby(
+            "configuration", sort=False):
         out.append({"configuration": c, "n_fragments": int(len(g)),
                     **alignment_means(g, counts=True)})
     return pd.DataFrame(out)
@@ -92,7 +113,8 @@ def publish_figure3(alignment: pd.DataFrame, folder: str | Path, caption_text: s
     note = ("\nMeans over test fragments; 95 % CI: percentile bootstrap over fragments. chance: the "
             "exact expected score of a uniformly random argmax over the attendable steps (content "
             "steps, the padding being masked); content-blind: frame n -> content step floor(n K / N), "
-            "which knows where the padding is but not the content (exact for M2 / A1). Segment "
+            "which knows where the padding is but not the content (exact for M2 / A1); both are also "
+            "shown as rows of their own, per side information. Segment "
             "accuracy counts only fragments whose activity has at least two runs.\n")
     md = f"{caption_text}\n\n" + "\n".join(lines) + "\n" + note
     write_table(table, folder, "figure3_alignment", md)

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from dap.core.files import results_root
+from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
 from dap.fit import pick_device
 from dap.wiass.captions import describe, model_summary
 from dap.wiass.configurations import EVALUATIONS, fixed_side_info, models_needed, side_kind
 from dap.wiass.examples import SpectrogramSet
-from dap.wiass.evaluate import (alignment_metrics, evaluate_configuration, evaluate_references,
+from dap.wiass.evaluate import (TASK, alignment_metrics, evaluate_configuration, evaluate_references,
                                 separate)
 from dap.wiass.figure2 import (FIGURE2, figure2_caption, figure2_checks, publish_comparisons,
                                publish_figure2)
@@ -160,4 +161,20 @@ def figure3_study(p: dict, source: str = "embedded", root=None, folder=None, reu
                 if i == shown:
                     examples.append(AttentionExample(c + suffix, ex.id, sep.attention, side,
                                                      ex.target_mag.numpy(), scores))
+                store_alignment(ResultStore(folder), records[-1], result.settings.id, p, source)
     return examples, pd.DataFrame(records), data, results
+
+
+def store_alignment(store: ResultStore, record: dict, model_id: str, p: dict, source: str) -> None:
+    """Keep one fragment's alignment scores (with their chance and content-blind levels) as tidy
+    rows in ``store`` (notebook 08's ``rows.csv``), so that the claims can test them per fragment.
+    ``record``: ``{"configuration", "clip_id", <measure>: value, ...}``."""
+    fid = fit_id({"task": TASK, "model": model_id, "evaluation": "alignment", "clip_id": record["clip_id"],
+                  "seed": p["seed"]})
+    if store.has(fid):
+        return
+    base = {"fit_id": fid, "task": TASK, "dataset": "stems", "source": source, "clip_id": record["clip_id"],
+            "design": record["configuration"], "seed": p["seed"], "profile": p["profile"],
+            "selection": "best-validation", "status": "ok", "error": "", **provenance()}
+    store.add([{**base, "metric": k, "value": float(v)} for k, v in record.items()
+               if k not in ("configuration", "clip_id")])
