@@ -10,6 +10,7 @@ It sits above the studies (it reads their row formats, e.g. separation's per-sou
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,16 +62,21 @@ def evaluate_claims(results_dir: str | Path, claims=None, profile: str | None = 
         return cache[notebook]
 
     effects = decide([paired_effect(rows_of(c.notebook), c, profile) for c in claims], [c.family_key for c in claims])
-    refs, ref_effects, ref_families = [], [], []
+    # one test per distinct comparison: several claims of a column share their method's references
+    unique: dict[tuple, tuple[Claim, Effect, str]] = {}
+    of_claim: dict[tuple[int, str], tuple] = {}
     for i, c in enumerate(claims):
         for kind, candidates in references_of(c).items():
-            chosen, e = _strongest(rows_of(c.notebook), candidates, profile)
-            if chosen is not None:
-                refs.append((i, kind, chosen))
-                ref_effects.append(e)
-                ref_families.append(reference_family(c))
-    ref_effects = decide(ref_effects, ref_families)
-    against = {(i, kind): (chosen, e) for (i, kind, chosen), e in zip(refs, ref_effects)}
+            key = (reference_family(c), kind, tuple(replace(x, id="") for x in candidates))
+            if key not in unique:
+                chosen, e = _strongest(rows_of(c.notebook), candidates, profile)
+                unique[key] = (chosen, e, reference_family(c))
+            if unique[key][0] is not None:
+                of_claim[(i, kind)] = key
+    keys = [k for k, (chosen, _, _) in unique.items() if chosen is not None]
+    decided = decide([unique[k][1] for k in keys], [unique[k][2] for k in keys])
+    by_key = {k: (unique[k][0], e) for k, e in zip(keys, decided)}
+    against = {ik: by_key[key] for ik, key in of_claim.items()}
 
     out = []
     for i, (c, e) in enumerate(zip(claims, effects)):
