@@ -181,3 +181,46 @@ def test_a_small_prior_fills_a_real_gap_better_than_the_trivial_answer():
     # measured: +1.74 dB spectral and +1.24 dB waveform SNR inside the gap
     assert prior["Spec. SNR (gaps)"] > trivial["Spec. SNR (gaps)"] + 1.0, prior
     assert prior["SNR (gaps)"] > trivial["SNR (gaps)"] + 0.5, prior
+
+
+@pytest.fixture(scope="module")
+def speech_fit():
+    """A small prior fitted to a real embedded speech clip with Table 3's gaps (0.512 s, oracle iterate),
+    with the trivial answer (the gapped observation) and the STFT interpolation on the same gaps."""
+    from dap.baselines import stft_interpolation
+    from dap.studies.common import load_normalised
+
+    clip = load_normalised("speech", 1, 0, "embedded", max_samples=8192)[0]
+    m = inpaint.draw_gaps(len(clip.audio), seed=0)
+    observed = inpaint.apply_gaps(clip.audio, m)
+    res = inpaint.restore(observed, m, "dilated_exp", FitConfig(iterations=300, **CFG), seed=0, clean=clip.audio,
+                          prior_opts={"widths": (8, 16, 32)})
+    return {name: inpaint.evaluate(clip.audio, est, m) for name, est in
+            (("prior", res.outputs["oracle"][0]), ("gapped", observed), ("stft", stft_interpolation(observed, m.spans)))}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="at a test's budget (widths 8/16/32, 300 iterations) the prior keeps less of "
+                   "the clip than leaving the gaps silent: whole-clip Spec. SNR 2.2 vs 3.8 dB (measured); the paper's "
+                   "widths beat the gapped input on Table 3's speech clips (results/reference/table3.md)")
+def test_a_small_prior_beats_the_gapped_input_on_the_whole_clip(speech_fit):
+    """Table 3 scores the whole clip (speech, digits): there the trivial answer keeps every observed
+    sample exactly, and a method must restore the gaps without spoiling the rest."""
+    assert speech_fit["prior"]["Spec. SNR"] > speech_fit["gapped"]["Spec. SNR"]
+    assert speech_fit["prior"]["Env. Dist."] < speech_fit["gapped"]["Env. Dist."]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the STFT interpolation (4 ms per clip) fills the gaps better than the prior: "
+                   "Spec. SNR 6.2 vs 2.2 dB on the whole clip and 2.4 vs 0.4 dB inside the gaps here (measured), and "
+                   "2-3 dB above every design at the paper's widths in the reference Table 3")
+def test_a_small_prior_beats_the_stft_interpolation(speech_fit):
+    assert speech_fit["prior"]["Spec. SNR"] > speech_fit["stft"]["Spec. SNR"]
+    assert speech_fit["prior"]["Spec. SNR (gaps)"] > speech_fit["stft"]["Spec. SNR (gaps)"]
+
+
+@pytest.mark.slow
+def test_a_small_prior_fills_speech_gaps_better_than_silence(speech_fit):
+    """What the prior does reach at this budget on speech: more than silence inside the gaps
+    (measured +0.4 dB spectral SNR), though less than the STFT interpolation (above)."""
+    assert speech_fit["prior"]["Spec. SNR (gaps)"] > speech_fit["gapped"]["Spec. SNR (gaps)"] + 0.2
