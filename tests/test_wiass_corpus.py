@@ -154,3 +154,39 @@ def test_ensure_corpus_builds_once_into_the_cache(monkeypatch, tmp_path, capsys)
     assert C.ensure_corpus(3, seed=1) == folder
     assert main(["corpus", "wiass", "--fragments", "3", "--seed", "1"]) == 0
     assert "already built" in capsys.readouterr().err
+
+
+@needs_sources
+@pytest.mark.slow
+def test_studies_on_the_generated_corpus_keep_every_reference_row(monkeypatch, tmp_path, one_thread):
+    """Figures 2 and 3 at smoke scale on a 6-fragment generated corpus: the models and the
+    reference rows (silence, constant mask, oracle; chance and content-blind alignment) are scored
+    on the generated test split, and Figure 2's models also on the embedded test stems."""
+    from dap.core.store import ResultStore
+    from dap.profiles import resolve
+    from dap.wiass import study
+    from dap.wiass.figure3 import alignment_table
+    from dap.wiass.references import REFERENCES
+
+    monkeypatch.setenv(C.ENV_CACHE, str(tmp_path / "cache"))
+    p = resolve("07_wiass_figure2_side_information", "smoke", corpus="generated",
+                corpus_fragments=6, remix=0, gate_eval=False, configurations=("BL1", "M2"))
+    rows, data, results = study.figure2_study(ResultStore(tmp_path / "07"), p, progress=False)
+    assert data.source == "generated" and {f.group for f in data.splits["test"]} <= {
+        r["piece"] for r in C.read_manifest(C.default_folder(6)) if r["split"] == "test"}
+    assert set(rows["source"]) == {"generated"} and set(data.embedded_rows["source"]) == {"embedded"}
+    table = study.summary_table(rows, p["configurations"])
+    assert list(table["configuration"]) == ["BL1", "M2", *REFERENCES]
+    side = study.publish_side_by_side(rows, data.embedded_rows, tmp_path / "07", p["configurations"])
+    for name in ("BL1", "M2", *REFERENCES):
+        assert f"| {name} " in side
+    assert (tmp_path / "07" / "figure2_side_by_side.csv").is_file()
+    assert not (tmp_path / "07" / "rows.csv").read_text().count(",embedded,")  # claims see one set
+    p8 = resolve("08_wiass_figure3_attention", "smoke", corpus="generated", corpus_fragments=6,
+                 remix=0, gate_eval=False, configurations=("BL1", "M2"),
+                 attention_configurations=("M2",), compare_unguided=False)
+    _, alignment, _, _ = study.figure3_study(p8, folder=tmp_path / "08", reuse_from=[tmp_path / "07"],
+                                             progress=False)
+    t3 = alignment_table(alignment)
+    assert {"chance_alignment_accuracy", "proportional_alignment_accuracy"} <= set(t3.columns)
+    assert t3["chance_alignment_accuracy"].notna().all()
