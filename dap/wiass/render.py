@@ -149,14 +149,31 @@ def render(tracks: list[tuple[int, list[tuple[float, float, int, int]]]], start:
     """
     synth, sfid = _synth()
     synth.sounds_off()  # a render must not hear the tails of the previous one
+    events = note_events(synth, [(sfid, preset, notes) for preset, notes in tracks])
+    out = play(synth, events, DECIMATE * (start + length + round(TAIL * SAMPLE_RATE)))
+    synth.sounds_off()
+    mono = resample_poly(out.astype(np.float64).mean(axis=1), 1, DECIMATE)
+    return mono[start:start + length]
+
+
+def note_events(synth, tracks, rate: int = RENDER_SR) -> list[tuple[int, int, int, int, int]]:
+    """Select each track's program on its own channel; return its notes as sorted events.
+
+    tracks: ``(soundfont id, preset, [(on_s, off_s, key, velocity), ...])``. Events are
+    ``(sample, is_on, channel, key, velocity)``: at one sample note-offs sort before note-ons, so
+    a repeated key is released before it is struck again."""
     events = []
-    for chan, (preset, notes) in enumerate(tracks):
+    for chan, (sfid, preset, notes) in enumerate(tracks):
         synth.program_select(chan, sfid, 0, preset)
         for on, off, key, vel in notes:
-            events.append((round(on * RENDER_SR), 1, chan, key, vel))
-            events.append((round(off * RENDER_SR), 0, chan, key, 0))  # offs sort before ons
-    events.sort()
-    total = DECIMATE * (start + length + round(TAIL * SAMPLE_RATE))
+            events.append((round(on * rate), 1, chan, key, vel))
+            events.append((round(off * rate), 0, chan, key, 0))
+    return sorted(events)
+
+
+def play(synth, events, total: int) -> np.ndarray:
+    """Run ``synth`` through the :func:`note_events` ``events``: float32 stereo ``(total, 2)``
+    (events past ``total`` are cut)."""
     out = np.zeros((total, 2), dtype=np.float32)
     pos = 0
     for when, is_on, chan, key, vel in events:
@@ -170,6 +187,4 @@ def render(tracks: list[tuple[int, list[tuple[float, float, int, int]]]], start:
             synth.noteoff(chan, key)
     if total > pos:
         out[pos:] = np.frombuffer(synth.generate(total - pos), dtype=np.float32).reshape(-1, 2)
-    synth.sounds_off()
-    mono = resample_poly(out.astype(np.float64).mean(axis=1), 1, DECIMATE)
-    return mono[start:start + length]
+    return out
