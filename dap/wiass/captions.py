@@ -18,8 +18,9 @@ PROFILE_NOTES = {
              "fragment); the numbers mean nothing",
     "quick": "quick profile: a reduced model (hidden 64) and a fixed budget of 600 steps per "
              "configuration on a 330-fragment generated corpus (240 / 60 / 30; 30 validation "
-             "fragments used), sized so that notebooks 07 and 08 together "
-             "take about 25 minutes on 2 CPU cores; compare the models with the reference rows "
+             "and 15 test fragments used); the budget was sized for about 25 minutes for notebooks "
+             "07 and 08 on 2 CPU cores on the embedded stems (the corpus' first build adds ~3 min, "
+             "scoring 15 + 6 test fragments instead of 6 roughly 8 min more); compare the models with the reference rows "
              "before reading anything into their differences",
     "paper": "paper profile: the paper's sizes and protocol (hidden 513, batch 128, lr 1e-4, early "
              "stopping with patience 100); meant for a GPU",
