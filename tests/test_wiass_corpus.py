@@ -165,6 +165,7 @@ def test_studies_on_the_generated_corpus_keep_every_reference_row(monkeypatch, t
     from dap.core.store import ResultStore
     from dap.profiles import resolve
     from dap.wiass import study
+    from dap.wiass.figure2 import side_by_side_table
     from dap.wiass.figure3 import alignment_table
     from dap.wiass.references import REFERENCES
 
@@ -180,6 +181,9 @@ def test_studies_on_the_generated_corpus_keep_every_reference_row(monkeypatch, t
     side = study.publish_side_by_side(rows, data.embedded_rows, tmp_path / "07", p["configurations"])
     for name in ("BL1", "M2", *REFERENCES):
         assert f"| {name} " in side
+    both = side_by_side_table(rows, data.embedded_rows, p["configurations"])
+    assert list(both["configuration"]) == ["BL1", "M2", *REFERENCES]
+    assert both["n_fragments (embedded)"].tolist() == [6] * 5  # the 6 embedded test stems
     assert (tmp_path / "07" / "figure2_side_by_side.csv").is_file()
     assert not (tmp_path / "07" / "rows.csv").read_text().count(",embedded,")  # claims see one set
     p8 = resolve("08_wiass_figure3_attention", "smoke", corpus="generated", corpus_fragments=6,

@@ -65,7 +65,7 @@ def side_by_side_table(rows: pd.DataFrame, embedded_rows: pd.DataFrame,
         t = summary_table(r, configurations).set_index(["configuration", "kind"])
         cols = [f"{m}_median" for m in SIDE_BY_SIDE] + ["n_fragments"]
         parts.append(t[cols].rename(columns={c: f"{c} ({name})" for c in cols}))
-    return parts[0].join(parts[1], how="outer", sort=False).reset_index()
+    return pd.concat(parts, axis=1, sort=False).reset_index()  # (the summary's row order)
 
 
 def publish_side_by_side(rows: pd.DataFrame, embedded_rows, folder: str | Path,
