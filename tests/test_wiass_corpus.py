@@ -132,6 +132,14 @@ def test_missing_sources_give_one_error_naming_each_with_its_install_command(mon
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_that_is_not_a_corpus_is_never_replaced(monkeypatch, tmp_path):
+    monkeypatch.setattr(R, "require_sources", lambda: None)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="is not a wiass corpus"):
+        C.build(tmp_path, 6)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_command_line_errors_are_one_line(monkeypatch, tmp_path, capsys):
     assert main(["corpus", "wiass", "--out", str(tmp_path / "x"), "--fragments", "2"]) == 1
     err = capsys.readouterr().err.strip()

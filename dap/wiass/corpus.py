@@ -365,10 +365,12 @@ def _plan(fragments: int, seed: int, log) -> list[tuple[Spec, dict]]:
 
 def build(folder: str | os.PathLike, fragments: int = DEFAULT_FRAGMENTS, seed: int = 0,
           log=None) -> dict:
-    """Build the corpus into ``folder`` (replaced when it holds an unfinished or other build).
+    """Build the corpus into ``folder`` (replaced when it holds an unfinished or other build; a
+    non-empty folder without a manifest is refused).
 
-    Written into ``folder + ".partial"`` and renamed at the end, so an interrupted build never
-    looks finished. Returns the build info (also written to ``BUILD_INFO.json``): settings,
+    Written into ``folder + ".partial-<pid>"`` and renamed at the end, so an interrupted build
+    never looks finished and two processes building the same folder do not write into each other
+    (the later one keeps the first finished build). Returns the build info (also written to ``BUILD_INFO.json``): settings,
     versions, split sizes, ``seconds`` (wall time) and ``bytes`` (audio + manifest).
     """
     from tqdm.auto import tqdm
@@ -376,8 +378,12 @@ def build(folder: str | os.PathLike, fragments: int = DEFAULT_FRAGMENTS, seed: i
     log = log or sys.stderr
     R.require_sources()
     folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
+        # never delete a folder this module did not write (e.g. a mistyped --out)
+        raise DatasetError(f"{folder} exists and is not a wiass corpus (no {MANIFEST}); choose a new "
+                           f"or empty folder")
     t0 = time.time()
-    work = folder.with_name(folder.name + ".partial")
+    work = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     plan = _plan(fragments, seed, log)
@@ -394,6 +400,9 @@ def build(folder: str | os.PathLike, fragments: int = DEFAULT_FRAGMENTS, seed: i
             "pieces": {s: len({r["piece"] for r in rows if r["split"] == s}) for s in SPLITS},
             "seconds": round(time.time() - t0, 1), "bytes": size}
     (work / INFO).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    if is_built(folder, fragments, seed):  # another process finished the same build meanwhile
+        shutil.rmtree(work)
+        return json.loads((folder / INFO).read_text())
     shutil.rmtree(folder, ignore_errors=True)
     work.rename(folder)
     return info
