@@ -71,7 +71,8 @@ def test_small_corpus_manifest_and_files(built):
     for r in rows:
         assert r["kind"] == "rendered-from-real-samples" and "MIT" in r["license"]
         for stem in ("target", "accompaniment"):
-            assert hashlib.sha256((folder / r[f"{stem}_file"]).read_bytes()).hexdigest() == r[f"{stem}_sha256"]
+            data = (folder / r[f"{stem}_file"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == r[f"{stem}_sha256"]
     splits = C.load_corpus(folder, verify=True)
     kinds = set()
     for frags in splits.values():

@@ -244,10 +244,10 @@ def render_fragment(spec: Spec, parts) -> Rendered:
         return [(max(on, origin) - origin, off - origin, key, vel)
                 for on, off, key, _ in notes if off > origin and on < w1]
 
-    start, tail = spec.start - round(origin * SAMPLE_RATE), FRAGMENT
-    target = R.render([(spec.target_preset, track(sop, spec.target_velocity))], start, tail)
+    start = spec.start - round(origin * SAMPLE_RATE)  # the window in the render, samples
+    target = R.render([(spec.target_preset, track(sop, spec.target_velocity))], start, FRAGMENT)
     acc = R.render([(p, track(timed[v], spec.accompaniment_velocity))
-                    for p, v in zip(spec.accompaniment_presets, ("Alto", "Tenor", "Bass"))], start, tail)
+                    for p, v in zip(spec.accompaniment_presets, ("Alto", "Tenor", "Bass"))], start, FRAGMENT)
     env = _envelope(sop, spec.start, FRAGMENT)
     target *= env
     active = env > 0
@@ -370,8 +370,9 @@ def build(folder: str | os.PathLike, fragments: int = DEFAULT_FRAGMENTS, seed: i
 
     Written into ``folder + ".partial-<pid>"`` and renamed at the end, so an interrupted build
     never looks finished and two processes building the same folder do not write into each other
-    (the later one keeps the first finished build). Returns the build info (also written to ``BUILD_INFO.json``): settings,
-    versions, split sizes, ``seconds`` (wall time) and ``bytes`` (audio + manifest).
+    (the later one keeps the first finished build). Returns the build info (also written to
+    ``BUILD_INFO.json``): settings, versions, split sizes, ``seconds`` (wall time) and ``bytes``
+    (audio + manifest).
     """
     from tqdm.auto import tqdm
 
@@ -460,8 +461,8 @@ def describe(info: dict, folder, found: bool = False) -> str:
     sizes = " / ".join(f"{info['split_sizes'][s]}" for s in SPLITS)
     pieces = " / ".join(f"{info['pieces'][s]}" for s in SPLITS)
     return (f"wiass corpus: {info['fragments']} fragments (train / valid / test {sizes}, from "
-            f"{pieces} pieces) in {folder}: {info['bytes'] / 1e6:.1f} MB, {'already built (in' if found else 'built in'} "
-            f"{info['seconds']:.1f} s{')' if found else ''}")
+            f"{pieces} pieces) in {folder}: {info['bytes'] / 1e6:.1f} MB, "
+            f"{'already built (in' if found else 'built in'} {info['seconds']:.1f} s{')' if found else ''}")
 
 
 
