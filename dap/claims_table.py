@@ -179,8 +179,8 @@ def claims_markdown(table: pd.DataFrame, untested=None) -> str:
 
 
 #: What the paper profile of paper 2 would need (its training cost is not in dap/costs.py).
-_PAPER2_SCALE = ("250 test fragments of the real corpus (the embedded stems cannot supply the paper "
-                 "profile's 2000 / 500 / 250 split: strict_sizes refuses them); training cost not measured")
+_PAPER2_SCALE = ("250 test fragments of the generated corpus (python -m dap corpus wiass, 2000 / 500 / 250); "
+                 "training cost not measured")
 
 
 def deciding_runs(table: pd.DataFrame) -> list[str]:

@@ -138,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--data-root", default=None, metavar="DIR", help="folder of the real corpora (--source real)")
     gp.add_argument("--allow-cpu", action="store_true", help="run the paper profile even without a CUDA GPU")
 
+    co = sub.add_parser("corpus", help="build a generated data set (paper 2: 'corpus wiass'), offline",
+                        description="Build the generated corpus of paper 2 (Bach chorales rendered with the "
+                                    "FluidR3 soundfont: sung soprano vs the other voices; docs/wiass.md). "
+                                    "Deterministic: the same arguments give byte-identical files.")
+    co.add_argument("name", choices=("wiass",), help="which corpus (wiass: paper 2's stems)")
+    co.add_argument("--out", metavar="DIR", default=None,
+                    help="where to build it (default: $DAP_CACHE or ~/.cache/dap, wiass-corpus-<settings hash>)")
+    co.add_argument("--fragments", type=_positive_int, default=None, metavar="N",
+                    help="fragments in all, split 2000 : 500 : 250 (default 2750, the paper's size)")
+    co.add_argument("--seed", type=int, default=0, help="seed of the renderings (the piece split is fixed)")
+
     cl = sub.add_parser("claims", help="test every claim of both papers on the stored rows: results/CLAIMS.md",
                         description="Evaluate every registered claim of both papers (dap.claim_registry) on the "
                                     "rows.csv files under RESULTS and write CLAIMS.md / CLAIMS.csv (docs/claims.md).")
@@ -193,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             return _claims(args)
         if args.command == "grid":
             return _grid(args)
+        if args.command == "corpus":
+            from dap.wiass.corpus import command
+
+            return command(args.out, args.fragments, args.seed)
         return _restore(args)
     except _Usage as exc:
         print(exc, file=sys.stderr)

@@ -231,6 +231,8 @@ class WiassSettings(Settings):
     mask_padding: bool
     output_leak: float
     guide_weight: float           #: guided-attention weight (0: the paper's attention)
+    corpus: str                   #: embedded | generated (dap.wiass.corpus), used when source is embedded
+    corpus_fragments: int         #: size of the generated corpus to build (split 2000 : 500 : 250)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -343,32 +343,15 @@ def render(tracks: list[tuple[Path, int, list[tuple[float, float, int, int]]]],
     """
     import tinysoundfont
 
+    from dap.wiass.render import note_events, play  # the same event loop as the wiass corpus
+
     synth = tinysoundfont.Synth(samplerate=RENDER_SR)
     ids: dict[Path, int] = {}
-    events = []
-    for chan, (font, preset, notes) in enumerate(tracks):
+    for font, _, _ in tracks:
         if font not in ids:
-            data = _SF_CACHE.setdefault(font, font.read_bytes())
-            ids[font] = synth.sfload(data)
-        synth.program_select(chan, ids[font], 0, preset)
-        for on, off, key, vel in notes:
-            events.append((round(on * RENDER_SR), 1, chan, key, vel))
-            events.append((round(off * RENDER_SR), 0, chan, key, 0))  # offs sort before ons
-    events.sort()
-    total = round(seconds * RENDER_SR)
-    out = np.zeros((total, 2), dtype=np.float32)
-    pos = 0
-    for when, is_on, chan, key, vel in events:
-        when = min(when, total)
-        if when > pos:
-            out[pos:when] = np.frombuffer(synth.generate(when - pos), dtype=np.float32).reshape(-1, 2)
-            pos = when
-        if is_on:
-            synth.noteon(chan, key, vel)
-        else:
-            synth.noteoff(chan, key)
-    if total > pos:
-        out[pos:] = np.frombuffer(synth.generate(total - pos), dtype=np.float32).reshape(-1, 2)
+            ids[font] = synth.sfload(_SF_CACHE.setdefault(font, font.read_bytes()))
+    events = note_events(synth, [(ids[font], preset, notes) for font, preset, notes in tracks], RENDER_SR)
+    out = play(synth, events, round(seconds * RENDER_SR))
     return resample_poly(out.astype(np.float64).mean(axis=1), 1, RENDER_SR // SR)
 
 

@@ -17,8 +17,10 @@ PROFILE_NOTES = {
     "smoke": "smoke profile: a code check (tiny model, a couple of training steps, one test "
              "fragment); the numbers mean nothing",
     "quick": "quick profile: a reduced model (hidden 64) and a fixed budget of 600 steps per "
-             "configuration on remixed embedded stems, sized so that notebooks 07 and 08 together "
-             "take about 25 minutes on 2 CPU cores; compare the models with the reference rows "
+             "configuration on a 330-fragment generated corpus (240 / 60 / 30; 30 validation "
+             "and 15 test fragments used); the budget was sized for about 25 minutes for notebooks "
+             "07 and 08 on 2 CPU cores on the embedded stems (the corpus' first build adds ~3 min, "
+             "scoring 15 + 6 test fragments instead of 6 roughly 8 min more); compare the models with the reference rows "
              "before reading anything into their differences",
     "paper": "paper profile: the paper's sizes and protocol (hidden 513, batch 128, lr 1e-4, early "
              "stopping with patience 100); meant for a GPU",
@@ -53,7 +55,12 @@ def model_summary(p: dict, results: dict[str, TrainResult], data: StudyData | No
 def deviations(p: dict, source: str) -> list[str]:
     """What differs from the paper under profile ``p`` (docs/wiass.md)."""
     out = []
-    if source == "embedded":
+    if source == "generated":
+        out.append("generated stems (Bach chorales rendered with the FluidR3 soundfont: sung "
+                   "soprano vs alto, tenor and bass on instruments, gated silences; "
+                   "dap.wiass.corpus) instead of MUSDB18 vocals; scores are per 8.192-s fragment, "
+                   "not per song; the same models are also scored on the embedded real stems")
+    elif source == "embedded":
         out.append("embedded substitute stems (lead guitar of Frets-on-Fire songs, sung Scratch "
                    "phrases over loops, rendered chorale soprano) instead of MUSDB18 vocals; "
                    "scores are per 8.192-s fragment, not per song")
@@ -111,7 +118,8 @@ def describe(p: dict, data: StudyData) -> str:
     s = data.splits
     copies = ("remixed into" if p["remix"] else f"x{p['copies']} augmented," if p["copies"]
               else "giving")
-    what = "embedded stems" if data.source == "embedded" else "MUSDB18-HQ"
+    what = {"embedded": "embedded stems", "generated": "generated chorale corpus"}.get(data.source,
+                                                                                    "MUSDB18-HQ")
     return (f"{what}: {len(s['train'])} training fragments {copies} "
             f"{len(data.train_set)} examples, {len(s['valid'])} validation, "
             f"{len(s['test'])} test fragments of 8.192 s at 16 kHz "

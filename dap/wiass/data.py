@@ -232,16 +232,25 @@ def _subset(fragments: list[Fragment], n: int | None, seed: int, name: str,
 
 def load_splits(source: str = "embedded", root=None, n_train: int | None = None,
                 n_valid: int | None = None, n_test: int | None = None, seed: int = 0,
-                strict: bool = False) -> dict[str, list[Fragment]]:
+                strict: bool = False, fragments: int | None = None) -> dict[str, list[Fragment]]:
     """Train / valid / test fragments of the stems data set.
 
     ``source="embedded"``: the committed set, split by :func:`split_groups` (14 / 4 / 6); ``n_*``
     cut a split down to at most ``n`` (seeded); with ``strict`` a split smaller than its ``n`` is
     a :class:`DatasetError`. ``source="real"``: MUSDB18-HQ under ``root`` (or
     ``DAP_DATA``), the loader's train / valid / test splits; ``n_*`` windows per split spread over
-    the tracks (``None``: one window per track). Raises :class:`DatasetError` with a message when the data
-    is missing.
+    the tracks (``None``: one window per track). ``source="generated"``: the corpus of
+    :mod:`dap.wiass.corpus` in folder ``root``, or built on first use in the cache with
+    ``fragments`` in all (default 2750); ``n_*`` cut its splits as for the embedded set. Raises
+    :class:`DatasetError` with a message when the data is missing.
     """
+    if source == "generated":
+        from dap.wiass.corpus import DEFAULT_FRAGMENTS, ensure_corpus, load_corpus  # optional sources
+
+        folder = root if root is not None else ensure_corpus(fragments or DEFAULT_FRAGMENTS)
+        splits = load_corpus(folder)
+        return {name: _subset(splits[name], n, seed, name, strict)
+                for name, n in zip(SPLITS, (n_train, n_valid, n_test))}
     if source == "embedded":
         frags = [fragment_from_clip(c) for c in load_clips("stems", source="embedded")]
         splits = split_groups(frags)
@@ -253,7 +262,7 @@ def load_splits(source: str = "embedded", root=None, n_train: int | None = None,
             clips = load_clips("stems", n=n, seed=seed, source="real", root=root, split=name)
             out[name] = _subset([fragment_from_clip(c) for c in clips], n, seed, name, strict)
         return out
-    raise DatasetError(f"unknown source {source!r}; choose 'embedded' or 'real'")
+    raise DatasetError(f"unknown source {source!r}; choose 'embedded', 'generated' or 'real'")
 
 
 def synthetic_fragments(n: int, seed: int = 0, length: int = FRAGMENT,

@@ -13,7 +13,8 @@ from dap.wiass.captions import describe, deviations, model_summary
 from dap.wiass.evaluate import ALIGNMENT_METRICS, SEPARATION_METRICS
 from dap.wiass.references import l1_loss, silence_loss
 from dap.wiass.study_data import StudyData
-from dap.wiass.tables import EVALUATED, comparison_table, markdown_comparisons, markdown_summary
+from dap.wiass.tables import (EVALUATED, comparison_table, markdown_comparisons, markdown_summary,
+                              summary_table)
 from dap.wiass.settings import TrainResult
 
 #: Notebook 07's name: its results folder, where notebook 08 looks for trained models.
@@ -48,6 +49,37 @@ def publish_comparisons(rows: pd.DataFrame, folder: str | Path, configurations=E
     table = comparison_table(rows, configurations)
     md = markdown_comparisons(table)
     write_table(table, folder, "figure2_comparisons", md)
+    return md
+
+
+#: Medians shown per test set in the side-by-side table.
+SIDE_BY_SIDE = ("SDR", "PES", "EPS")
+
+
+def side_by_side_table(rows: pd.DataFrame, embedded_rows: pd.DataFrame,
+                       configurations=EVALUATED) -> pd.DataFrame:
+    """One row per configuration and reference: SDR / PES / EPS medians and fragment counts on the
+    generated test split (``rows``) beside the same on the embedded test stems (``embedded_rows``)."""
+    parts = []
+    for name, r in (("generated", rows), ("embedded", embedded_rows)):
+        t = summary_table(r, configurations).set_index(["configuration", "kind"])
+        cols = [f"{m}_median" for m in SIDE_BY_SIDE] + ["n_fragments"]
+        parts.append(t[cols].rename(columns={c: f"{c} ({name})" for c in cols}))
+    return pd.concat(parts, axis=1, sort=False).reset_index()  # (the summary's row order)
+
+
+def publish_side_by_side(rows: pd.DataFrame, embedded_rows, folder: str | Path,
+                         configurations=EVALUATED) -> str:
+    """Write ``figure2_side_by_side.csv`` / ``.md`` and return the markdown; "" when the study has
+    no embedded rows (it ran on the embedded stems themselves)."""
+    if embedded_rows is None:
+        return ""
+    table = side_by_side_table(rows, embedded_rows, configurations)
+    md = ("**Generated corpus vs embedded (real) stems**: medians over the test fragments of each "
+          "set, same models. The embedded test stems are gated to have two silent runs each; the "
+          "generated ones keep their own silences (docs/wiass.md).\n\n"
+          + table.to_markdown(index=False, floatfmt=".2f"))
+    write_table(table, folder, "figure2_side_by_side", md)
     return md
 
 

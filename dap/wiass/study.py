@@ -34,7 +34,7 @@ from dap.wiass.examples import SpectrogramSet
 from dap.wiass.evaluate import (TASK, alignment_metrics, evaluate_configuration, evaluate_references,
                                 separate)
 from dap.wiass.figure2 import (FIGURE2, figure2_caption, figure2_checks, publish_comparisons,
-                               publish_figure2)
+                               publish_figure2, publish_side_by_side)
 from dap.wiass.figure3 import (FIGURE3, UNGUIDED, AttentionExample, figure3_caption,
                                figure3_checks, model_sources, publish_figure3)
 from dap.wiass.references import silence_loss
@@ -43,12 +43,15 @@ from dap.wiass.tables import summary_table
 from dap.wiass.settings import TrainResult, TrainSettings
 from dap.wiass.train import is_trained, train
 
+#: Rows of the embedded test stems scored beside a generated corpus (not ``rows.csv``).
+EMBEDDED_ROWS = "rows_embedded.csv"
 #: Notebooks 07 and 08's entry point: the names they call as ``study.<name>``, this module's own
 #: and those imported above from the modules that publish the figures.
 __all__ = [
     "FIGURE2", "FIGURE3", "figure2_study", "figure3_study", "describe", "model_summary",
     "silence_loss", "summary_table", "figure2_caption", "publish_figure2", "publish_comparisons",
-    "figure2_checks", "figure3_caption", "publish_figure3", "figure3_checks", "model_sources",
+    "figure2_checks", "publish_side_by_side", "figure3_caption", "publish_figure3", "figure3_checks",
+    "model_sources",
 ]
 
 
@@ -100,10 +103,20 @@ def figure2_study(store: ResultStore, p: dict, source: str = "embedded", root=No
     results = train_configurations(p, data, store.folder, models_needed(p["configurations"]),
                                    progress=progress)
     frames = [evaluate_configuration(store, results[EVALUATIONS[e]], e, data.test_set, p["seed"],
-                                     p["profile"], source, progress=progress)
+                                     p["profile"], data.source, progress=progress)
               for e in p["configurations"]]
+    mask_id = fit_id(data_settings(p, data.source))
     frames.append(evaluate_references(store, data.test_set, data.constant_mask, p["seed"],
-                                      p["profile"], source, fit_id(data_settings(p, source))))
+                                      p["profile"], data.source, mask_id))
+    if data.embedded_test is not None:
+        # the real stems, side by side; in their own rows file, so claims read one test set only
+        side = ResultStore(store.folder, EMBEDDED_ROWS)
+        data.embedded_rows = pd.concat(
+            [evaluate_configuration(side, results[EVALUATIONS[e]], e, data.embedded_test, p["seed"],
+                                    p["profile"], "embedded", progress=progress)
+             for e in p["configurations"]]
+            + [evaluate_references(side, data.embedded_test, data.constant_mask, p["seed"],
+                                   p["profile"], "embedded", mask_id)], ignore_index=True)
     return pd.concat(frames, ignore_index=True), data, results
 
 

@@ -1,4 +1,10 @@
-"""The data of paper 2's study under a profile: the stems' splits and the sets built from them."""
+"""The data of paper 2's study under a profile: the stems' splits and the sets built from them.
+
+The profile's ``corpus`` picks the stems when the notebook's source is ``"embedded"``: the committed
+stems, or the generated corpus (:mod:`dap.wiass.corpus`, ``corpus_fragments`` in all, built on first
+use). A study on the generated corpus also keeps the embedded test stems (gated like
+:func:`dap.wiass.remix.gated_fragments`, so PES is defined on each) to score its models on real
+recordings side by side."""
 
 from __future__ import annotations
 
@@ -21,6 +27,10 @@ class StudyData:
     test_set: SpectrogramSet
     source: str
     _mask: object = None
+    #: the embedded (real) test stems, scored beside a generated corpus' test split; else None
+    embedded_test: SpectrogramSet | None = None
+    #: their rows, once :func:`dap.wiass.study.figure2_study` has scored them
+    embedded_rows: object = None
 
     @property
     def constant_mask(self):
@@ -34,7 +44,15 @@ def data_settings(p: dict, source: str) -> dict:
     """What in ``p`` decides the training data (part of every model id)."""
     keys = ("n_train", "n_valid", "copies", "gain_db", "pitch", "circular_shift", "seed", "remix",
             "gate_eval")
-    return {"source": source, **{k: p[k] for k in keys}}
+    out = {"source": source, **{k: p[k] for k in keys}}
+    if source == "generated":  # (the embedded ids stay as they were)
+        out["corpus_fragments"] = p["corpus_fragments"]
+    return out
+
+
+def study_source(p: dict, source: str) -> str:
+    """The stems a study uses: the profile's ``corpus`` in place of ``"embedded"``."""
+    return p.get("corpus", "embedded") if source == "embedded" else source
 
 
 def load_study_data(p: dict, source: str = "embedded", root=None) -> StudyData:
@@ -45,8 +63,10 @@ def load_study_data(p: dict, source: str = "embedded", root=None) -> StudyData:
     whole 1-s frames of the target gated to silence until each has two silent runs when
     ``p["gate_eval"]`` (:func:`dap.wiass.remix.gated_fragments`). ``p["strict_sizes"]`` makes a
     split smaller than asked for an error instead of a silent cut (the paper profile)."""
-    splits = load_splits(source, root, n_train=p["n_train"], n_valid=p["n_valid"],
-                         n_test=p["n_test"], seed=p["seed"], strict=p["strict_sizes"])
+    source = study_source(p, source)
+    splits = load_splits(source, None if source == "generated" else root, n_train=p["n_train"],
+                         n_valid=p["n_valid"], n_test=p["n_test"], seed=p["seed"],
+                         strict=p["strict_sizes"], fragments=p.get("corpus_fragments"))
     for name, frags in splits.items():
         if not frags:
             raise DatasetError(f"the {name} split of the {source} stems is empty")
@@ -58,5 +78,8 @@ def load_study_data(p: dict, source: str = "embedded", root=None) -> StudyData:
         train_set = SpectrogramSet(splits["train"], copies=p["copies"], seed=p["seed"],
                                    gain_db=p["gain_db"], pitch=p["pitch"],
                                    circular_shift=p["circular_shift"])
+    embedded = None
+    if source == "generated":
+        embedded = SpectrogramSet(gated_fragments(load_splits("embedded")["test"], p["seed"]))
     return StudyData(splits, train_set, SpectrogramSet(splits["valid"]),
-                     SpectrogramSet(splits["test"]), source)
+                     SpectrogramSet(splits["test"]), source, embedded_test=embedded)
