@@ -20,7 +20,7 @@ from dap.core.text import one_line
 from dap.priors import ALL_DESIGNS
 from dap.noise import NOISE_KINDS
 from dap.profiles import PROFILES_ORDER
-from dap.claims_table import write_claims
+from dap.claims.table import write_claims
 from dap.core.files import results_root
 
 PROG = "python -m dap"

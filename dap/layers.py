@@ -22,15 +22,15 @@ from __future__ import annotations
 LAYERS: dict[str, int] = {
     "dap.core": 0,
     "dap.metrics": 1, "dap.noise": 1, "dap.plots": 1, "dap.data": 1, "dap.paper": 1, "dap.costs": 1,
-    "dap.progress": 1, "dap.profiles": 1, "dap.settings": 1, "dap.claims": 1, "dap.layers": 1,
+    "dap.progress": 1, "dap.profiles": 1, "dap.settings": 1, "dap.claims": 1, "dap.claims.rule": 1, "dap.layers": 1,
     "dap.wiass.side_info": 1, "dap.wiass.data": 1, "dap.wiass.remix": 1, "dap.wiass.references": 1,
     "dap.wiass.plots": 1, "dap.wiass.configurations": 1, "dap.wiass.examples": 1, "dap.wiass.study_data": 1,
     "dap.priors": 2, "dap.baselines": 2, "dap.wiass.model": 2, "dap.wiass.settings": 2,
     "dap.fit": 3, "dap.wiass.train": 3, "dap.wiass.batches": 3,
     "dap.tasks": 4, "dap.wiass.evaluate": 4,
-    "dap.grid": 5, "dap.report": 5, "dap.cluster": 5,
+    "dap.grid": 5, "dap.report": 5, "dap.report.tables": 5, "dap.cluster": 5,
     "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.widgets": 6, "dap.teaching": 6,
-    "dap.claim_registry": 6, "dap.claims_table": 6, "dap.wiass.study": 6, "dap.wiass.captions": 6,
+    "dap.claims.registry": 6, "dap.claims.table": 6, "dap.wiass.study": 6, "dap.wiass.captions": 6,
     "dap.wiass.tables": 6, "dap.wiass.figure2": 6, "dap.wiass.figure3": 6,
     "dap.runner": 7, "dap.cli": 7, "dap.__main__": 7,
 }

@@ -32,12 +32,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from dap.claims_table import write_claims
+from dap.claims.table import write_claims
 from dap.core.device import ALLOW_CPU_PAPER, require_gpu_for_paper
 from dap.core.errors import DapError
 from dap.profiles import PROFILES_ORDER, SETTINGS, settings_class
 from dap.progress import progress_line, read_progress
-from dap.report import write_summary
+from dap.report.tables import write_summary
 from dap.core.files import atomic_write_text, results_root
 from dap.core.provenance import git_commit, machine_description
 

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dap import baselines, metrics, profiles, report, studies
+from dap import baselines, metrics, profiles, studies
+from dap.report import tables as report
 from dap.core.errors import AudioError
 from dap.core.store import ROW_COLUMNS, ResultStore
 from dap.tasks import separate

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dap import claims, claims_table
-from dap.claim_registry import CLAIMS, UNTESTED
-from dap.claims import Claim, ClaimError
+from dap.claims import rule as claims, table as claims_table
+from dap.claims.registry import CLAIMS, UNTESTED
+from dap.claims.rule import Claim, ClaimError
 
 CLAIM = Claim(id="t", paper=1, text="A beats B", source="Table 1", notebook="02_table1_gaussian_denoising",
               link="02_table1_gaussian_denoising/table1.md", metric="PSNR", a="A", b="B", dataset="digits")

@@ -18,7 +18,7 @@ from dap.grid import Grid, run_grid
 from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify
 from dap.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.core.errors import FitDiverged
-from dap.report import commits_note
+from dap.report.tables import commits_note
 from dap.core.store import ResultStore
 
 

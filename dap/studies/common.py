@@ -24,7 +24,7 @@ from dap.data import Clip, load_clips
 from dap.fit import FitConfig, pick_device, resolve_precision
 from dap.grid import Grid, process_pool
 from dap.priors import DESIGN_LABELS
-from dap.report import commits_note
+from dap.report.tables import commits_note
 
 
 def fit_config(p: Mapping, **extra) -> FitConfig:

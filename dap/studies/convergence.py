@@ -9,7 +9,7 @@ import pandas as pd
 from dap.grid import load_history
 from dap.priors import ALL_DESIGNS, DESIGN_LABELS, build_prior, count_parameters
 from dap.settings import GaussianDenoisingSettings
-from dap.report import caption, convergence_plot
+from dap.report.tables import caption, convergence_plot
 from dap.studies.common import COMMON_DEVIATIONS, describe_data, fit_description, scale_deviations
 
 

@@ -15,7 +15,7 @@ from dap.core.store import ResultStore
 from dap.data import Clip, load_clips
 from dap.grid import Grid, load_history, load_output, run_grid
 from dap.settings import DenoisingSettings, GaussianDenoisingSettings
-from dap.report import caption, discrepancy_note
+from dap.report.tables import caption, discrepancy_note
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
                                 load_normalised, run_baselines, scale_deviations, study_setup, with_observation)
 from dap.tasks import denoise

@@ -18,7 +18,7 @@ from dap.data import Clip
 from dap.grid import Grid, load_history, load_output, run_grid
 from dap.plots import spectrogram_grid
 from dap.settings import InpaintingSettings
-from dap.report import caption
+from dap.report.tables import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
                                 load_normalised, run_baselines, scale_deviations, study_setup)
 from dap.tasks import inpaint

@@ -25,7 +25,7 @@ from dap.data import Clip
 from dap.grid import Grid, load_history, load_output, run_grid
 from dap.priors import DESIGN_LABELS
 from dap.settings import SeparationSettings
-from dap.report import caption
+from dap.report.tables import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
                                 load_normalised, run_baselines, scale_deviations, study_setup)
 from dap.tasks import separate, separation_loss

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from dap.metrics import DEFINITIONS
-from dap.report import caption, commits_note, write_table
+from dap.report.tables import caption, commits_note, write_table
 from dap.wiass.captions import describe, deviations, model_summary
 from dap.wiass.evaluate import ALIGNMENT_METRICS, SEPARATION_METRICS
 from dap.wiass.references import l1_loss, silence_loss

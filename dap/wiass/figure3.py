@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap.report import caption, write_table
+from dap.report.tables import caption, write_table
 from dap.wiass.captions import describe, deviations, model_summary
 from dap.wiass.data import N_FRAMES
 from dap.wiass.evaluate import ALIGNMENT_METRICS

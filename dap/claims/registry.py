@@ -12,7 +12,7 @@ the baselines, the side-information kinds, PES / EPS, the attention's alignment.
 from __future__ import annotations
 
 from dap import paper
-from dap.claims import Claim
+from dap.claims.rule import Claim
 from dap.priors import DESIGN_LABELS
 
 _DENSE, _EXP, _DIL, _CONV = "dilated_exp_dense", "dilated_exp", "dilated", "conv"

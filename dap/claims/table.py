@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap.claim_registry import CLAIMS, UNTESTED
-from dap.claims import BOOT_SEED, CONFIDENCE, MIN_N, N_BOOT, Claim, ClaimError, paired_effect, verdict_counts
+from dap.claims.registry import CLAIMS, UNTESTED
+from dap.claims.rule import BOOT_SEED, CONFIDENCE, MIN_N, N_BOOT, Claim, ClaimError, paired_effect, verdict_counts
 from dap.core.files import atomic_write_text
 from dap.core.store import ResultStore
 from dap.costs import study_cost

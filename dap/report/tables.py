@@ -21,7 +21,7 @@ from dap.priors import DESIGN_LABELS
 from dap.core.files import atomic_write_bytes, atomic_write_text
 from dap.core.provenance import git_commit, machine_description
 from dap.fit import SELECTION_NOTES
-from dap.claims import VERDICTS, best_design_verdicts
+from dap.claims.rule import VERDICTS, best_design_verdicts
 
 DATASET_LABELS = {"speech": "LJSpeech-like", "digits": "Digits", "piano": "Piano", "drums": "Drums"}
 
