@@ -179,7 +179,7 @@ def test_paper2_claims_read_the_rows_notebook_07_writes(tmp_path):
 
 def test_inconclusive_claims_name_the_run_that_would_decide_them(tmp_path):
     """A one-clip Table 1 and a 6-fragment paper-2 result: CLAIMS.md says what the paper profile
-    would fit to decide them (its n, fits, fit-iterations and CPU hours from dap.costs)."""
+    would fit to decide them (its n, fits, fit-iterations and CPU hours from dap.config.costs)."""
     table1, wiass = tmp_path / "02_table1_gaussian_denoising", tmp_path / "07_wiass_figure2_side_information"
     table1.mkdir()
     wiass.mkdir()
@@ -199,7 +199,7 @@ def test_inconclusive_claims_name_the_run_that_would_decide_them(tmp_path):
 
 
 def test_study_cost_counts_the_fits_of_a_profile():
-    from dap.costs import study_cost
+    from dap.config.costs import study_cost
 
     quick = study_cost("02_table1_gaussian_denoising", "quick")
     assert quick["fits"] == 3 * quick["n"] * 4 and quick["fit_iterations"] == quick["fits"] * 150

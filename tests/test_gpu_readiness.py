@@ -14,9 +14,9 @@ import torch
 from dap import runner
 from dap.core import device
 from dap.data.clip import Clip
-from dap.grid import Grid, run_grid
+from dap.engine.grid import Grid, run_grid
 from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify
-from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.core.errors import FitDiverged
 from dap.report.tables import commits_note
 from dap.core.store import ResultStore
@@ -336,7 +336,7 @@ def _visible_gpu_after_a_while(_):
 
 def test_worker_processes_are_spread_over_the_gpus_round_robin(monkeypatch):
     """Several fits per GPU: the grid's worker processes each see one GPU of those this process may use."""
-    from dap.grid import gpu_assignment, process_pool
+    from dap.engine.grid import gpu_assignment, process_pool
 
     assert gpu_assignment(5, {"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3", "2", "3", "2"]
     assert gpu_assignment(3, {"CUDA_VISIBLE_DEVICES": "1"}) == [None] * 3  # one GPU: nothing to choose

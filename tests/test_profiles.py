@@ -1,4 +1,4 @@
-"""dap.profiles: one typed, frozen settings class per study, still readable as a mapping.
+"""dap.config.profiles: one typed, frozen settings class per study, still readable as a mapping.
 
 ``tests/profiles_reference.json`` holds, for every notebook and profile, ``repr()`` of every value
 the dict-based ``resolve`` returned before the settings were typed: the classes must give the
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dap import settings
+from dap.config import notebook_settings as settings
 from dap.core.errors import DapError
-from dap.profiles import PROFILES, PROFILES_ORDER, SETTINGS, from_parameters, resolve
-from dap.settings import Settings, SettingsError, SettingsTypeError
+from dap.config.profiles import PROFILES, PROFILES_ORDER, SETTINGS, from_parameters, resolve
+from dap.config.notebook_settings import Settings, SettingsError, SettingsTypeError
 
 REFERENCE = json.loads((Path(__file__).parent / "profiles_reference.json").read_text())["profiles"]
 #: Settings the typed classes added to a notebook, with their value in every profile: the

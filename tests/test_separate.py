@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dap.core.audio import SAMPLE_RATE
-from dap.fit import FitConfig
+from dap.engine.fit import FitConfig
 from dap.tasks import separate as S
 from dap.tasks import separation_loss as SL
 
@@ -222,7 +222,8 @@ def test_tiny_fit_end_to_end_without_collapse():
 
 def test_study_produces_per_source_rows(tmp_path, monkeypatch):
     monkeypatch.setenv("DAP_PROGRESS", "off")  # no progress bars in the test output
-    from dap import profiles, studies
+    from dap import studies
+    from dap.config import profiles
     from dap.core.store import ResultStore
 
     p = profiles.resolve("05_table4_separation", "smoke", designs=("conv",), iterations=2, prior_opts=TINY)

@@ -9,7 +9,7 @@ from torch import nn
 
 from dap import metrics, noise
 from dap.core.audio import istft, stft
-from dap.fit import FitConfig, FitSettingError, fit
+from dap.engine.fit import FitConfig, FitSettingError, fit
 from dap.studies.common import load_normalised
 from dap.studies.stopping import corrupt_at_snr
 

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dap import profiles, studies
+from dap import studies
+from dap.config import profiles
 from dap.core.store import ResultStore
-from dap.fit import FitConfig
+from dap.engine.fit import FitConfig
 from dap.studies import convergence, denoising, inpainting, separation, stopping
 from dap.studies.common import fit_settings
 

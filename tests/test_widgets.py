@@ -1,4 +1,4 @@
-"""The deep-prior explorer: its logic (dap.explore) and its ipywidgets UI (dap.widgets), headless.
+"""The deep-prior explorer: its logic (dap.explore) and its ipywidgets UI (dap.explore.widgets), headless.
 
 Fits use tiny widths (4/8/16) and a handful of iterations: they test the plumbing (updates, Stop,
 errors), not restoration quality.
@@ -172,7 +172,7 @@ def test_progress_figure_png_and_wav():
 @pytest.fixture
 def explorer():
     import ipywidgets  # noqa: F401 - a dependency: missing, the test fails rather than skips
-    from dap.widgets import Explorer
+    from dap.explore.widgets import Explorer
 
     return Explorer(Settings(**TINY, iterations=2, update_every=1))
 
@@ -264,7 +264,7 @@ def test_a_keyboard_interrupt_while_waiting_stops_the_fit_cleanly(monkeypatch):
 
 def test_explorer_rejects_an_unknown_clip_in_one_line():
     import ipywidgets  # noqa: F401 - a dependency: missing, the test fails rather than skips
-    from dap.widgets import Explorer
+    from dap.explore.widgets import Explorer
 
     with pytest.raises(ExplorerError, match=r"clip_index 999 is out of range: digits has clips 0\.\."):
         Explorer(Settings(**TINY, clip_index=999))

@@ -11,7 +11,7 @@ the baselines, the side-information kinds, PES / EPS, the attention's alignment.
 
 from __future__ import annotations
 
-from dap import paper
+from dap.report import paper
 from dap.claims.rule import Claim
 from dap.priors import DESIGN_LABELS
 

@@ -17,7 +17,7 @@ from dap.claims.registry import CLAIMS, UNTESTED
 from dap.claims.rule import BOOT_SEED, CONFIDENCE, MIN_N, N_BOOT, Claim, ClaimError, paired_effect, verdict_counts
 from dap.core.files import atomic_write_text
 from dap.core.store import ResultStore
-from dap.costs import study_cost
+from dap.config.costs import study_cost
 from dap.studies.separation import per_source_rows
 
 def load_rows(results_dir: str | Path, notebook: str) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 
 from dap import metrics
 from dap.explore.clips import loudest_excerpt
-from dap.explore.settings import Settings
+from dap.explore.choices import Settings
 from dap.tasks import denoise, inpaint
 
 

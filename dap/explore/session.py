@@ -13,8 +13,8 @@ import pandas as pd
 from dap.core.errors import DapError
 from dap.core.text import one_line
 from dap.explore.problem import Problem
-from dap.explore.settings import ExplorerError, Settings
-from dap.fit import FitConfig, FitResult
+from dap.explore.choices import ExplorerError, Settings
+from dap.engine.fit import FitConfig, FitResult
 from dap.priors import DESIGN_LABELS, build_prior, count_parameters
 from dap.tasks import denoise, inpaint
 

@@ -2,7 +2,7 @@
 
 What ``python -m dap restore`` runs. A file of any length, sample rate and channel count is
 processed in windows, one deep-prior fit (:func:`dap.tasks.denoise.restore` or
-:func:`dap.tasks.inpaint.restore`, i.e. :func:`dap.fit.fit`) per window and channel:
+:func:`dap.tasks.inpaint.restore`, i.e. :func:`dap.engine.fit.fit`) per window and channel:
 
 * **Resampling.** The priors work at 16 kHz (the paper's rate). Each window is read at the file's
   rate with a short margin on both sides, resampled to 16 kHz, fitted, resampled back and the

@@ -9,7 +9,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from dap.core.errors import FitDiverged
-from dap.fit import FitConfig
+from dap.engine.fit import FitConfig
 from dap.noise import NOISE_KINDS, NoiseEstimate, estimate_noise
 from dap.priors import ALL_DESIGNS
 from dap.restore.defaults import (BLIND_SELECTIONS, DEFAULT_DESIGN, DEFAULT_ITERATIONS, DEFAULT_MAX_ITERATIONS,
@@ -27,7 +27,7 @@ class WindowFn(Protocol):
 @dataclass
 class WindowPrior:
     """The window function of the command line: fits a deep prior to one window, i.e. one
-    :func:`dap.fit.fit` per window through :mod:`dap.tasks` (the paper's optimiser: Adam ``lr``,
+    :func:`dap.engine.fit.fit` per window through :mod:`dap.tasks` (the paper's optimiser: Adam ``lr``,
     x0.1 every 500 iterations; constant up to the cap with the discrepancy rule)."""
 
     design: str = DEFAULT_DESIGN

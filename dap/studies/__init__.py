@@ -1,11 +1,11 @@
 """The paper's experiments, one function per table or figure, called by the notebooks.
 
-Each study loads its clips, builds the grid of fits (:mod:`dap.grid`) and returns the tidy
+Each study loads its clips, builds the grid of fits (:mod:`dap.engine.grid`) and returns the tidy
 rows; :mod:`dap.report` turns rows into the published-vs-reproduced tables. One module per task:
 ``denoising`` (Tables 1-2, Figure 1), ``inpainting`` (Table 3), ``separation`` (Table 4),
 ``stopping`` (the discrepancy rule across input SNRs, notebook 11); ``common`` holds what they share
 (:func:`~dap.studies.common.study_setup`: every study's grid, engine settings and prior options).
-Each takes the notebook's settings ``p`` (:mod:`dap.profiles`: a typed, frozen dataclass).
+Each takes the notebook's settings ``p`` (:mod:`dap.config.profiles`: a typed, frozen dataclass).
 ``*_baselines`` run the classical baselines of :mod:`dap.baselines` on the same clips (``baselines.csv``).
 """
 

@@ -1,7 +1,7 @@
 """Helpers shared by the studies: the set-up of a study from its settings, clip loading, captions,
 the classical baselines.
 
-The helpers that read settings take any mapping (a :class:`dap.profiles.Settings` or a plain dict).
+The helpers that read settings take any mapping (a :class:`dap.config.profiles.Settings` or a plain dict).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from dap.core.errors import DapError
 from dap.core.provenance import provenance
 from dap.core.store import fit_id
 from dap.data import Clip, load_clips
-from dap.fit import FitConfig, pick_device, resolve_precision
-from dap.grid import Grid, process_pool
+from dap.engine.fit import FitConfig, pick_device, resolve_precision
+from dap.engine.grid import Grid, process_pool
 from dap.priors import DESIGN_LABELS
 from dap.report.tables import commits_note
 
 
 def fit_config(p: Mapping, **extra) -> FitConfig:
-    """The engine settings of the settings ``p`` (``extra``: more :class:`dap.fit.FitConfig` fields);
+    """The engine settings of the settings ``p`` (``extra``: more :class:`dap.engine.fit.FitConfig` fields);
     the ``paper`` profile without a usable CUDA GPU stops here too (a notebook run outside
     run_all.sh), see dap.core.device.require_gpu_for_paper."""
     require_gpu_for_paper(p.get("profile", ""))
@@ -38,7 +38,7 @@ def fit_config(p: Mapping, **extra) -> FitConfig:
 
 def fit_workers(p: Mapping) -> int:
     """How many fits run at once: ``p["workers"]`` when set (> 0; on GPUs the worker processes are
-    spread over them round-robin, :func:`dap.grid.gpu_assignment`, so 2 x GPUs runs two fits per
+    spread over them round-robin, :func:`dap.engine.grid.gpu_assignment`, so 2 x GPUs runs two fits per
     GPU); on a Dask cluster (``p["cluster"]``) one per GPU of this node (``local-cuda``) or per
     core (``local``), 4 SLURM jobs, 2 for a given scheduler; else one per GPU (one fit of the paper's
     size keeps a GPU busy: measure before running more, benchmarks/gpu_check.py) and 2 on a CPU with at
@@ -59,11 +59,11 @@ def fit_workers(p: Mapping) -> int:
 
 
 def grid_executor(p: Mapping):
-    """The executor factory of :func:`dap.grid.run_grid` for ``p["cluster"]``: worker processes on
-    this machine when it is not set, else a Dask cluster (:func:`dap.cluster.cluster_executor`)."""
+    """The executor factory of :func:`dap.engine.grid.run_grid` for ``p["cluster"]``: worker processes on
+    this machine when it is not set, else a Dask cluster (:func:`dap.engine.cluster.cluster_executor`)."""
     if not p.get("cluster"):
         return process_pool
-    from dap.cluster import cluster_executor  # distributed: only where a cluster is asked for
+    from dap.engine.cluster import cluster_executor  # distributed: only where a cluster is asked for
 
     return cluster_executor(p["cluster"])
 

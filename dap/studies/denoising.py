@@ -7,14 +7,15 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from dap import metrics, paper
+from dap import metrics
+from dap.report import paper
 from dap.baselines import spectral_gating, wiener_oracle
 from dap.core.errors import DatasetError
 from dap.core.seeds import derive_seed
 from dap.core.store import ResultStore
 from dap.data import Clip, load_clips
-from dap.grid import Grid, load_history, load_output, run_grid
-from dap.settings import DenoisingSettings, GaussianDenoisingSettings
+from dap.engine.grid import Grid, load_history, load_output, run_grid
+from dap.config.notebook_settings import DenoisingSettings, GaussianDenoisingSettings
 from dap.report.tables import caption, discrepancy_note
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
                                 load_normalised, run_baselines, scale_deviations, study_setup, with_observation)

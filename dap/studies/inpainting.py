@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap import metrics, paper
+from dap import metrics
+from dap.report import paper
 from dap.baselines import ar_interpolation, stft_interpolation
 from dap.core.files import atomic_write_text
 from dap.core.audio import SAMPLE_RATE
 from dap.core.seeds import derive_seed
 from dap.core.store import ResultStore
 from dap.data import Clip
-from dap.grid import Grid, load_history, load_output, run_grid
-from dap.plots import spectrogram_grid
-from dap.settings import InpaintingSettings
+from dap.engine.grid import Grid, load_history, load_output, run_grid
+from dap.report.plots import spectrogram_grid
+from dap.config.notebook_settings import InpaintingSettings
 from dap.report.tables import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
                                 load_normalised, run_baselines, scale_deviations, study_setup)

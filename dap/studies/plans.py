@@ -20,11 +20,11 @@ from typing import Callable
 
 import pandas as pd
 
-from dap import profiles
+from dap.config import profiles
 from dap.core.errors import DapError
 from dap.core.files import notebook_dir
 from dap.core.store import ResultStore
-from dap.settings import SettingsError, unknown_name
+from dap.config.notebook_settings import SettingsError, unknown_name
 from dap.studies.denoising import denoising_study
 from dap.studies.inpainting import inpainting_study
 from dap.studies.separation import separation_study

@@ -2,7 +2,7 @@
 
 A fit separates one mixture into two sources, so it yields metrics for *two* data sets (the
 paper's columns are per source). :func:`dap.tasks.separate.evaluate` returns keys
-``"<source>|<metric>"``; :func:`dap.grid.run_grid` stores them as they are (its rows.csv
+``"<source>|<metric>"``; :func:`dap.engine.grid.run_grid` stores them as they are (its rows.csv
 keeps ``dataset = "piano+drums"`` and metric ``"piano|SDR"``), and :func:`per_source_rows` turns
 them into rows whose ``dataset`` is the source name and ``metric`` the paper's metric name, which
 is what :func:`dap.report.publish_table` compares with Table 4.
@@ -17,14 +17,15 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from dap import metrics, paper
+from dap import metrics
+from dap.report import paper
 from dap.baselines import hpss
 from dap.core.seeds import derive_seed, stream
 from dap.core.store import ResultStore
 from dap.data import Clip
-from dap.grid import Grid, load_history, load_output, run_grid
+from dap.engine.grid import Grid, load_history, load_output, run_grid
 from dap.priors import DESIGN_LABELS
-from dap.settings import SeparationSettings
+from dap.config.notebook_settings import SeparationSettings
 from dap.report.tables import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
                                 load_normalised, run_baselines, scale_deviations, study_setup)

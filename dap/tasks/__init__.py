@@ -1,1 +1,1 @@
-"""Restoration tasks of paper 1. Each task: corrupt() + loss + restore(), reusing :mod:`dap.fit`."""
+"""Restoration tasks of paper 1. Each task: corrupt() + loss + restore(), reusing :mod:`dap.engine.fit`."""

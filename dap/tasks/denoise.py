@@ -2,7 +2,7 @@
 
 Corruptions: additive Gaussian noise (sigma 0.1, drawn once per clip from the seed) and
 environmental noise (a recording mixed in at an SNR drawn from 5-9 dB). Loss: MSE between the
-prior's output and the noisy complex STFT. The fit itself is :func:`dap.fit.fit`; it gets the
+prior's output and the noisy complex STFT. The fit itself is :func:`dap.engine.fit.fit`; it gets the
 noise floor of the ``discrepancy`` rule from a blind estimate of the observation (:mod:`dap.noise`).
 """
 
@@ -13,7 +13,7 @@ import torch
 
 from dap import metrics
 from dap.core.audio import check_audio, istft, stft
-from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.noise import NoiseEstimate, estimate_noise, true_loss_floor
 from dap.priors import build_prior
 from dap.core.seeds import stream
@@ -63,7 +63,7 @@ def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitCon
     alone, or a ready :class:`~dap.noise.NoiseEstimate`; its loss floor enables the
     ``discrepancy`` rule (``None``: no such rule). ``result.extra`` records the estimate (and,
     with ``clean``, the true floor and the estimate's error in dB: never used by the fit).
-    Returns :class:`dap.fit.FitResult` with outputs of shape ``(1, L)``.
+    Returns :class:`dap.engine.fit.FitResult` with outputs of shape ``(1, L)``.
     """
     noisy = check_audio(noisy, "noisy clip")
     length = noisy.shape[0]

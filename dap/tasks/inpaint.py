@@ -22,7 +22,7 @@ windows: the observation there is the STFT of the zeroed waveform, as a receiver
 samples would have it. The loss (:func:`masked_mse`) is the paper's ``MSE(m * f(z), m * X_hat)``
 normalised by the number of *observed* entries, i.e. the mean squared error over the observed
 time-frequency entries only, so its scale does not depend on how much of the clip is masked.
-The fit itself is :func:`dap.fit.fit`.
+The fit itself is :func:`dap.engine.fit.fit`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 from dap import metrics
 from dap.core.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, istft, num_frames, stft
 from dap.core.errors import DapError
-from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.priors import build_prior
 from dap.core.seeds import stream
 
@@ -196,7 +196,7 @@ def restore(observed: np.ndarray, mask: GapMask, design: str = "dilated_exp_dens
     observed, clean: ``(L,)`` with ``L`` a multiple of 256 samples; ``mask`` the gaps of ``observed``.
     Loss :func:`masked_mse` between the prior's output and the observed STFT under the frame mask.
     With ``clean`` the engine tracks the whole-clip SNR (the oracle rule's score, as for denoising)
-    and the SNR inside the gaps (``snr_gaps``, history only). Returns :class:`dap.fit.FitResult`
+    and the SNR inside the gaps (``snr_gaps``, history only). Returns :class:`dap.engine.fit.FitResult`
     with outputs ``(1, L)`` and ``extra = {"gaps": "start-end;...", "n_gaps", "masked_fraction",
     "masked_frames"}``.
     """

@@ -35,7 +35,7 @@ from torch import nn
 from dap import metrics
 from dap.core.audio import check_audio, istft, stft
 from dap.core.errors import DapError
-from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.priors import build_prior
 from dap.core.seeds import sub_seed
 from dap.tasks.separation_loss import _EPS, SeparationWeights, components, separation_loss
@@ -103,7 +103,7 @@ def make_mixture(piano: np.ndarray, drums: np.ndarray, ratio_db: float = 0.0) ->
 # ----------------------------------------------------------------------------- the generator
 
 class SeparationGenerator(nn.Module):
-    """Three :class:`dap.fit.LatentPrior` s driven as one generator by :func:`dap.fit.fit`.
+    """Three :class:`dap.engine.fit.LatentPrior` s driven as one generator by :func:`dap.engine.fit.fit`.
 
     Two priors generate the raw sources ``s1``, ``s2`` ``(1, C, F, T)`` (C = 1: magnitudes >= 0;
     C = 2: real/imag); the third generates two *time* masks ``M1(t), M2(t)`` in [0, 1], one gain per

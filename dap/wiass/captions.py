@@ -7,7 +7,7 @@ from dap.wiass.data import N_FREQ
 from dap.wiass.model import InformedSeparator
 from dap.wiass.references import l1_loss, silence_loss
 from dap.wiass.study_data import StudyData
-from dap.wiass.settings import TrainResult
+from dap.wiass.train_settings import TrainResult
 
 #: Settings of the paper (section 4), for the deviation list of the captions.
 PAPER = {"hidden": 513, "lr": 1e-4, "batch_size": 128, "patience": 100, "copies": 4,

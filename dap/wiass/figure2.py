@@ -14,7 +14,7 @@ from dap.wiass.evaluate import ALIGNMENT_METRICS, SEPARATION_METRICS
 from dap.wiass.references import l1_loss, silence_loss
 from dap.wiass.study_data import StudyData
 from dap.wiass.tables import EVALUATED, comparison_table, markdown_comparisons, markdown_summary
-from dap.wiass.settings import TrainResult
+from dap.wiass.train_settings import TrainResult
 
 #: Notebook 07's name: its results folder, where notebook 08 looks for trained models.
 FIGURE2 = "07_wiass_figure2_side_information"

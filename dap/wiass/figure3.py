@@ -16,7 +16,7 @@ from dap.wiass.figure2 import FIGURE2
 from dap.wiass.side_info import SideInfo
 from dap.wiass.study_data import StudyData
 from dap.wiass.tables import alignment_means, fmt
-from dap.wiass.settings import TrainResult
+from dap.wiass.train_settings import TrainResult
 
 #: Notebook 08's name: its results folder.
 FIGURE3 = "08_wiass_figure3_attention"

@@ -11,7 +11,7 @@
   on one test fragment plus the alignment accuracy over all test fragments
   (:mod:`dap.wiass.figure3` tabulates, captions and publishes them).
 
-A resolved profile ``p`` (see :mod:`dap.profiles`) carries: ``seed``, ``configurations``, model size
+A resolved profile ``p`` (see :mod:`dap.config.profiles`) carries: ``seed``, ``configurations``, model size
 ``hidden`` / ``n_layers``, training ``lr``, ``weight_decay``, ``batch_size``, ``epochs``,
 ``patience``, ``max_steps``, data ``n_train``, ``n_valid``, ``n_test``, ``copies``, ``gain_db``,
 ``pitch``, ``circular_shift``, side information ``side_length``, ``activity_threshold``.
@@ -26,7 +26,7 @@ import pandas as pd
 
 from dap.core.files import results_root
 from dap.core.store import ResultStore, fit_id
-from dap.fit import pick_device
+from dap.engine.fit import pick_device
 from dap.wiass.captions import describe, model_summary
 from dap.wiass.configurations import EVALUATIONS, fixed_side_info, models_needed, side_kind
 from dap.wiass.examples import SpectrogramSet
@@ -39,7 +39,7 @@ from dap.wiass.figure3 import (FIGURE3, UNGUIDED, AttentionExample, figure3_capt
 from dap.wiass.references import silence_loss
 from dap.wiass.study_data import StudyData, data_settings, load_study_data
 from dap.wiass.tables import summary_table
-from dap.wiass.settings import TrainResult, TrainSettings
+from dap.wiass.train_settings import TrainResult, TrainSettings
 from dap.wiass.train import is_trained, train
 
 #: Notebooks 07 and 08's entry point: the names they call as ``study.<name>``, this module's own

@@ -166,7 +166,7 @@ def to_fast_layout(module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` in channels_last where that is safe (``channels_last_safe``), else unchanged.
 
     channels_last lets oneDNN (CPU) and cuDNN pick their fast conv kernels in fp32 and bf16 alike
-    (measured costs: dap/costs.py, results/reference/benchmarks.md; why: docs/method.md, CPU fast
+    (measured costs: dap/config/costs.py, results/reference/benchmarks.md; why: docs/method.md, CPU fast
     path); the values are the same up to float rounding.
     """
     return module.to(memory_format=torch.channels_last) if channels_last_safe(module, device) else module

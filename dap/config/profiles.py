@@ -2,7 +2,7 @@
 
 ``smoke``  every notebook in well under a minute on 2 CPU cores (CI);
 ``quick``  the default of ``run_all.sh`` on a CPU: every table and figure at reduced scale, the
-           scale printed in each caption (sized from the per-iteration costs in dap/costs.py);
+           scale printed in each caption (sized from the per-iteration costs in dap/config/costs.py);
 ``paper``  the papers' protocol (50 clips, 2000 iterations, ...); meant for a GPU.
 
 What a notebook can be told is a frozen dataclass (:data:`SETTINGS` names the class of each
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dap.settings import (EnvironmentalDenoisingSettings, ExplorerSettings, GaussianDenoisingSettings,
+from dap.config.notebook_settings import (EnvironmentalDenoisingSettings, ExplorerSettings, GaussianDenoisingSettings,
                           InpaintingSettings, QuickstartSettings, SeparationSettings, Settings, SettingsError,
                           SettingsTypeError, StoppingSettings, TeachingSettings, WiassAttentionSettings,
                           WiassSettings, unknown_name)
@@ -48,7 +48,7 @@ SETTINGS: dict[str, type[Settings]] = {
 
 
 #: Iteration budget of the quick profile on a CPU, sized from the per-iteration costs of
-#: dap/costs.py (results/reference/benchmarks.md) so that each quick notebook takes minutes to tens
+#: dap/config/costs.py (results/reference/benchmarks.md) so that each quick notebook takes minutes to tens
 #: of minutes on a 2-core CPU (measured per notebook: results/reference/run_log.csv). The oracle SNR of the
 #: proposed design peaks near iteration 200 with 2000-iteration schedules (docs/method.md, Optimisation): quick
 #: stops before every design has peaked, which is why it shows the ranking and not the paper's values.

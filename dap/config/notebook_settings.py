@@ -1,4 +1,4 @@
-"""Typed settings: one frozen dataclass per kind of study (:mod:`dap.profiles` gives their values
+"""Typed settings: one frozen dataclass per kind of study (:mod:`dap.config.profiles` gives their values
 per notebook and profile). A setting is read as an attribute (``p.iterations``) or through the
 read-only mapping interface (``p["iterations"]``, ``p.get(...)``, ``dict(p)``); a name that does not
 exist raises :class:`SettingsError` naming the valid ones; values are converted to the declared
@@ -128,7 +128,7 @@ class FitSettings(Settings):
     workers: int                   #: fits at once; 0 = auto (dap.studies.common.fit_workers)
     max_samples: int | None        #: clips cut to their most energetic window of this length
     prior_opts: dict | None = None  #: build_prior options, e.g. {"widths": (4, 8, 16)}; None = the paper's
-    cluster: str | None = None     #: fits on Dask (dap.cluster): local | local-cuda | slurm | tcp://host:port
+    cluster: str | None = None     #: fits on Dask (dap.engine.cluster): local | local-cuda | slurm | tcp://host:port
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,7 +263,7 @@ class ExplorerSettings(ClipSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class TeachingSettings(ClipSettings):
-    """10_why_dilation_and_density (dap.teaching): receptive fields, cost, spectral bias."""
+    """10_why_dilation_and_density (dap.explore.teaching): receptive fields, cost, spectral bias."""
 
     designs: tuple[str, ...]
     rf_seconds: float

@@ -4,7 +4,7 @@ command line can use it before loading a model).
 CPU: seconds per iteration on one 1.024-s window (2 x 512 x 256), idle 2-core CPU, bf16 fast path,
 from ``benchmarks/bench_fit.py`` (results/reference/benchmarks.md; harmonic from the previous run of
 the same script). GPU: the same quantity per GPU model, in the precision fits resolve to there
-(``auto``), pasted from the "For dap/costs.py" section that ``benchmarks/gpu_check.py`` writes; a
+(``auto``), pasted from the "For dap/config/costs.py" section that ``benchmarks/gpu_check.py`` writes; a
 model without a measurement has no entry (no GPU has been measured for this repository yet).
 Used for the time estimate ``python -m dap restore`` prints and to start a parallel grid's longest
 fits first; no result depends on them.
@@ -38,7 +38,7 @@ def study_cost(notebook: str, profile: str) -> dict | None:
     :data:`CPU_SECONDS_PER_ITERATION`, linear in clip length (the costs were measured on 1.024 s);
     None when the priors are not the paper's widths (no measurement) or a design is unmeasured.
     Figures 1-2 share Table 1's fits: each is costed as if it ran alone."""
-    from dap.profiles import resolve  # the profiles import nothing heavy
+    from dap.config.profiles import resolve  # the profiles import nothing heavy
 
     p = resolve(notebook, profile)
     if "designs" not in p or "n_clips" not in p:
