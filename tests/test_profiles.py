@@ -15,10 +15,10 @@ import pytest
 from dap.config import notebook_settings as settings
 from dap.core.errors import DapError
 from dap.config.profiles import PROFILES, PROFILES_ORDER, SETTINGS, from_parameters, resolve
-from dap.config.notebook_settings import Settings, SettingsError, SettingsTypeError
+from dap.config.notebook_settings import NotebookSettings, SettingsError, SettingsTypeError
 
 REFERENCE = json.loads((Path(__file__).parent / "profiles_reference.json").read_text())["profiles"]
-#: Settings the typed classes added to a notebook, with their value in every profile: the
+#: NotebookSettings the typed classes added to a notebook, with their value in every profile: the
 #: denoising studies accept prior_opts like the other studies (None: the paper's priors, absent
 #: from the fit ids, so no result changes) ...
 ADDED = {nb: {"prior_opts": None} for nb in ("01_figure1_denoising_example", "02_table1_gaussian_denoising",
@@ -47,7 +47,7 @@ def test_settings_equal_the_dict_they_replace_field_for_field(notebook, profile)
 
 @pytest.mark.parametrize("cls", sorted(set(SETTINGS.values()), key=lambda c: c.__name__))
 def test_every_settings_class_is_a_frozen_typed_dataclass(cls):
-    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen and issubclass(cls, Settings)
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen and issubclass(cls, NotebookSettings)
     hints = typing.get_type_hints(cls)
     assert set(hints) == set(cls.names()) and cls.names()[:2] == ("profile", "seed")
 

@@ -42,7 +42,7 @@ def unknown_name(what: str, name, valid) -> str:
 
 # ----------------------------------------------------------------------------- typed settings
 @dataclass(frozen=True, kw_only=True)
-class Settings(Mapping):
+class NotebookSettings(Mapping):
     """Base of every notebook's settings: frozen, typed, and a read-only mapping of its fields.
 
     Values are converted to the declared types where that is lossless and obvious (what papermill
@@ -64,7 +64,7 @@ class Settings(Mapping):
         """The setting names of this class, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> "NotebookSettings":
         """A copy with ``changes`` applied (converted and checked like overrides; here ``None`` is
         a value, not "keep"). An unknown name raises :class:`SettingsError`."""
         for name in changes:
@@ -98,7 +98,7 @@ class Settings(Mapping):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClipSettings(Settings):
+class ClipSettings(NotebookSettings):
     """One clip of a data set (the quickstart and the teaching notebooks)."""
 
     dataset: str      #: speech | digits | piano | drums (| noise | stems for the explorer)
@@ -113,7 +113,7 @@ class QuickstartSettings(ClipSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FitSettings(Settings):
+class FitSettings(NotebookSettings):
     """What every paper-1 study shares: its clips, designs and the fit engine's settings."""
 
     datasets: tuple[str, ...]
@@ -203,7 +203,7 @@ class StoppingSettings(FitSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class WiassSettings(Settings):
+class WiassSettings(NotebookSettings):
     """07_wiass_figure2_side_information (paper 2, dap.wiass.study): data, model and training."""
 
     configurations: tuple[str, ...]
@@ -244,7 +244,7 @@ class WiassAttentionSettings(WiassSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class ExplorerSettings(ClipSettings):
-    """09_explore_deep_priors: the explorer's first run (dap.explore.Settings.from_params)."""
+    """09_explore_deep_priors: the explorer's first run (dap.explore.Choices.from_params)."""
 
     seconds: float
     task: str                     #: denoise | inpaint

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dap.config.notebook_settings import (EnvironmentalDenoisingSettings, ExplorerSettings, GaussianDenoisingSettings,
-                          InpaintingSettings, QuickstartSettings, SeparationSettings, Settings, SettingsError,
+                          InpaintingSettings, QuickstartSettings, SeparationSettings, NotebookSettings, SettingsError,
                           SettingsTypeError, StoppingSettings, TeachingSettings, WiassAttentionSettings,
                           WiassSettings, unknown_name)
 
@@ -31,7 +31,7 @@ PROFILES_ORDER = ("smoke", "quick", "paper")
 
 
 #: The settings class of each notebook.
-SETTINGS: dict[str, type[Settings]] = {
+SETTINGS: dict[str, type[NotebookSettings]] = {
     "00_quickstart": QuickstartSettings,
     "01_figure1_denoising_example": GaussianDenoisingSettings,
     "02_table1_gaussian_denoising": GaussianDenoisingSettings,
@@ -225,14 +225,14 @@ PROFILES: dict[str, dict[str, dict]] = {
 }
 
 
-def settings_class(notebook: str) -> type[Settings]:
+def settings_class(notebook: str) -> type[NotebookSettings]:
     """The settings class of ``notebook`` (SettingsError naming the known notebooks on a typo)."""
     if notebook not in SETTINGS:
         raise SettingsError(unknown_name("no settings for notebook", notebook, SETTINGS))
     return SETTINGS[notebook]
 
 
-def resolve(notebook: str, profile: str, **overrides) -> Settings:
+def resolve(notebook: str, profile: str, **overrides) -> NotebookSettings:
     """The settings of ``notebook`` under ``profile``, with the non-``None`` ``overrides`` applied.
 
     An unknown notebook, profile or override name raises :class:`SettingsError` at once (naming
@@ -252,7 +252,7 @@ def resolve(notebook: str, profile: str, **overrides) -> Settings:
         raise SettingsTypeError(f"{notebook}: {exc}") from None
 
 
-def from_parameters(notebook: str, namespace: Mapping) -> Settings:
+def from_parameters(notebook: str, namespace: Mapping) -> NotebookSettings:
     """The settings of ``notebook`` from its parameters: ``namespace`` is the notebook's ``globals()``.
 
     ``namespace["profile"]`` names the profile; every setting of the notebook's class that is bound

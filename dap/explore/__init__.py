@@ -4,7 +4,7 @@ The explorer fits one design (or the four designs in turn) to one corrupted clip
 while it runs. This package holds everything but the buttons, so that it runs headless (papermill,
 tests) exactly as it runs behind the ipywidgets UI of :mod:`dap.explore.widgets`:
 
-* :class:`Settings`: the choices a student makes (clip, corruption, design, size, budget);
+* :class:`Choices`: the choices a student makes (clip, corruption, design, size, budget);
 * :func:`embedded_clip`, :func:`read_upload`, :func:`crop_loudest`: the clip, as a peak-normalised
   mono 16 kHz vector ``(L,)`` with ``L`` a multiple of 256 samples (two poolings over ``L / 64``
   STFT frames);
@@ -33,12 +33,12 @@ from dap.explore.display import figure_png, playback_gain, progress_figure, wav_
 from dap.explore.problem import Problem, make_problem
 from dap.explore.session import LiveFit, Snapshot
 from dap.explore.choices import (CLIP_SECONDS, LENGTH_MULTIPLE, OUTPUT_NOTES, OUTPUT_RULES, SIZE_NOTES, SIZES, TASKS,
-                                  ExplorerError, Settings, clip_samples, describe_budget)
+                                  ExplorerError, Choices, clip_samples, describe_budget)
 from dap.tasks import denoise, inpaint  # the fits run through these (tests patch denoise.restore)
 
 __all__ = [
     "CLIP_SECONDS", "LENGTH_MULTIPLE", "MIN_UPLOAD_S", "OUTPUT_NOTES", "OUTPUT_RULES", "SIZE_NOTES", "SIZES", "TASKS",
-    "ExplorerError", "LiveFit", "Problem", "Settings", "Snapshot", "clip_samples", "crop_loudest", "denoise",
+    "ExplorerError", "LiveFit", "Problem", "Choices", "Snapshot", "clip_samples", "crop_loudest", "denoise",
     "describe_budget", "embedded_clip", "embedded_excerpt", "embedded_ids", "figure_png", "inpaint",
     "loudest_excerpt", "make_problem", "playback_gain", "progress_figure", "read_upload", "wav_bytes",
 ]

@@ -55,9 +55,10 @@ from dap.restore.defaults import (BLIND_SELECTIONS, DEFAULT_DESIGN, DEFAULT_ITER
                                   FIT_SR, GAP_CONTEXT_S, KEEP_INPUT_RATIO, MAX_CHANNELS, MAX_SR, MIN_SECONDS, MIN_SR,
                                   READ_BLOCK_SAMPLES, RESAMPLE_MARGIN, SPLICE_FADE_S, RestoreError)
 from dap.restore.gaps import gaps_to_samples, merge_spans, parse_gaps
-from dap.restore.pipeline import RestoreReport, estimate_fits, restore_file
+from dap.restore.pipeline import estimate_fits, restore_file
 from dap.restore.prior import WindowFit, WindowFn, WindowPrior
 from dap.restore.reading import AudioInfo, probe, scan
+from dap.restore.summary import RestoreReport
 from dap.restore.windows import WindowPlan, check_window, crossfade_weights, fit_length, group_gaps, plan_windows
 from dap.restore.writing import VORBIS_MAX_SR, atomic_output, check_encodable, output_format
 

@@ -1,7 +1,7 @@
 """Helpers shared by the studies: the set-up of a study from its settings, clip loading, captions,
 the classical baselines.
 
-The helpers that read settings take any mapping (a :class:`dap.config.profiles.Settings` or a plain dict).
+The helpers that read settings take any mapping (a :class:`dap.config.notebook_settings.NotebookSettings` or a plain dict).
 """
 
 from __future__ import annotations
