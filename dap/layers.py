@@ -18,20 +18,28 @@ A module may import modules of its own layer or of a layer below, never above. L
 
 from __future__ import annotations
 
-#: Layer of each module prefix (the longest matching prefix decides).
+#: Layer of each module prefix (the longest matching prefix decides). A package's path names its
+#: concern; where a package spans layers, its modules are listed one by one (docs/architecture.md).
 LAYERS: dict[str, int] = {
     "dap.core": 0,
-    "dap.metrics": 1, "dap.noise": 1, "dap.report.plots": 1, "dap.data": 1, "dap.report.paper": 1, "dap.config.costs": 1,
-    "dap.engine.progress": 1, "dap.config.profiles": 1, "dap.config.notebook_settings": 1, "dap.claims": 1, "dap.claims.rule": 1, "dap.layers": 1,
+    # foundations
+    "dap.layers": 1, "dap.metrics": 1, "dap.noise": 1, "dap.data": 1, "dap.config": 1,
+    "dap.report": 1, "dap.claims": 1, "dap.engine": 1, "dap.engine.progress": 1,
     "dap.wiass.side_info": 1, "dap.wiass.data": 1, "dap.wiass.remix": 1, "dap.wiass.references": 1,
     "dap.wiass.plots": 1, "dap.wiass.configurations": 1, "dap.wiass.examples": 1, "dap.wiass.study_data": 1,
+    # models
     "dap.priors": 2, "dap.baselines": 2, "dap.wiass.model": 2, "dap.wiass.train_settings": 2,
+    # engine
     "dap.engine.fit": 3, "dap.wiass.train": 3, "dap.wiass.batches": 3,
+    # tasks
     "dap.tasks": 4, "dap.wiass.evaluate": 4,
-    "dap.engine.grid": 5, "dap.report": 5, "dap.report.tables": 5, "dap.engine.cluster": 5,
-    "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.explore.widgets": 6, "dap.explore.teaching": 6,
-    "dap.claims.registry": 6, "dap.claims.table": 6, "dap.wiass.study": 6, "dap.wiass.captions": 6,
-    "dap.wiass.tables": 6, "dap.wiass.figure2": 6, "dap.wiass.figure3": 6,
+    # orchestration
+    "dap.engine.grid": 5, "dap.engine.cluster": 5, "dap.report.tables": 5,
+    # applications
+    "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.claims.registry": 6, "dap.claims.table": 6,
+    "dap.wiass.study": 6, "dap.wiass.captions": 6, "dap.wiass.tables": 6, "dap.wiass.figure2": 6,
+    "dap.wiass.figure3": 6,
+    # entry points
     "dap.runner": 7, "dap.cli": 7, "dap.__main__": 7,
 }
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from dap import runner
+from dap.config import profiles
 from dap.core import device
 from dap.data.clip import Clip
 from dap.engine.grid import Grid, run_grid
@@ -270,7 +271,7 @@ def test_fit_records_the_precision_it_ran_in():
 def test_the_fit_id_includes_the_resolved_device_and_precision(monkeypatch):
     from dap.studies.common import fit_settings
 
-    p = {"iterations": 3, "lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto"}
+    p = profiles.resolve("02_table1_gaussian_denoising", "quick", iterations=3, precision="auto")
     here = fit_settings(p)["runs_on"]
     assert here["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert here["precision"] in ("bf16", "fp32")
@@ -287,7 +288,7 @@ def test_a_table_names_mixed_commits():
     assert "WARNING" in note and "c1 (2 fits)" in note and "c2 (1 fits)" in note
     from dap.studies.common import fit_description
 
-    p = {"lr": 1e-3, "lr_gamma": 0.1, "lr_step": 500, "precision": "auto"}
+    p = profiles.resolve("02_table1_gaussian_denoising", "quick", precision="auto")
     text = fit_description(p, mixed.assign(precision="bf16", device="cpu", status="ok"))
     assert "WARNING: rows from 2 commits mixed" in text
 
@@ -296,10 +297,10 @@ def test_a_paper_notebook_run_outside_run_all_stops_too(monkeypatch):
     from dap.studies.common import fit_config
 
     _no_cuda(monkeypatch)
-    p = {"iterations": 3, "lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto", "profile": "paper"}
+    p = profiles.resolve("02_table1_gaussian_denoising", "paper", iterations=3)
     with pytest.raises(device.DeviceError, match="needs a CUDA GPU"):
         fit_config(p)
-    assert fit_config({**p, "profile": "quick"}).iterations == 3
+    assert fit_config(p.replace(profile="quick")).iterations == 3
 
 
 def flaky_in_worker(clip, design, markers: str):

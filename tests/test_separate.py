@@ -227,8 +227,8 @@ def test_study_produces_per_source_rows(tmp_path, monkeypatch):
     from dap.core.store import ResultStore
 
     p = profiles.resolve("05_table4_separation", "smoke", designs=("conv",), iterations=2, prior_opts=TINY)
-    mixtures = studies.make_mixtures(2, p["seed"], max_samples=4096)
-    assert mixtures[0].id == studies.make_mixtures(2, p["seed"])[0].id  # reproducible from the seed
+    mixtures = studies.make_mixtures(2, p.seed, max_samples=4096)
+    assert mixtures[0].id == studies.make_mixtures(2, p.seed)[0].id  # reproducible from the seed
     assert len(mixtures[0].audio) == 4096
     assert np.allclose(mixtures[0].audio, mixtures[0].stems["piano"] + mixtures[0].stems["drums"])
     rows = studies.separation_study(ResultStore(tmp_path), p, progress=lambda *_: None)

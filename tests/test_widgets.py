@@ -6,6 +6,8 @@ errors), not restoration quality.
 
 import io
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -36,7 +38,7 @@ def test_settings_validate_with_one_message_naming_each_problem():
         Choices(task="deblur", design="resnet", sigma=2.0)
     msg = str(err.value)
     assert "task" in msg and "design" in msg and "sigma" in msg and "\n" not in msg
-    s = Choices.from_params({"design": "conv", "widths": ("16", "32", "64"), "profile": "quick", "autorun": True})
+    s = Choices.from_params(SimpleNamespace(design="conv", widths=("16", "32", "64"), profile="quick", autorun=True))
     assert s.widths == (16, 32, 64) and s.size_name == "laptop" and s.design == "conv"
     assert Choices(seconds=0.5).samples == 7936 and Choices(seconds=0.512).samples == 8192
     assert not Choices(sigma=0).has_reference and Choices(task="inpaint", sigma=0).has_reference

@@ -1,8 +1,7 @@
 """Typed settings: one frozen dataclass per kind of study (:mod:`dap.config.profiles` gives their values
-per notebook and profile). A setting is read as an attribute (``p.iterations``) or through the
-read-only mapping interface (``p["iterations"]``, ``p.get(...)``, ``dict(p)``); a name that does not
-exist raises :class:`SettingsError` naming the valid ones; values are converted to the declared
-types or refused with :class:`SettingsTypeError`.
+per notebook and profile). A setting is read one way, as an attribute (``p.iterations``); a name
+that does not exist raises naming the valid ones; values are converted to the declared types or
+refused with :class:`SettingsTypeError`.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from dap.core.errors import DapError
 
 class SettingsError(DapError, KeyError):
     """An unknown notebook, profile or setting name (a typo); the message lists the valid names.
-
-    A :class:`KeyError` too, so ``p.get(name, default)`` and ``name in p`` work as for a dict."""
+    A :class:`KeyError` too: the name is a key of the profiles' tables."""
 
     def __str__(self) -> str:  # KeyError would print the message quoted
         return str(self.args[0]) if self.args else ""
@@ -42,8 +40,8 @@ def unknown_name(what: str, name, valid) -> str:
 
 # ----------------------------------------------------------------------------- typed settings
 @dataclass(frozen=True, kw_only=True)
-class NotebookSettings(Mapping):
-    """Base of every notebook's settings: frozen, typed, and a read-only mapping of its fields.
+class NotebookSettings:
+    """Base of every notebook's settings: frozen and typed, read as attributes.
 
     Values are converted to the declared types where that is lossless and obvious (what papermill
     and ``run_all.sh -p`` pass: ``"conv,dilated"`` or a list for a tuple, ``"3"`` or ``3.0`` for an
@@ -71,25 +69,6 @@ class NotebookSettings(Mapping):
             if name not in self.names():
                 raise SettingsError(unknown_name(f"{type(self).__name__} has no setting", name, self.names()))
         return dataclasses.replace(self, **changes)
-
-    # --- the read-only mapping interface (dap.wiass and older readers use p["name"], p.get)
-    def __getitem__(self, name: str):
-        if name in self.names():
-            return getattr(self, name)
-        raise SettingsError(unknown_name(f"{type(self).__name__} has no setting", name, self.names()))
-
-    def __iter__(self):
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self.names())
-
-    def __contains__(self, name) -> bool:
-        return name in self.names()
-
-    def __setitem__(self, name, value):
-        raise SettingsTypeError(f"{type(self).__name__} is frozen: use p.replace({name}=...) or pass "
-                                f"{name}=... to profiles.resolve")
 
     def __getattr__(self, name: str):  # only called for a name that is not a field (nor a method)
         if name.startswith("__"):

@@ -12,16 +12,15 @@ override into the notebook's ``parameters`` cell; the notebook then calls ::
     p = profiles.from_parameters(NAME, globals())
 
 which takes every setting of that notebook bound in its namespace (``None``: the profile's value).
-Read settings as attributes (``p.iterations``) or, as older code does, as a read-only mapping
-(``p["iterations"]``, ``p.get("workers")``, ``"sigma" in p``, ``dict(p)``). A misspelt name
-raises at once, naming the valid ones (:class:`SettingsError`): an override that silently does
-nothing cannot happen. ``p.replace(iterations=3)`` is a copy with some settings changed.
+Settings are read as attributes (``p.iterations``). A misspelt name raises at once, naming the
+valid ones: an override that silently does nothing cannot happen. ``p.replace(iterations=3)`` is a copy with some settings changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dap.config.schedule import PAPER_SCHEDULE
 from dap.config.notebook_settings import (EnvironmentalDenoisingSettings, ExplorerSettings, GaussianDenoisingSettings,
                           InpaintingSettings, QuickstartSettings, SeparationSettings, NotebookSettings, SettingsError,
                           SettingsTypeError, StoppingSettings, TeachingSettings, WiassAttentionSettings,
@@ -60,9 +59,9 @@ QUICK_SAMPLES = 8192
 #: Clips per data set in quick's Tables 1-3 and Figures 1-2 (the fewest a paired interval can use).
 QUICK_CLIPS = 3
 
-# Fit settings of paper 1 (docs/method.md, Optimisation: Adam 1e-3, x0.1 every 500 iterations). The schedule
-# stays the paper's in every profile; only the iteration budget and the number of clips shrink.
-_FIT = {"lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto", "mismatched_istft": False,
+# Fit settings of paper 1. The schedule stays the paper's (dap.config.schedule) in every profile; only the
+# iteration budget and the number of clips shrink.
+_FIT = {**PAPER_SCHEDULE.settings(), "precision": "auto", "mismatched_istft": False,
         "seed": 0, "designs": ("conv", "dilated", "dilated_exp", "dilated_exp_dense"),
         "workers": 0, "max_samples": None}  # workers 0 = auto: parallel single-threaded fits on a CPU, one fit at a time on a GPU
 

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dap.config.schedule import PAPER_ITERATIONS, PAPER_SCHEDULE
 from dap.core.device import native_bf16, precision_mode, resolve_precision
 from dap.core.errors import DapError, FitDiverged
 from dap.priors.unet import native_dilated_convs
@@ -62,12 +63,13 @@ SELECTION_NOTES = {
 
 @dataclass
 class FitConfig:
-    """Settings of one fit. Defaults are the paper's (docs/method.md, Optimisation)."""
+    """Settings of one fit. Defaults are the paper's (:mod:`dap.config.schedule`); the tasks take a
+    config explicitly, so a caller never gets a 2000-iteration fit by leaving it out."""
 
-    iterations: int = 2000
-    lr: float = 1e-3
-    lr_step: int = 500            # x lr_gamma every lr_step iterations
-    lr_gamma: float = 0.1
+    iterations: int = PAPER_ITERATIONS
+    lr: float = PAPER_SCHEDULE.lr
+    lr_step: int = PAPER_SCHEDULE.lr_step  # x lr_gamma every lr_step iterations
+    lr_gamma: float = PAPER_SCHEDULE.lr_gamma
     precision: str = "auto"      # "auto": bf16 autocast where native, else fp32; "fp32" (TF32 off), "tf32" (CUDA), "bf16" (channels_last either way, where safe)
     ema_decay: float = 0.99
     track_every: int = 1          # score the outputs every k iterations (oracle granularity)

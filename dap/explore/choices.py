@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from dap.config.schedule import PAPER_SCHEDULE
 from dap.core.audio import SAMPLE_RATE
 from dap.core.errors import DapError
 from dap.priors import DEFAULT_WIDTHS, DESIGN_LABELS, DESIGNS, build_prior, count_parameters
@@ -57,7 +58,7 @@ class Choices:
     update_every: int = 10
     seed: int = 0
     precision: str = "auto"
-    lr: float = 1e-3
+    lr: float = PAPER_SCHEDULE.lr
     output: str = "last"
 
     def __post_init__(self):
@@ -105,10 +106,9 @@ class Choices:
         return replace(self, **changes)
 
     @classmethod
-    def from_params(cls, p: dict) -> "Choices":
-        """Choices from a resolved profile (keys named as the fields; others ignored)."""
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in p.items() if k in names})
+    def from_params(cls, p) -> "Choices":
+        """Choices from a resolved profile (its settings named as the fields; others ignored)."""
+        return cls(**{k: getattr(p, k) for k in cls.__dataclass_fields__ if hasattr(p, k)})
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from dap.core.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, stft
+from dap.config.schedule import PAPER_SCHEDULE
 from dap.core.seeds import stream
 from dap.engine.fit import FitConfig
 from dap.report.plots import log_magnitude
@@ -275,7 +276,7 @@ def matched_white_noise(clip: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def spectral_bias(clip: np.ndarray, design: str = "dilated_exp", iterations: int = 150, widths=None,
-                  seed: int = 0, precision: str = "auto", lr: float = 1e-3) -> dict[str, pd.DataFrame]:
+                  seed: int = 0, precision: str = "auto", lr: float = PAPER_SCHEDULE.lr) -> dict[str, pd.DataFrame]:
     """Fit the same prior (same seed: same latent and initial weights) to ``clip`` and to white noise.
 
     clip: ``(L,)``, L a multiple of 256. Returns ``{"clean clip": h, "white noise (same energy)": h}``

@@ -46,7 +46,7 @@ def inpainting_study(store: ResultStore, p: InpaintingSettings, source: str = "e
     The fits run one at a time in this process (``p.workers`` is not used here), as the published
     Table 3 rows were computed.
     """
-    setup = study_setup(p, "inpaint", {k: p[k] for k in MASK_KEYS})
+    setup = study_setup(p, "inpaint", {k: getattr(p, k) for k in MASK_KEYS})
     masks: dict[tuple[str, str], inpaint.GapMask] = {}
     all_rows = []
     for dataset in p.datasets:
@@ -84,7 +84,7 @@ def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str 
     ``ar-interp``, :mod:`dap.baselines`)
     on the same gapped clips as :func:`inpainting_study`, scored by the same metrics (whole clip and
     inside the gaps); rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
-    settings = {"max_samples": p.max_samples, **{k: p[k] for k in MASK_KEYS}}
+    settings = {"max_samples": p.max_samples, **{k: getattr(p, k) for k in MASK_KEYS}}
     grid = Grid(task="inpaint", settings=settings, profile=p.profile, seed=p.seed)
     out = ResultStore(store.folder, BASELINE_FILE)
     all_rows = []

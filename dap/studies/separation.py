@@ -10,7 +10,6 @@ is what :func:`dap.report.publish_table` compares with Table 4.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
 
@@ -34,17 +33,17 @@ from dap.tasks import separate, separation_loss
 MIXTURE_DATASET = "piano+drums"
 
 
-def separation_weights(p: Mapping) -> separation_loss.SeparationWeights:
+def separation_weights(p: SeparationSettings) -> separation_loss.SeparationWeights:
     """The loss weights of the settings ``p`` (keys ``w_<term>``, ``binarise_from``, ``coverage_min``);
     missing keys keep the defaults of :class:`dap.tasks.separation_loss.SeparationWeights`."""
     default = separation_loss.SeparationWeights()
-    return separation_loss.SeparationWeights(**{k: p.get(f"w_{k}", p.get(k, v)) for k, v in asdict(default).items()})
+    return separation_loss.SeparationWeights(**{k: getattr(p, f"w_{k}", getattr(p, k, v)) for k, v in asdict(default).items()})
 
 
-def collapse_guard(p: Mapping) -> separate.CollapseGuard:
+def collapse_guard(p: SeparationSettings) -> separate.CollapseGuard:
     """The collapse guard of the settings ``p`` (keys as the fields of :class:`dap.tasks.separate.CollapseGuard`)."""
     default = separate.CollapseGuard()
-    return separate.CollapseGuard(**{k: p.get(k, v) for k, v in asdict(default).items()})
+    return separate.CollapseGuard(**{k: getattr(p, k, v) for k, v in asdict(default).items()})
 
 
 def make_mixtures(n: int, seed: int, source: str = "embedded", root=None, ratio_db: float = 0.0,

@@ -50,12 +50,14 @@ def add_environmental_noise(clean: np.ndarray, noise: np.ndarray, snr_db: float,
     return (clean + gain * excerpt).astype(np.float32)
 
 
-def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitConfig | None = None,
+def restore(noisy: np.ndarray, design: str, config: FitConfig,
             seed: int = 0, clean: np.ndarray | None = None, mismatched_istft: bool = False,
             prior_opts: dict | None = None, noise: str | NoiseEstimate | None = "auto",
             **fit_kwargs) -> FitResult:
     """Fit a deep prior to one noisy clip.
 
+    ``design`` one of :data:`dap.priors.ALL_DESIGNS`; ``config`` the engine's settings, required
+    (:func:`dap.studies.fit_config` gives a profile's) so that no fit runs the paper's budget by accident.
     noisy, clean: ``(L,)`` with ``L`` a multiple of 256 samples (the U-Net pools twice over
     ``L / 64`` frames). With ``clean`` the engine tracks SNR/PSNR per iteration and keeps the
     oracle output; without it only the blind rules exist. ``noise``: the estimator of
@@ -88,7 +90,7 @@ def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitCon
         def track(wav: np.ndarray) -> dict[str, float]:
             return {"snr": metrics.snr(clean, wav[0]), "psnr": metrics.psnr(clean, wav[0])}
 
-    result = fit(generator, loss_fn, decode, config or FitConfig(), track=track,
+    result = fit(generator, loss_fn, decode, config, track=track,
                  noise_floor=None if estimate is None else estimate.loss_floor, **fit_kwargs)
     if estimate is not None:
         result.extra.update(noise_estimator=estimate.kind, noise_sigma_est=round(estimate.sigma, 6),

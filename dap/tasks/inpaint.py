@@ -187,12 +187,14 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return torch.sum((m * (pred - target)) ** 2) / n_obs
 
 
-def restore(observed: np.ndarray, mask: GapMask, design: str = "dilated_exp_dense",
-            config: FitConfig | None = None, seed: int = 0, clean: np.ndarray | None = None,
+def restore(observed: np.ndarray, mask: GapMask, design: str,
+            config: FitConfig, seed: int = 0, clean: np.ndarray | None = None,
             frame_rule: str = "centre", mismatched_istft: bool = False, prior_opts: dict | None = None,
             **fit_kwargs) -> FitResult:
     """Fit a deep prior to the observed (gapped) clip and fill the gaps.
 
+    ``design`` one of :data:`dap.priors.ALL_DESIGNS`; ``config`` the engine's settings, required
+    (:func:`dap.studies.fit_config` gives a profile's) so that no fit runs the paper's budget by accident.
     observed, clean: ``(L,)`` with ``L`` a multiple of 256 samples; ``mask`` the gaps of ``observed``.
     Loss :func:`masked_mse` between the prior's output and the observed STFT under the frame mask.
     With ``clean`` the engine tracks the whole-clip SNR (the oracle rule's score, as for denoising)
@@ -230,7 +232,7 @@ def restore(observed: np.ndarray, mask: GapMask, design: str = "dilated_exp_dens
             gap_snr = metrics.snr(gap_ref, _gap_signal(wav[0], mask)) if gap_ok else float("nan")
             return {"snr": metrics.snr(clean, wav[0]), "snr_gaps": gap_snr}
 
-    result = fit(generator, loss_fn, decode, config or FitConfig(), track=track, **fit_kwargs)
+    result = fit(generator, loss_fn, decode, config, track=track, **fit_kwargs)
     result.extra.update(describe_mask(mask, frame_rule))
     return result
 

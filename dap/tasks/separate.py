@@ -174,13 +174,15 @@ def source_levels_db(estimates: np.ndarray, mixture: np.ndarray | None = None) -
     return 10 * np.log10(np.maximum(est_e, 1e-30) / max(mix_e, 1e-30))
 
 
-def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitConfig | None = None,
+def restore(mixture: np.ndarray, design: str, config: FitConfig,
             seed: int = 0, references: np.ndarray | None = None, domain: str = "magnitude",
             weights: SeparationWeights | None = None, guard: CollapseGuard | None = None,
             mismatched_istft: bool = False, prior_opts: dict | None = None, time_variation: float | None = 0.1,
             **fit_kwargs) -> FitResult:
     """Separate one mixture ``(L,)`` into two sources with three deep priors.
 
+    ``design`` one of :data:`dap.priors.ALL_DESIGNS`; ``config`` the engine's settings, required
+    (:func:`dap.studies.fit_config` gives a profile's) so that no fit runs the paper's budget by accident.
     references: ``(2, L)`` clean sources (optional); with them the engine tracks, under the best
     permutation, the waveform SNR of the *worse* of the two estimates (``snr``, the oracle rule's
     score: a silent estimate scores 0 dB, so an iterate that fits one source and leaves the other
@@ -196,7 +198,7 @@ def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitC
     weights, guard = weights or SeparationWeights(), guard or CollapseGuard()
     if weights.data_norm not in ("l1", "l2"):
         raise SeparationError(f"data_norm must be 'l1' or 'l2', not {weights.data_norm!r}")
-    config = replace(config or FitConfig(), clip=None)  # two sources of a peak-1 mixture may each exceed 1
+    config = replace(config, clip=None)  # two sources of a peak-1 mixture may each exceed 1
     spectra = _Spectra.of(mixture, domain)
     track = None if references is None else _oracle_score(references, mixture.shape[0])
     user_on_step, user_stop = fit_kwargs.pop("on_step", None), fit_kwargs.pop("stop", None)

@@ -26,7 +26,7 @@ def figure2_caption(p: dict, data: StudyData, results: dict[str, TrainResult],
     (a warning when rows of several commits are mixed)."""
     steps = sorted({r.steps for r in results.values()})
     return caption("Figure 2 (paper 2): separation with side information of decreasing strength",
-                   data=describe(p, data), profile=p["profile"], n_clips=len(data.splits["test"]),
+                   data=describe(p, data), profile=p.profile, n_clips=len(data.splits["test"]),
                    iterations=f"training steps {', '.join(map(str, steps))}",
                    selection="model with the best validation L1 loss",
                    metrics={k: v for k, v in DEFINITIONS.items() if k in ("SDR", "PES", "EPS")},

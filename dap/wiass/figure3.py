@@ -44,7 +44,7 @@ def figure3_caption(p: dict, data: StudyData, results: dict[str, TrainResult],
                     examples: list[AttentionExample]) -> str:
     """Figure 3's caption: the shown fragment, the alignment measures and the deviations."""
     return caption("Figure 3 (paper 2): attention weights and the alignment they encode",
-                   data=describe(p, data), profile=p["profile"],
+                   data=describe(p, data), profile=p.profile,
                    n_clips=f"1 shown ({examples[0].clip_id}), {len(data.splits['test'])} scored",
                    iterations=f"training steps {', '.join(str(r.steps) for r in results.values())}",
                    selection="model with the best validation L1 loss",
