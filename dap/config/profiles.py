@@ -19,6 +19,7 @@ valid ones: an override that silently does nothing cannot happen. ``p.replace(it
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from dap.config.schedule import PAPER_SCHEDULE
 from dap.config.notebook_settings import (EnvironmentalDenoisingSettings, ExplorerSettings, GaussianDenoisingSettings,
@@ -222,6 +223,35 @@ PROFILES: dict[str, dict[str, dict]] = {
             ("paper", 10, 50, (0.0, 5.0, 10.0, 15.0, 20.0), 200, 1500, None, 16384, {}))
     },
 }
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A notebook as the registry knows it: its settings class and their values under each profile."""
+
+    name: str
+    settings: type[NotebookSettings]
+    profiles: dict[str, dict]
+
+
+def register_notebook(name: str, settings: type[NotebookSettings], values: dict[str, dict],
+                      replace: bool = False) -> Notebook:
+    """Add a notebook (``notebooks/<name>.ipynb``): its settings class and the values of its settings
+    under every profile of :data:`PROFILES_ORDER` (checked here, so a missing or misspelt value fails
+    at registration). ``replace``: overwrite a notebook of the same name."""
+    if name in SETTINGS and not replace:
+        raise SettingsError(f"notebook {name!r} is already registered")
+    if set(values) != set(PROFILES_ORDER):
+        raise SettingsError(f"{name}: give values for the profiles {', '.join(PROFILES_ORDER)}, got {', '.join(values)}")
+    for profile, v in values.items():
+        settings(profile=profile, **v)
+    SETTINGS[name], PROFILES[name] = settings, values
+    return get_notebook(name)
+
+
+def get_notebook(name: str) -> Notebook:
+    """The registered notebook ``name`` (SettingsError naming the known notebooks on a typo)."""
+    return Notebook(name, settings_class(name), PROFILES[name])
 
 
 def settings_class(notebook: str) -> type[NotebookSettings]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
 
-from dap.baselines import BASELINES, timed
+from dap.baselines import baselines_for, get_baseline, timed
 from dap.config.notebook_settings import FitSettings
 from dap.core.audio import loudest_start, peak_normalise
 from dap.core.device import require_gpu_for_paper
@@ -128,10 +129,11 @@ def load_normalised(dataset: str, n: int, seed: int, source: str, root=None,
     return clips
 
 
-def with_observation(clip: Clip, observed: np.ndarray, extra: dict) -> Clip:
-    """A copy of ``clip`` that carries its corrupted observation ``(L,)`` and what describes it
-    (``extra``: stored in the fit's rows) in ``meta``."""
-    return replace(clip, meta={**clip.meta, "observation": observed, "observation_extra": extra})
+def with_observation(clip: Clip, observed: np.ndarray, extra: dict, context: dict | None = None) -> Clip:
+    """A copy of ``clip`` that carries its corrupted observation ``(L,)``, what describes it
+    (``extra``: stored in the fit's rows) and what the task needs besides (``context``) in ``meta``."""
+    return replace(clip, meta={**clip.meta, "observation": observed, "observation_extra": extra,
+                               "context": context or {}})
 
 
 def loudest_window(audio: np.ndarray, length: int) -> np.ndarray:
@@ -228,6 +230,17 @@ def table_checks(comparison, rows) -> dict:
 BASELINE_FILE = "baselines.csv"
 
 
+def registered_baselines(task: str, observe) -> dict:
+    """``{name: method(clip) -> estimate}`` for every baseline registered for ``task``
+    (:func:`dap.baselines.baselines_for`); ``observe(clip) -> (observed, clean, context)`` gives each
+    baseline what the task's corruption produced for that clip."""
+    def method(baseline, clip):
+        observed, clean, context = observe(clip)
+        return baseline.run(observed, clean, **context)
+
+    return {name: partial(method, get_baseline(name)) for name in baselines_for(task)}
+
+
 def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progress=print):
     """Run each classical baseline of ``methods`` (name -> ``method(clip) -> estimate``) on every clip
     not yet in ``store`` and record its rows (``selection = "none"``, ``seconds`` = the call's wall
@@ -267,7 +280,7 @@ def baseline_note(baselines, rows) -> str:
     calls = baselines.drop_duplicates("fit_id")
     parts = []
     for name in dict.fromkeys(calls["design"]):
-        _, what, knows = BASELINES[name]
+        what, knows = get_baseline(name).what, get_baseline(name).knows
         seconds = calls.loc[calls["design"] == name, "seconds"].astype(float).median()
         parts.append(f"`{name}` = {what}; knows: {knows}; {1000 * seconds:.0f} ms per clip")
     fits = rows[rows["status"] == "ok"].drop_duplicates("fit_id") if len(rows) else rows

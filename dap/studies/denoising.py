@@ -9,7 +9,6 @@ import pandas as pd
 
 from dap import metrics
 from dap.report import paper
-from dap.baselines import spectral_gating, wiener_oracle
 from dap.core.errors import DatasetError
 from dap.core.seeds import derive_seed
 from dap.core.store import ResultStore
@@ -18,7 +17,8 @@ from dap.engine.grid import Grid, load_history, load_output, run_grid
 from dap.config.notebook_settings import DenoisingSettings, GaussianDenoisingSettings
 from dap.report.tables import caption, discrepancy_note
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                load_normalised, run_baselines, scale_deviations, study_setup, with_observation)
+                                load_normalised, registered_baselines, run_baselines, scale_deviations, study_setup,
+                                with_observation)
 from dap.tasks import denoise
 
 
@@ -91,9 +91,7 @@ def denoising_baselines(store: ResultStore, p: DenoisingSettings, noise: str, so
     for dataset in p.datasets:
         clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         noisy = {c.id: _corrupt(c, noise, p, noises)[0] for c in clips}
-        methods = {"noisy-input": lambda c: noisy[c.id],
-                   "wiener-oracle": lambda c: wiener_oracle(noisy[c.id], noisy[c.id] - c.audio),
-                   "noisereduce": lambda c: spectral_gating(noisy[c.id])}
+        methods = registered_baselines("denoise", lambda c: (noisy[c.id], c.audio, {}))
         all_rows.append(run_baselines(out, grid, clips, methods, _evaluator(dataset, p), progress=progress))
     return pd.concat(all_rows, ignore_index=True)
 

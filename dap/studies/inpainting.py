@@ -10,7 +10,6 @@ import pandas as pd
 
 from dap import metrics
 from dap.report import paper
-from dap.baselines import ar_interpolation, stft_interpolation
 from dap.core.files import atomic_write_text
 from dap.core.audio import SAMPLE_RATE
 from dap.core.seeds import derive_seed
@@ -21,7 +20,7 @@ from dap.report.plots import spectrogram_grid
 from dap.config.notebook_settings import InpaintingSettings
 from dap.report.tables import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                load_normalised, run_baselines, scale_deviations, study_setup)
+                                load_normalised, registered_baselines, run_baselines, scale_deviations, study_setup)
 from dap.tasks import inpaint
 
 #: Settings that shape the masks (part of every fit's id).
@@ -92,9 +91,7 @@ def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str 
         clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         masks = {c.id: clip_mask(c, p) for c in clips}
         observed = {c.id: inpaint.apply_gaps(c.audio, masks[c.id]) for c in clips}
-        methods = {"gapped-input": lambda c: observed[c.id],
-                   "stft-interp": lambda c: stft_interpolation(observed[c.id], masks[c.id].spans),
-                   "ar-interp": lambda c: ar_interpolation(observed[c.id], masks[c.id].spans)}
+        methods = registered_baselines("inpaint", lambda c: (observed[c.id], c.audio, {"mask": masks[c.id]}))
         all_rows.append(run_baselines(out, grid, clips, methods,
                                       lambda c, est: inpaint.evaluate(c.audio, est, masks[c.id]), progress=progress))
     return pd.concat(all_rows, ignore_index=True)

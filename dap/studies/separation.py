@@ -18,7 +18,6 @@ import pandas as pd
 
 from dap import metrics
 from dap.report import paper
-from dap.baselines import hpss
 from dap.core.seeds import derive_seed, stream
 from dap.core.store import ResultStore
 from dap.data import Clip
@@ -27,7 +26,7 @@ from dap.priors import DESIGN_LABELS
 from dap.config.notebook_settings import SeparationSettings
 from dap.report.tables import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                load_normalised, run_baselines, scale_deviations, study_setup)
+                                load_normalised, registered_baselines, run_baselines, scale_deviations, study_setup)
 from dap.tasks import separate, separation_loss
 
 MIXTURE_DATASET = "piano+drums"
@@ -137,7 +136,8 @@ def separation_baselines(store: ResultStore, p: SeparationSettings, source: str 
     settings = {"ratio_db": p.ratio_db, "max_samples": p.max_samples}
     grid = Grid(task="separate", settings=settings, profile=p.profile, seed=p.seed)
     rows = run_baselines(ResultStore(store.folder, BASELINE_FILE), grid, study_mixtures(p, source, root),
-                         {"hpss": lambda c: hpss(c.audio)}, _evaluate_clip, progress=progress)
+                         registered_baselines("separate", lambda c: (c.audio, references(c), {})), _evaluate_clip,
+                         progress=progress)
     return per_source_rows(rows)
 
 

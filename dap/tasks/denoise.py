@@ -17,6 +17,7 @@ from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.noise import NoiseEstimate, estimate_noise, true_loss_floor
 from dap.priors import build_prior
 from dap.core.seeds import stream
+from dap.tasks.registry import Observation, Task, register_task
 
 
 def add_gaussian_noise(clean: np.ndarray, sigma: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -107,3 +108,12 @@ def evaluate(clean: np.ndarray, estimate: np.ndarray, pesq_mode: str = "wb") -> 
     estimate = np.asarray(estimate).reshape(-1)
     return {"PESQ": metrics.pesq(clean, estimate, mode=pesq_mode), "PSNR": metrics.psnr(clean, estimate),
             "SNR": metrics.snr(clean, estimate)}
+
+
+def corrupt(clean: np.ndarray, seed: int, sigma: float = 0.1) -> Observation:
+    """The registered corruption: Gaussian noise of std ``sigma`` (Table 1's), ``(L,)`` -> observation."""
+    return Observation(add_gaussian_noise(clean, sigma, seed), extra={"sigma": sigma})
+
+
+register_task(Task("denoise", corrupt, restore, evaluate, metrics=("PESQ", "PSNR", "SNR"),
+                   description="additive noise removed by fitting the noisy STFT (Tables 1-2)"))

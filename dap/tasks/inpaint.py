@@ -38,6 +38,7 @@ from dap.core.errors import DapError
 from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.priors import build_prior
 from dap.core.seeds import stream
+from dap.tasks.registry import Observation, Task, register_task
 
 #: The paper's gap durations (seconds).
 GAP_MIN_S = 0.1
@@ -267,3 +268,20 @@ def evaluate(clean: np.ndarray, estimate: np.ndarray, mask: GapMask) -> dict[str
     out["Env. Dist. (gaps)"] = metrics.envelope_distance(ref_g, est_g)
     out["SNR (gaps)"] = float("nan") if silent else metrics.snr(ref_g, est_g)
     return out
+
+
+def corrupt(clean: np.ndarray, seed: int) -> Observation:
+    """The registered corruption: :func:`draw_gaps` with the paper's durations, ``(L,)`` -> the gapped
+    clip, with the mask in ``context`` and its description in ``extra``."""
+    mask = draw_gaps(len(clean), seed)
+    return Observation(apply_gaps(clean, mask), context={"mask": mask}, extra=describe_mask(mask))
+
+
+def _restore_observed(observed: np.ndarray, design: str, config: FitConfig, mask: GapMask, **kwargs) -> FitResult:
+    """:func:`restore` in the argument order of :class:`dap.tasks.registry.Task`."""
+    return restore(observed, mask, design, config, **kwargs)
+
+
+register_task(Task("inpaint", corrupt, _restore_observed, evaluate,
+                   metrics=("Spec. SNR", "Env. Dist.", "SNR", "Spec. SNR (gaps)", "Env. Dist. (gaps)", "SNR (gaps)"),
+                   description="silent gaps filled by fitting the observed STFT frames (Table 3)"))
