@@ -359,6 +359,16 @@ class _Queued:
     @classmethod
     def of(cls, it: int, lr: float, loss: torch.Tensor, wav: torch.Tensor, ema: torch.Tensor | None,
            device: torch.device, lag: int) -> "_Queued":
+        """Queue one iteration for read-back: on CUDA pinned host copies started without waiting.
+
+        Args:
+            it, lr: the iteration and its learning rate.
+            loss: scalar ``()``; wav: decoded waveforms ``(S, L)``; ema: their moving average ``(S, L)`` or None.
+            device: where the fit runs; lag: iterations the host may fall behind (1: no copies on a CPU).
+
+        Returns:
+            The queued entry, read once :meth:`ready` (or after :meth:`wait`).
+        """
         loss = loss.detach()
         if device.type == "cuda":
             host = [_pinned_copy(t) for t in (loss, wav, ema)]
@@ -379,6 +389,14 @@ class _Queued:
 
 
 def _pinned_copy(t: torch.Tensor | None) -> torch.Tensor | None:
+    """A non-blocking copy of ``t`` (any shape) into pinned host memory (None stays None).
+
+    Args:
+        t: a device tensor or None.
+
+    Returns:
+        A host tensor of ``t``'s shape and dtype, complete once the recorded CUDA event is.
+    """
     if t is None:
         return None
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
@@ -399,6 +417,11 @@ class LatentPrior(nn.Module):
         self.register_buffer("z", torch.randn(shape, generator=g))
 
     def forward(self) -> torch.Tensor:
+        """The prior applied to its fixed latent.
+
+        Returns:
+            The prior's output for ``z``, e.g. a spectrogram ``(1, 2, F, T)``.
+        """
         return self.prior(self.z)  # Module.to(memory_format=...) converts z along with the weights
 
 

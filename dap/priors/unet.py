@@ -217,6 +217,14 @@ class UNetPrior(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder, bottleneck and decoder with skips.
+
+        Args:
+            x: ``(B, in_channels, F, T)``, F and T multiples of :attr:`size_multiple`.
+
+        Returns:
+            ``(B, out_channels, F, T)``.
+        """
         self.check_input(x)
         self._check_cpu_bf16_channels_last(x)
         skips = []

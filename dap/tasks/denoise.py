@@ -77,11 +77,27 @@ def restore(noisy: np.ndarray, design: str, config: FitConfig,
     cache: dict = {}
 
     def loss_fn(pred: torch.Tensor) -> torch.Tensor:
+        """MSE between the prior's output and the noisy STFT.
+
+        Args:
+            pred: ``(1, 2, F, T)``.
+
+        Returns:
+            A scalar ``()``.
+        """
         if "target" not in cache:
             cache["target"] = target.to(pred.device)
         return torch.mean((pred - cache["target"]) ** 2)
 
     def decode(pred: torch.Tensor) -> torch.Tensor:
+        """The waveform of a prediction.
+
+        Args:
+            pred: ``(1, 2, F, T)``.
+
+        Returns:
+            ``(1, L)``.
+        """
         return istft(pred, length, mismatched=mismatched_istft)  # (1, L)
 
     track = None

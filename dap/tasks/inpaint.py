@@ -216,11 +216,27 @@ def restore(observed: np.ndarray, mask: GapMask, design: str,
     cache: dict = {}
 
     def loss_fn(pred: torch.Tensor) -> torch.Tensor:
+        """Masked MSE between the prediction and the observed STFT over the observed frames.
+
+        Args:
+            pred: ``(1, 2, F, T)``.
+
+        Returns:
+            A scalar ``()``.
+        """
         if "target" not in cache:
             cache["target"], cache["mask"] = target.to(pred.device), frames.to(pred.device)
         return masked_mse(pred, cache["target"], cache["mask"])
 
     def decode(pred: torch.Tensor) -> torch.Tensor:
+        """The waveform of a prediction.
+
+        Args:
+            pred: ``(1, 2, F, T)``.
+
+        Returns:
+            ``(1, L)``.
+        """
         return istft(pred, length, mismatched=mismatched_istft)  # (1, L)
 
     track = None

@@ -133,6 +133,12 @@ class SeparationGenerator(nn.Module):
                 prior.z.copy_(coherent_latent(shape, sub_seed(seed, 10 + k), time_variation))
 
     def forward(self):
+        """The two sources and the masks from their fixed latents.
+
+        Returns:
+            ``(1, 2 * C + 2, F, T)``: source 1 ``(1, C, F, T)``, source 2, and the two time masks (in [0, 1],
+            constant along F); C = 1 (magnitude) or 2 (real, imaginary).
+        """
         s1, s2 = self.source1(), self.source2()
         if self.domain == "magnitude":
             s1, s2 = s1.abs(), s2.abs()  # abs (not softplus/ReLU): can reach 0, never a dead gradient
@@ -285,6 +291,14 @@ class _Attempt:
         self._target = None
 
     def loss(self, pred: torch.Tensor) -> torch.Tensor:
+        """The separation loss of one prediction; its terms are kept in ``self.terms``.
+
+        Args:
+            pred: ``(1, 2 * C + 2, F, T)``: two sources and two masks (:func:`unpack`).
+
+        Returns:
+            A scalar ``()``.
+        """
         s1, s2, m1, m2 = unpack(pred)
         if self._target is None:
             self._target = self.spectra.target.to(s1.device)
