@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--allow-cpu", action="store_true", help="run the paper profile even without a CUDA GPU")
 
     cl = sub.add_parser("claims", help="test every claim of both papers on the stored rows: results/CLAIMS.md",
-                        description="Evaluate every registered claim of both papers (dap.claim_registry) on the "
+                        description="Evaluate every registered claim of both papers (dap.claims.registry) on the "
                                     "rows.csv files under RESULTS and write CLAIMS.md / CLAIMS.csv (docs/claims.md).")
     cl.add_argument("--results", metavar="DIR", default=None,
                     help="results folder (default: $DAP_RESULTS or results/)")

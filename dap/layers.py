@@ -1,18 +1,22 @@
 """The dependency contract of ``dap``: which module may import which (``tests/test_layers.py``
-parses every import, function-local ones included, and fails on any import against it).
+parses every import, function-local ones included, and fails on any import against it or any
+import circle; docs/architecture.md explains the layout).
 
 A module may import modules of its own layer or of a layer below, never above. Layers, bottom up:
 
 0. ``core``: errors, text, seeds, files, audio (I/O, checks, resampling, STFT), device and
    precision, failure kinds, provenance, the result store; imports nothing else from ``dap``;
-1. ``foundations``: metrics, noise, plots, data sets, the papers' numbers, measured costs, progress,
-   profiles, the claim rule; paper 2's side information, data, configurations and references;
-2. ``models``: the priors, the classical baselines, paper 2's network and its training settings;
+1. ``foundations``: notebook settings, profiles, the paper's schedule and measured costs
+   (``config``); metrics, noise estimates, data sets, the papers' numbers and plots (``report``),
+   the claim rule, grid progress; paper 2's side information, data, configurations and references;
+2. ``models``: the priors and their design registry, the classical baselines, paper 2's network and
+   its training settings;
 3. ``engine``: the fit engine (paper 1); the trainer and its batches (paper 2);
-4. ``tasks``: denoising, inpainting, separation as fits; paper 2's evaluation;
-5. ``orchestration``: the grid runner and the report helpers every table shares;
-6. ``applications``: the studies (one per table / figure), ``restore``, the explorer and its
-   widgets, teaching, the claims registry and CLAIMS.md, paper 2's study, tables, figures and captions;
+4. ``tasks``: denoising, inpainting, separation as fits, and the task registry; paper 2's evaluation;
+5. ``orchestration``: the grid runner, its Dask executor, the tables and captions every study shares;
+6. ``applications``: the studies (one per table / figure, any registered task, the fit plans),
+   ``restore``, the teaching notebooks' package ``explore``, the claims and CLAIMS.md, paper 2's
+   study, tables, figures and captions;
 7. ``entry points``: the notebook runner and the command line.
 """
 

@@ -54,8 +54,8 @@ SETTINGS: dict[str, type[NotebookSettings]] = {
 #: stops before every design has peaked, which is why it shows the ranking and not the paper's values.
 QUICK_ITERATIONS = 150
 #: quick fits 0.512 s of each clip (its most energetic window) so that the main claim of Tables 1-3
-#: rests on three clips per data set within the ~2.5 h of a whole quick run (issue 16; the paper's
-#: widths are kept). A multiple of 256 samples keeps the spectrogram divisible by the priors' poolings.
+#: rests on three clips per data set within the ~2.5 h of a whole quick run (the paper's widths
+#: are kept). A multiple of 256 samples keeps the spectrogram divisible by the priors' poolings.
 QUICK_SAMPLES = 8192
 #: Clips per data set in quick's Tables 1-3 and Figures 1-2 (the fewest a paired interval can use).
 QUICK_CLIPS = 3

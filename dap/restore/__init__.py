@@ -29,7 +29,7 @@ processed in windows, one deep-prior fit (:func:`dap.tasks.denoise.restore` or
   or at :data:`DEFAULT_MAX_ITERATIONS`; if the cap comes first with the loss still at least
   :data:`KEEP_INPUT_RATIO` x the floor, the window is left as the input (its output would be worse
   than the input). A fixed budget cannot be right for every noise level: 200
-  iterations (the former default, tuned on the sigma-0.1 digits at ~1 dB input SNR) returned
+  iterations (tuned on the sigma-0.1 digits at ~1 dB input SNR) returned
   speech at 12.4 dB input SNR at 9.7 dB, worse than its input, because with less noise the fit
   needs more iterations before it has reproduced the speech. ``last`` (the final iterate of
   ``--iterations``, default 200) and ``ema`` (moving average of the outputs, decay 0.99) remain as

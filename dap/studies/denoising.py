@@ -138,7 +138,7 @@ def _corrupt(clip: Clip, noise: str, p: DenoisingSettings, noises) -> tuple[np.n
 
 
 def denoising_caption(p: DenoisingSettings, table: str, source: str, rows, baselines=None) -> str:
-    """The caption of Table 1 or 2 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    """The caption of Table 1 or 2 (see :func:`dap.report.tables.caption`); ``baselines``: the rows of
     :func:`denoising_baselines` (their definition and cost go into the caption)."""
     noise = (f"additive Gaussian noise, sigma {p.sigma}" if table == "table1" else
              f"environmental noise (traffic / domestic) at {p.snr_low}-{p.snr_high} dB SNR")

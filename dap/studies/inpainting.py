@@ -98,7 +98,7 @@ def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str 
 
 
 def inpainting_caption(p: InpaintingSettings, source: str, rows, baselines=None) -> str:
-    """The caption of Table 3 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    """The caption of Table 3 (see :func:`dap.report.tables.caption`); ``baselines``: the rows of
     :func:`inpainting_baselines` (their definition and cost go into the caption)."""
     corruption = (f"zero gaps over all frequencies, {p.gap_min_s}-{p.gap_max_s} s each, "
                   f"{p.gaps_per_second:g} per second of audio (at least one; non-overlapping, "

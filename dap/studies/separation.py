@@ -5,7 +5,7 @@ paper's columns are per source). :func:`dap.tasks.separate.evaluate` returns key
 ``"<source>|<metric>"``; :func:`dap.engine.grid.run_grid` stores them as they are (its rows.csv
 keeps ``dataset = "piano+drums"`` and metric ``"piano|SDR"``), and :func:`per_source_rows` turns
 them into rows whose ``dataset`` is the source name and ``metric`` the paper's metric name, which
-is what :func:`dap.report.publish_table` compares with Table 4.
+is what :func:`dap.report.tables.publish_table` compares with Table 4.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def per_mixture_report(rows: pd.DataFrame, trivial: pd.DataFrame, p: SeparationS
 
 
 def separation_caption(p: SeparationSettings, source: str, rows, baselines=None) -> str:
-    """The caption of Table 4 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    """The caption of Table 4 (see :func:`dap.report.tables.caption`); ``baselines``: the rows of
     :func:`separation_baselines` (their definition and cost go into the caption)."""
     w, g = separation_weights(p), collapse_guard(p)
     fits = rows.drop_duplicates("fit_id") if len(rows) else rows
