@@ -32,6 +32,7 @@ from scipy import signal
 
 from dap.core.audio import SAMPLE_RATE, check_audio
 from dap.core.errors import DapError
+from dap.core.registry import Registry
 
 N_FFT = 512
 HOP = 128
@@ -59,22 +60,17 @@ class Baseline:
     run: Callable[..., np.ndarray]
 
 
-_REGISTRY: dict[str, Baseline] = {}
+_REGISTRY: Registry[Baseline] = Registry("baseline", BaselineError)
 
 
 def register_baseline(baseline: Baseline, replace: bool = False) -> Baseline:
     """Add ``baseline`` to the registry (``replace``: overwrite one of the same name). Returns it."""
-    if baseline.name in _REGISTRY and not replace:
-        raise BaselineError(f"baseline {baseline.name!r} is already registered")
-    _REGISTRY[baseline.name] = baseline
-    return baseline
+    return _REGISTRY.register(baseline.name, baseline, replace)
 
 
 def get_baseline(name: str) -> Baseline:
     """The registered baseline ``name``; :class:`BaselineError` listing the known ones otherwise."""
-    if name not in _REGISTRY:
-        raise BaselineError(f"unknown baseline {name!r}; known: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def baselines_for(task: str) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from torch import nn
 
 from dap.core.errors import DapError
+from dap.core.registry import Registry
 from dap.priors.blocks import ConvFactory, standard_conv3x3
 from dap.priors.harmonic import HarmonicConv2d
 
@@ -67,25 +68,21 @@ class Design:
         return standard_conv3x3 if self.conv is None else self.conv(options)
 
 
-_REGISTRY: dict[str, Design] = {}
+_REGISTRY: Registry[Design] = Registry("design", DesignError)
 #: Row names of the tables: each registered design's label.
 DESIGN_LABELS: dict[str, str] = {}
 
 
 def register_design(design: Design, replace: bool = False) -> Design:
     """Add ``design`` to the registry (``replace``: overwrite one of the same name). Returns it."""
-    if design.name in _REGISTRY and not replace:
-        raise DesignError(f"design {design.name!r} is already registered")
-    _REGISTRY[design.name] = design
+    _REGISTRY.register(design.name, design, replace)
     DESIGN_LABELS[design.name] = design.label
     return design
 
 
 def get_design(name: str) -> Design:
     """The registered design ``name``; :class:`DesignError` listing the known ones otherwise."""
-    if name not in _REGISTRY:
-        raise DesignError(f"unknown design {name!r}; choose one of {tuple(_REGISTRY)}")
-    return _REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def design_names() -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from dap.core.errors import DapError
+from dap.core.registry import Registry
 
 
 class TaskError(DapError, ValueError):
@@ -51,22 +52,17 @@ class Task:
     description: str = ""
 
 
-_REGISTRY: dict[str, Task] = {}
+_REGISTRY: Registry[Task] = Registry("task", TaskError)
 
 
 def register_task(task: Task, replace: bool = False) -> Task:
     """Add ``task`` to the registry (``replace``: overwrite one of the same name). Returns it."""
-    if task.name in _REGISTRY and not replace:
-        raise TaskError(f"task {task.name!r} is already registered")
-    _REGISTRY[task.name] = task
-    return task
+    return _REGISTRY.register(task.name, task, replace)
 
 
 def get_task(name: str) -> Task:
     """The registered task ``name``; :class:`TaskError` listing the known ones otherwise."""
-    if name not in _REGISTRY:
-        raise TaskError(f"unknown task {name!r}; known: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def task_names() -> tuple[str, ...]:
