@@ -8,7 +8,7 @@ Dependency map (the contract of :mod:`dap.layers`, checked by ``tests/test_layer
 runs in a circle.
 
 ====  ==============  ==================================================================================
- 0    core            ``core``: errors, text, seeds, files, audio, device, failures, provenance, store
+ 0    core            ``core``: errors, text, seeds, files, audio, device, failures, provenance, store, registry
  1    foundations     ``config`` (notebook settings, profiles, schedule, costs), ``metrics``, ``noise``,
                       ``data``, ``report.paper``, ``report.plots``, ``claims.rule``, ``engine.progress``;
                       ``wiass.side_info/data/configurations/examples/study_data/remix/references/plots``
