@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dap import metrics
 from dap.core.audio import istft, stft
 from dap.data import load_clips
-from dap.fit import FitConfig, LatentPrior, bf16_supported, pick_device, to_fast_layout
+from dap.engine.fit import FitConfig, LatentPrior, bf16_supported, pick_device, to_fast_layout
 from dap.priors import ALL_DESIGNS, DESIGNS, build_prior, count_parameters
 from dap.core.files import atomic_write_text, results_root
 from dap.core.provenance import git_commit, machine_description

@@ -9,7 +9,7 @@ It reports, and writes to ``results/gpu_check.md``:
 
 1. the device and driver (torch / CUDA / cuDNN, compute capability, memory, ``nvidia-smi``);
 2. seconds per fit iteration of every design in each precision the device has natively (fp32 with
-   TF32 off, tf32, bf16), measured by the fit engine itself (``dap.fit.fit`` through
+   TF32 off, tf32, bf16), measured by the fit engine itself (``dap.engine.fit.fit`` through
    ``dap.tasks.denoise.restore``, oracle scoring included) after a warm-up fit;
 3. the bf16-vs-fp32 (and tf32) quality of one short denoising fit of the proposed design (oracle and
    last-iterate SNR; synthetic harmonic clip: the embedded FLAC data needs soundfile);
@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dap.core.device import device_name, native_bf16  # noqa: E402
-from dap.fit import FitConfig  # noqa: E402
+from dap.engine.fit import FitConfig  # noqa: E402
 from dap.priors import ALL_DESIGNS  # noqa: E402
 from dap.core.files import atomic_write_text, results_root
 from dap.core.provenance import git_commit  # noqa: E402
@@ -160,14 +160,14 @@ def timing_section(sizes: Sizes, device: torch.device, precisions: list[str]) ->
 
 
 def costs_entry(table: dict, device: torch.device, precision: str, sizes: Sizes) -> list[str]:
-    """The line to paste into ``GPU_SECONDS_PER_ITERATION`` of dap/costs.py: this GPU's seconds per
+    """The line to paste into ``GPU_SECONDS_PER_ITERATION`` of dap/config/costs.py: this GPU's seconds per
     iteration of each design in the precision fits use here (``auto``), at the paper's sizes only."""
     if device.type != "cuda" or sizes.prior_opts is not None:
-        return ["Nothing to paste: dap/costs.py takes GPU measurements at the paper's sizes only."]
+        return ["Nothing to paste: dap/config/costs.py takes GPU measurements at the paper's sizes only."]
     per = {design: round(table[design, precision], 5) for design in ALL_DESIGNS
            if (design, precision) in table and np.isfinite(table[design, precision])}
     return [f"Seconds per iteration in {precision} (what `precision: auto` runs here), for "
-            "`GPU_SECONDS_PER_ITERATION` in dap/costs.py:", "", "```python", f"{device_name(str(device))!r}: {per!r},",
+            "`GPU_SECONDS_PER_ITERATION` in dap/config/costs.py:", "", "```python", f"{device_name(str(device))!r}: {per!r},",
             "```"]
 
 
@@ -342,7 +342,7 @@ def main(argv=None) -> int:
         return rows
 
     steps = [("Seconds per fit iteration (engine, oracle scoring included)", timed),
-             ("For dap/costs.py", lambda: costs_entry(timing, device, fast, sizes)),
+             ("For dap/config/costs.py", lambda: costs_entry(timing, device, fast, sizes)),
              (f"Quality of one {sizes.quality_iterations}-iteration fit of the proposed design (sigma 0.1, synthetic clip)",
               lambda: quality_section(sizes, device, precisions)),
              (f"Tasks, {sizes.task_iterations} iterations each ({fast})", lambda: task_section(sizes, device, fast)),

@@ -5,8 +5,8 @@ restored waveform(s); the studies score them with the same metrics, on the same 
 them as rows with ``selection = "none"`` (``baselines.csv`` next to the fits' ``rows.csv``). They are
 references in the tables, never ranked against the four prior designs. The trivial answer (the
 observation itself) is scored the same way, so that a table shows what a method must beat.
-:data:`BASELINES` says what each one is and which knowledge it uses; docs/baselines.md explains
-the choices.
+:func:`get_baseline` says what each one is and which knowledge it uses; docs/baselines.md explains
+the choices, docs/extending.md how to register another.
 
 =================  ======================  ============================================================
 design             task                    knowledge
@@ -24,6 +24,7 @@ design             task                    knowledge
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -31,38 +32,53 @@ from scipy import signal
 
 from dap.core.audio import SAMPLE_RATE, check_audio
 from dap.core.errors import DapError
-
-#: design name -> (task, what it is, what it knows). Captions and docs read this.
-BASELINES: dict[str, tuple[str, str, str]] = {
-    "noisy-input": ("denoise", "the trivial answer: the noisy observation itself, unchanged", "nothing"),
-    "wiener-oracle": ("denoise", "STFT Wiener filter (decision-directed a-priori SNR, 512-point Hann, hop 128) "
-                      "with the true noise's mean power spectrum", "oracle noise PSD"),
-    "noisereduce": ("denoise", "spectral gating, noisereduce 3.0.3 with its defaults (non-stationary: each "
-                    "bin's threshold follows a smoothed running estimate of the clip's own spectrum)", "blind"),
-    "gapped-input": ("inpaint", "the trivial answer: the observation itself, its gaps left silent", "nothing"),
-    "stft-interp": ("inpaint", "STFT magnitudes (512-point Hann, hop 128) interpolated linearly in time between "
-                    "the complete frames bordering each gap, phases advanced from the left frame at its measured "
-                    "instantaneous frequency (phase vocoder); observed samples kept as they are", "gap positions"),
-    "ar-interp": ("inpaint", "autoregressive interpolation: an AR(32) model (autocorrelation method, -40 dB white-noise "
-                  "correction) fitted to up to 2048 observed samples on each side of a gap extrapolates forward and "
-                  "backward into it, the two cross-faded (cos^2)", "gap positions"),
-    "hpss": ("separate", "harmonic-percussive separation, librosa 0.11.0 (median filtering of the mixture's "
-             "STFT, soft masks): harmonic = piano, percussive = drums", "blind"),
-}
+from dap.core.registry import Registry
 
 N_FFT = 512
 HOP = 128
 
 
 class BaselineError(DapError, ValueError):
-    """A baseline got input it cannot use (wrong shape, mismatched lengths, no observed context)."""
+    """A baseline got input it cannot use (wrong shape, mismatched lengths, no observed context), or
+    an unknown or twice-registered baseline name."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One classical baseline: a method that needs no fit.
+
+    name: its id in the rows' ``design`` column; task: the registered task it answers
+    (:func:`dap.tasks.get_task`); what: one sentence for the captions; knows: what it knows beyond
+    the observation; run: ``run(observed (L,), clean (L,) or (S, L), **context) -> estimate``, where
+    ``context`` is what the task's corruption produced besides the observation (inpainting: ``mask``).
+    """
+
+    name: str
+    task: str
+    what: str
+    knows: str
+    run: Callable[..., np.ndarray]
+
+
+_REGISTRY: Registry[Baseline] = Registry("baseline", BaselineError)
+
+
+def register_baseline(baseline: Baseline, replace: bool = False) -> Baseline:
+    """Add ``baseline`` to the registry (``replace``: overwrite one of the same name). Returns it."""
+    return _REGISTRY.register(baseline.name, baseline, replace)
+
+
+def get_baseline(name: str) -> Baseline:
+    """The registered baseline ``name``; :class:`BaselineError` listing the known ones otherwise."""
+    return _REGISTRY.lookup(name)
 
 
 def baselines_for(task: str) -> list[str]:
-    """Baseline design names of ``task`` (``"denoise"``, ``"inpaint"``, ``"separate"``)."""
-    names = [name for name, (t, _, _) in BASELINES.items() if t == task]
+    """Names of the baselines registered for ``task`` (``"denoise"``, ``"inpaint"``, ``"separate"``, ...),
+    in registration order."""
+    names = [name for name, b in _REGISTRY.items() if b.task == task]
     if not names:
-        raise BaselineError(f"no baseline for task {task!r}; tasks: {sorted({t for t, _, _ in BASELINES.values()})}")
+        raise BaselineError(f"no baseline for task {task!r}; tasks: {sorted({b.task for b in _REGISTRY.values()})}")
     return names
 
 
@@ -256,3 +272,29 @@ def hpss(mixture: np.ndarray, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
     S = librosa.stft(mixture, n_fft=n_fft, hop_length=hop)
     H, P = librosa.decompose.hpss(S)
     return np.stack([librosa.istft(C, hop_length=hop, length=len(mixture)) for C in (H, P)]).astype(np.float32)
+
+
+for _baseline in (
+    Baseline("noisy-input", "denoise", "the trivial answer: the noisy observation itself, unchanged", "nothing",
+             lambda observed, clean, **_: observed),
+    Baseline("wiener-oracle", "denoise", "STFT Wiener filter (decision-directed a-priori SNR, 512-point Hann, hop "
+             "128) with the true noise's mean power spectrum", "oracle noise PSD",
+             lambda observed, clean, **_: wiener_oracle(observed, observed - clean)),
+    Baseline("noisereduce", "denoise", "spectral gating, noisereduce 3.0.3 with its defaults (non-stationary: each "
+             "bin's threshold follows a smoothed running estimate of the clip's own spectrum)", "blind",
+             lambda observed, clean, **_: spectral_gating(observed)),
+    Baseline("gapped-input", "inpaint", "the trivial answer: the observation itself, its gaps left silent", "nothing",
+             lambda observed, clean, **_: observed),
+    Baseline("stft-interp", "inpaint", "STFT magnitudes (512-point Hann, hop 128) interpolated linearly in time "
+             "between the complete frames bordering each gap, phases advanced from the left frame at its measured "
+             "instantaneous frequency (phase vocoder); observed samples kept as they are", "gap positions",
+             lambda observed, clean, mask, **_: stft_interpolation(observed, mask.spans)),
+    Baseline("ar-interp", "inpaint", "autoregressive interpolation: an AR(32) model (autocorrelation method, -40 dB "
+             "white-noise correction) fitted to up to 2048 observed samples on each side of a gap extrapolates "
+             "forward and backward into it, the two cross-faded (cos^2)", "gap positions",
+             lambda observed, clean, mask, **_: ar_interpolation(observed, mask.spans)),
+    Baseline("hpss", "separate", "harmonic-percussive separation, librosa 0.11.0 (median filtering of the "
+             "mixture's STFT, soft masks): harmonic = piano, percussive = drums", "blind",
+             lambda observed, clean, **_: hpss(observed)),
+):
+    register_baseline(_baseline)

@@ -13,14 +13,14 @@ import sys
 import textwrap
 
 from dap import restore as r
-from dap.costs import seconds_per_iteration
+from dap.config.costs import seconds_per_iteration
 from dap.core.device import PRECISIONS
 from dap.core.errors import DapError
 from dap.core.text import one_line
 from dap.priors import ALL_DESIGNS
 from dap.noise import NOISE_KINDS
-from dap.profiles import PROFILES_ORDER
-from dap.claims_table import write_claims
+from dap.config.profiles import PROFILES_ORDER
+from dap.claims.table import write_claims
 from dap.core.files import results_root
 
 PROG = "python -m dap"
@@ -64,7 +64,7 @@ def _restore_help() -> str:
         docs/stopping.md has the derivation and the measured errors.
 
         Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) takes
-        about a second per iteration on a 2-core CPU (bf16; measured costs: dap/costs.py). With the
+        about a second per iteration on a 2-core CPU (bf16; measured costs: dap/config/costs.py). With the
         discrepancy rule the iterations per window depend on the noise (fewer with more noise; the cap is
         {r.DEFAULT_MAX_ITERATIONS}, ~25 min per window and channel); a fixed budget of {r.DEFAULT_ITERATIONS}
         iterations takes ~3.5 min per window and channel. --design conv costs about half as much.
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         Run the fits of paper-1 notebooks outside papermill, into the same result stores and with the
         same fit ids as the notebooks: the notebooks run afterwards (./run_all.sh --profile P NN) only
         build their tables and figures. Resumable: recorded fits are skipped. With --cluster the fits
-        run on Dask (local | local-cuda | slurm | tcp://scheduler:port, dap/cluster.py); on a node with
+        run on Dask (local | local-cuda | slurm | tcp://scheduler:port, dap/engine/cluster.py); on a node with
         several GPUs the local worker processes are spread over them (-p workers N)."""),
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     gp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--seed", type=int, default=0, help="seed of the renderings (the piece split is fixed)")
 
     cl = sub.add_parser("claims", help="test every claim of both papers on the stored rows: results/CLAIMS.md",
-                        description="Evaluate every registered claim of both papers (dap.claim_registry) on the "
+                        description="Evaluate every registered claim of both papers (dap.claims.registry) on the "
                                     "rows.csv files under RESULTS and write CLAIMS.md / CLAIMS.csv (docs/claims.md).")
     cl.add_argument("--results", metavar="DIR", default=None,
                     help="results folder (default: $DAP_RESULTS or results/)")

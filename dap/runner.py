@@ -5,7 +5,7 @@ Used by ``run_all.sh``; also ``python -m dap.runner --profile smoke 02 03``.
 Every notebook runs in its own subprocess, with a cell timeout (none by default for ``paper``,
 whose tables are single cells of hours). The ``paper`` profile stops at once on a machine without
 a usable CUDA GPU (:func:`dap.core.device.require_gpu_for_paper`; ``--allow-cpu`` to run it anyway).
-While a notebook runs, the grid's progress (``.progress.json``, :mod:`dap.progress`) is printed
+While a notebook runs, the grid's progress (``.progress.json``, :mod:`dap.engine.progress`) is printed
 on the terminal every ``--progress-every`` seconds when it changed. Its executed copy goes to a temporary
 name and is renamed to ``results/<name>/<name>.ipynb`` only on success, so a partial notebook
 never counts as done. Wall time, peak memory (max RSS of the papermill process tree) and the
@@ -32,13 +32,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from dap.claims_table import write_claims
+from dap.claims.table import write_claims
 from dap.core.device import (ALLOW_CPU_PAPER, cpu_model, device_name, require_gpu_for_paper,
                              resolve_precision)
 from dap.core.errors import DapError
-from dap.profiles import PROFILES_ORDER, SETTINGS, settings_class
-from dap.progress import progress_line, read_progress
-from dap.report import write_summary
+from dap.config.profiles import PROFILES_ORDER, SETTINGS, settings_class
+from dap.engine.progress import progress_line, read_progress
+from dap.report.tables import write_summary
 from dap.core.files import atomic_write_text, results_root
 from dap.core.provenance import git_commit, machine_description
 
@@ -66,7 +66,7 @@ def list_notebooks(selection: list[str] | None = None) -> list[Path]:
 def notebook_parameters(path: Path) -> set[str]:
     """What ``-p NAME VALUE`` may name for the notebook at ``path``: the names its ``parameters``
     cell assigns (``source``, ``data_root``, ...) and every setting of its class in
-    :data:`dap.profiles.SETTINGS` (the notebook reads them all: ``profiles.from_parameters``)."""
+    :data:`dap.config.profiles.SETTINGS` (the notebook reads them all: ``profiles.from_parameters``)."""
     nb = json.loads(path.read_text())
     names: set[str] = set()
     for cell in nb["cells"]:
@@ -187,7 +187,7 @@ def _die_with_parent() -> None:
     Without it, killing the runner alone (SIGTERM from a CI timeout, ``kill``) would leave papermill
     and its kernel fitting and writing rows for nobody, racing the next run. The kernel, which
     jupyter starts in its own session, exits when papermill is gone (ipykernel's parent poller),
-    and the fit workers exit when the kernel is gone (dap.grid._exit_with_parent).
+    and the fit workers exit when the kernel is gone (dap.engine.grid._exit_with_parent).
     """
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

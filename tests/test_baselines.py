@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dap import baselines, metrics, profiles, report, studies
+from dap import baselines, metrics, studies
+from dap.config import profiles
+from dap.report import tables as report
 from dap.core.errors import AudioError
 from dap.core.store import ROW_COLUMNS, ResultStore
 from dap.tasks import separate
@@ -147,7 +149,7 @@ def test_tables_show_baselines_as_extra_rows_never_ranked(tmp_path):
 
 
 def test_a_baseline_that_fails_on_a_clip_is_recorded_as_failed(tmp_path):
-    from dap.grid import Grid
+    from dap.engine.grid import Grid
 
     clips = studies.load_normalised("digits", 2, 0, "embedded", max_samples=16384)
 

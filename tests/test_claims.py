@@ -1,4 +1,4 @@
-"""The claim rule (dap.paired_test, dap.claims) on constructed rows, and CLAIMS.md from a results folder."""
+"""The claim rule (dap.claims.paired_test, dap.claims.rule) on constructed rows, and CLAIMS.md from a results folder."""
 
 import itertools
 import re
@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from dap import claims, claims_table, paired_test
-from dap.claim_registry import CLAIMS, NO_CHANGE_DB, UNTESTED, references_of
-from dap.claims import Claim, ClaimError
+from dap.claims import paired_test
+from dap.claims import rule as claims, table as claims_table
+from dap.claims.registry import CLAIMS, NO_CHANGE_DB, UNTESTED, references_of
+from dap.claims.rule import Claim, ClaimError
 
 CLAIM = Claim(id="t", paper=1, text="A beats B", source="Table 1", notebook="02_table1_gaussian_denoising",
               link="02_table1_gaussian_denoising/table1.md", metric="PSNR", a="A", b="B", dataset="digits")
@@ -149,7 +150,7 @@ def test_a_tie_makes_no_claim():
 
 
 def test_a_tied_paper_column_makes_no_claim_in_the_tables_either():
-    from dap import report
+    from dap.report import tables as report
 
     comparison = pd.DataFrame({"design": ["A", "B"], "dataset": "drums", "metric": "Env. Dist.",
                                "paper_mean": [0.14, 0.14], "mean": [0.2, 0.1]})
@@ -339,7 +340,7 @@ def test_docs_give_the_smallest_n_of_every_family():
 
 
 def test_study_cost_counts_the_fits_of_a_profile():
-    from dap.costs import study_cost
+    from dap.config.costs import study_cost
 
     quick = study_cost("02_table1_gaussian_denoising", "quick")
     assert quick["fits"] == 3 * quick["n"] * 4 and quick["fit_iterations"] == quick["fits"] * 150

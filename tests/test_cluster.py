@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from dap import metrics
-from dap.cluster import ClusterError, cluster_executor, slurm_options
+from dap.engine.cluster import ClusterError, cluster_executor, slurm_options
 from dap.core.store import ResultStore
 from dap.data.clip import Clip
-from dap.fit import FitConfig
-from dap.grid import Grid, run_grid
+from dap.engine.fit import FitConfig
+from dap.engine.grid import Grid, run_grid
 from dap.tasks import denoise
 
 L = 4096
@@ -66,7 +66,7 @@ def test_an_unknown_cluster_is_refused_with_the_valid_kinds():
 
 
 def test_an_unreachable_scheduler_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr("dap.cluster.CONNECT_SECONDS", 2)
+    monkeypatch.setattr("dap.engine.cluster.CONNECT_SECONDS", 2)
     factory = cluster_executor("tcp://127.0.0.1:9")  # the discard port: nothing listens
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler tcp://127.0.0.1:9"):
         factory(2, 1)
@@ -104,9 +104,9 @@ def test_a_local_dask_cluster_gives_the_rows_of_one_process_and_survives_a_kille
 
 
 def test_fits_at_once_on_a_cluster(monkeypatch):
-    from dap import profiles
+    from dap.config import profiles
     from dap.studies.common import fit_workers, grid_executor
-    from dap.grid import process_pool
+    from dap.engine.grid import process_pool
 
     p = profiles.resolve("02_table1_gaussian_denoising", "smoke").replace(workers=0)  # 0: automatic
     assert grid_executor(p) is process_pool
@@ -123,7 +123,7 @@ def test_fits_at_once_on_a_cluster(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_study_on_a_local_cluster_gives_the_rows_of_a_study_here(tmp_path, one_thread):
-    from dap import profiles
+    from dap.config import profiles
     from dap.studies import denoising_study
 
     p = profiles.resolve("02_table1_gaussian_denoising", "smoke").replace(

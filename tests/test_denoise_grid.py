@@ -8,8 +8,8 @@ import pytest
 
 from dap import metrics
 from dap.data.clip import Clip
-from dap.grid import Grid, load_history, load_output, run_grid
-from dap.fit import FitConfig
+from dap.engine.grid import Grid, load_history, load_output, run_grid
+from dap.engine.fit import FitConfig
 from dap.core.store import ResultStore
 from dap.tasks import denoise
 
@@ -144,7 +144,7 @@ def test_parallel_grid_starts_the_longest_fits_first(tmp_path):
     grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
     run_grid(ResultStore(tmp_path), grid, [short, long], ["conv", "dilated_exp_dense"], _tiny_fit,
              lambda clip, est: {"SNR": 0.0}, progress=lambda _: None, workers=2, executor=lambda w, t: InOrder(1))
-    # cost = samples x measured s/iteration (dap.costs: dense ~1.7x conv): 2L x 1.01, 2L x 0.59, L x 1.01, L x 0.59
+    # cost = samples x measured s/iteration (dap.config.costs: dense ~1.7x conv): 2L x 1.01, 2L x 0.59, L x 1.01, L x 0.59
     assert submitted == [("long", "dilated_exp_dense"), ("long", "conv"), ("c0", "dilated_exp_dense"), ("c0", "conv")]
 
 

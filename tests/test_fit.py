@@ -10,7 +10,7 @@ from torch import nn
 
 from dap import metrics
 from dap.core.audio import istft, stft
-from dap.fit import FitConfig, LatentPrior, fit
+from dap.engine.fit import FitConfig, LatentPrior, fit
 
 L = 4096
 

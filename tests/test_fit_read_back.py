@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dap.fit import FitConfig, FitSettingError
+from dap.engine.fit import FitConfig, FitSettingError
 from dap.noise import estimate_noise
 from dap.tasks import denoise
 
@@ -81,7 +81,7 @@ def _direct(cfg: FitConfig, noise_floor=None):
     """A small engine fit whose loss falls steadily (a conv prior fitted to a fixed image)."""
     import torch
 
-    from dap.fit import LatentPrior, fit
+    from dap.engine.fit import LatentPrior, fit
 
     torch.manual_seed(0)
     gen = LatentPrior(torch.nn.Conv2d(1, 1, 3, padding=1), (1, 1, 16, 16), seed=0)

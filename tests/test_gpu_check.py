@@ -69,7 +69,7 @@ def test_gpu_check_refuses_bad_concurrency():
 
 
 def test_the_gpu_cost_table_takes_the_checks_numbers(monkeypatch):
-    """What gpu_check prints for dap/costs.py is a literal the table accepts; a GPU model without a
+    """What gpu_check prints for dap/config/costs.py is a literal the table accepts; a GPU model without a
     measurement has no cost (never a guessed one), the CPU's is the measured table's."""
     import ast
 
@@ -78,7 +78,7 @@ def test_the_gpu_cost_table_takes_the_checks_numbers(monkeypatch):
     sys.path.insert(0, str(REPO / "benchmarks"))
     import gpu_check
 
-    from dap import costs
+    from dap.config import costs
 
     table = {(d, "bf16"): 0.001 * (k + 1) for k, d in enumerate(gpu_check.ALL_DESIGNS)}
     table["harmonic", "bf16"] = float("nan")  # a failed measurement is left out

@@ -12,13 +12,14 @@ import pytest
 import torch
 
 from dap import runner
+from dap.config import profiles
 from dap.core import device
 from dap.data.clip import Clip
-from dap.grid import Grid, run_grid
+from dap.engine.grid import Grid, run_grid
 from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify
-from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.core.errors import FitDiverged
-from dap.report import commits_note
+from dap.report.tables import commits_note
 from dap.core.store import ResultStore
 
 
@@ -270,7 +271,7 @@ def test_fit_records_the_precision_it_ran_in():
 def test_the_fit_id_includes_the_resolved_device_and_precision(monkeypatch):
     from dap.studies.common import fit_settings
 
-    p = {"iterations": 3, "lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto"}
+    p = profiles.resolve("02_table1_gaussian_denoising", "quick", iterations=3, precision="auto")
     here = fit_settings(p)["runs_on"]
     assert here["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert here["precision"] in ("bf16", "fp32")
@@ -287,7 +288,7 @@ def test_a_table_names_mixed_commits():
     assert "WARNING" in note and "c1 (2 fits)" in note and "c2 (1 fits)" in note
     from dap.studies.common import fit_description
 
-    p = {"lr": 1e-3, "lr_gamma": 0.1, "lr_step": 500, "precision": "auto"}
+    p = profiles.resolve("02_table1_gaussian_denoising", "quick", precision="auto")
     text = fit_description(p, mixed.assign(precision="bf16", device="cpu", status="ok"))
     assert "WARNING: rows from 2 commits mixed" in text
 
@@ -296,10 +297,10 @@ def test_a_paper_notebook_run_outside_run_all_stops_too(monkeypatch):
     from dap.studies.common import fit_config
 
     _no_cuda(monkeypatch)
-    p = {"iterations": 3, "lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto", "profile": "paper"}
+    p = profiles.resolve("02_table1_gaussian_denoising", "paper", iterations=3)
     with pytest.raises(device.DeviceError, match="needs a CUDA GPU"):
         fit_config(p)
-    assert fit_config({**p, "profile": "quick"}).iterations == 3
+    assert fit_config(p.replace(profile="quick")).iterations == 3
 
 
 def flaky_in_worker(clip, design, markers: str):
@@ -336,7 +337,7 @@ def _visible_gpu_after_a_while(_):
 
 def test_worker_processes_are_spread_over_the_gpus_round_robin(monkeypatch):
     """Several fits per GPU: the grid's worker processes each see one GPU of those this process may use."""
-    from dap.grid import gpu_assignment, process_pool
+    from dap.engine.grid import gpu_assignment, process_pool
 
     assert gpu_assignment(5, {"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3", "2", "3", "2"]
     assert gpu_assignment(3, {"CUDA_VISIBLE_DEVICES": "1"}) == [None] * 3  # one GPU: nothing to choose

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dap.core.audio import HOP, N_FFT, SAMPLE_RATE
-from dap.fit import FitConfig
+from dap.engine.fit import FitConfig
 from dap.tasks import inpaint
 from dap.tasks.inpaint import GapMask, MaskError
 
@@ -148,7 +148,8 @@ def test_study_produces_rows_with_the_mask(tmp_path, monkeypatch):
     from dap.data.embedded import EMBEDDED_ROOT
 
     assert (EMBEDDED_ROOT / "manifest.csv").exists(), "the embedded data is committed: its manifest is missing"
-    from dap import profiles, studies
+    from dap import studies
+    from dap.config import profiles
     from dap.core.store import ResultStore
 
     p = profiles.resolve("04_table3_inpainting", "smoke", datasets=("digits",), designs=("conv",), iterations=2, prior_opts=TINY)

@@ -96,3 +96,36 @@ def test_the_contract_is_the_one_the_package_docstring_states():
 @pytest.mark.parametrize("prefix", sorted(LAYERS))
 def test_every_layer_entry_names_a_module_that_exists(prefix):
     assert any(m == prefix or m.startswith(prefix + ".") for m in all_modules()), prefix
+
+
+def import_cycles(modules: dict[str, str]) -> list[list[str]]:
+    """Cycles of the import graph of ``{module: source}`` (a package importing its own submodules
+    is no edge: that is how it re-exports)."""
+    names = set(modules)
+    graph = {mod: {t for _, t in imported_modules(src, mod, names) if t in names and t != mod
+                   and not t.startswith(mod + ".")} for mod, src in modules.items()}
+    cycles, state = [], {}
+
+    def visit(mod, path):
+        state[mod] = "open"
+        for t in sorted(graph[mod]):
+            if state.get(t) == "open":
+                cycles.append(path[path.index(t):] + [t])
+            elif t not in state:
+                visit(t, path + [t])
+        state[mod] = "done"
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+    return cycles
+
+
+def test_no_import_circle():
+    assert import_cycles({m: p.read_text() for m, p in all_modules().items()}) == []
+
+
+def test_the_cycle_check_finds_a_circle():
+    sources = {m: p.read_text() for m, p in all_modules().items()}
+    sources["dap.restore.summary"] += "\n\ndef _late():\n    from dap.restore import pipeline\n"
+    assert any("dap.restore.pipeline" in c and "dap.restore.summary" in c for c in import_cycles(sources))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dap import profiles
+from dap.config import profiles
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -124,7 +124,7 @@ def test_each_parameter_is_spelt_once_and_read_by_its_settings(name):
     """The parameters cell declares each parameter once; one call reads them all by the settings'
     field names (``profiles.from_parameters``), so a parameter the settings do not know would be
     dropped, and a later cell binding a setting's name would be read as an override: neither happens."""
-    from dap import profiles
+    from dap.config import profiles
 
     fields = set(profiles.settings_class(name).names())
     params, cells = _parameters_cell_and_code(name)
@@ -168,7 +168,7 @@ def test_paper_notebooks_publish_their_checks(smoke_run):
 
 def _assert_paper_numbers_beside_ours(table: str, key: str, p) -> None:
     """Every published mean ± std of the designs and data sets the run covered stands in the table."""
-    from dap import paper
+    from dap.report import paper
 
     published = paper.table(key)
     shown = published[published["design"].isin(p.designs) & published["dataset"].isin(p.datasets)]

@@ -1,6 +1,6 @@
 import pytest
 
-from dap import paper
+from dap.report import paper
 
 
 @pytest.mark.parametrize("table, design, dataset, metric, expected", [

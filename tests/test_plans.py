@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dap import cli, profiles
+from dap import cli
+from dap.config import profiles
 from dap.core.files import notebook_dir
 from dap.core.store import ResultStore
 from dap.studies.plans import FIT_PLANS, PlanError, planned_notebooks

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dap.fit import channels_last_safe
+from dap.engine.fit import channels_last_safe
 from dap.priors import (
     ALL_DESIGNS,
     DESIGN_LABELS,

@@ -11,9 +11,9 @@ import pandas as pd
 
 from dap import runner
 from dap.data.clip import Clip
-from dap.grid import Grid, run_grid
-from dap.fit import FitResult
-from dap.progress import GridProgress, progress_line, read_progress
+from dap.engine.grid import Grid, run_grid
+from dap.engine.fit import FitResult
+from dap.engine.progress import GridProgress, progress_line, read_progress
 from dap.core.store import ResultStore
 
 
@@ -66,7 +66,7 @@ def test_run_grid_writes_its_progress(tmp_path):
 
 _WRITER = r"""
 import sys, time
-from dap.progress import GridProgress
+from dap.engine.progress import GridProgress
 p = GridProgress(sys.argv[1], "inpaint", 3)
 for k in range(3):
     p.start(f"speech/c{k} conv")

@@ -400,8 +400,8 @@ def test_a_30_minute_file_is_restored_in_bounded_memory(tmp_path):
 
 # ============================================================================= faults in a grid
 from dap.data.clip import Clip  # noqa: E402
-from dap.grid import Grid, run_grid  # noqa: E402
-from dap.fit import FitConfig  # noqa: E402
+from dap.engine.grid import Grid, run_grid  # noqa: E402
+from dap.engine.fit import FitConfig  # noqa: E402
 from dap.core.store import ResultStore  # noqa: E402
 
 L = 4096
@@ -472,7 +472,7 @@ def test_restore_with_an_absurd_learning_rate_keeps_going(tmp_path, capsys, one_
 _ORPHAN_SCRIPT = r"""
 import sys
 from tests.test_reliability import _clip, sleepy_fit, _snr
-from dap.grid import Grid, run_grid
+from dap.engine.grid import Grid, run_grid
 from dap.core.store import ResultStore
 grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
 run_grid(ResultStore(sys.argv[1]), grid, [_clip(i) for i in range(4)], ["conv"], sleepy_fit, _snr,
@@ -669,7 +669,7 @@ def test_run_all_survives_sigkill_at_random_moments(tmp_path):
 # ============================================================================= determinism
 def test_same_seed_same_rows_for_a_smoke_grid(tmp_path, one_thread):
     """The notebooks' inpainting grid (notebook 04's smoke profile, digits only) twice: equal rows."""
-    from dap import profiles
+    from dap.config import profiles
     from dap.studies import inpainting_study
 
     p = profiles.resolve(NB, "smoke", datasets=("digits",), precision="fp32")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dap import report
+from dap.report import tables as report
 from dap.core.device import cpu_model
 from dap.core.files import atomic_write_text
 from dap.core.store import ResultStore, fit_id

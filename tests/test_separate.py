@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dap.core.audio import SAMPLE_RATE
-from dap.fit import FitConfig
+from dap.engine.fit import FitConfig
 from dap.tasks import separate as S
 from dap.tasks import separation_loss as SL
 
@@ -222,12 +222,13 @@ def test_tiny_fit_end_to_end_without_collapse():
 
 def test_study_produces_per_source_rows(tmp_path, monkeypatch):
     monkeypatch.setenv("DAP_PROGRESS", "off")  # no progress bars in the test output
-    from dap import profiles, studies
+    from dap import studies
+    from dap.config import profiles
     from dap.core.store import ResultStore
 
     p = profiles.resolve("05_table4_separation", "smoke", designs=("conv",), iterations=2, prior_opts=TINY)
-    mixtures = studies.make_mixtures(2, p["seed"], max_samples=4096)
-    assert mixtures[0].id == studies.make_mixtures(2, p["seed"])[0].id  # reproducible from the seed
+    mixtures = studies.make_mixtures(2, p.seed, max_samples=4096)
+    assert mixtures[0].id == studies.make_mixtures(2, p.seed)[0].id  # reproducible from the seed
     assert len(mixtures[0].audio) == 4096
     assert np.allclose(mixtures[0].audio, mixtures[0].stems["piano"] + mixtures[0].stems["drums"])
     rows = studies.separation_study(ResultStore(tmp_path), p, progress=lambda *_: None)

@@ -9,7 +9,7 @@ from torch import nn
 
 from dap import metrics, noise
 from dap.core.audio import istft, stft
-from dap.fit import FitConfig, FitSettingError, fit
+from dap.engine.fit import FitConfig, FitSettingError, fit
 from dap.studies.common import load_normalised
 from dap.studies.stopping import corrupt_at_snr
 
@@ -145,7 +145,7 @@ def test_a_bad_noise_floor_is_refused(floor):
 
 # ----------------------------------------------------------------------------- tables
 def test_tables_leave_out_a_rule_without_rows(tmp_path):
-    from dap.report import publish_table, rules_with_rows
+    from dap.report.tables import publish_table, rules_with_rows
 
     rows = pd.DataFrame({"selection": ["oracle", "last"], "status": ["ok", "ok"]})
     assert rules_with_rows(rows, ("oracle", "last", "ema", "discrepancy")) == ["oracle", "last"]

@@ -1,11 +1,11 @@
-"""dap.teaching: receptive fields drawn from the models, FLOP counts, the spectral-bias experiment."""
+"""dap.explore.teaching: receptive fields drawn from the models, FLOP counts, the spectral-bias experiment."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from dap import teaching
+from dap.explore import teaching
 from dap.priors import DESIGNS, receptive_field
 
 

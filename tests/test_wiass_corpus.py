@@ -172,7 +172,7 @@ def test_studies_on_the_generated_corpus_keep_every_reference_row(monkeypatch, t
     reference rows (silence, constant mask, oracle; chance and content-blind alignment) are scored
     on the generated test split, and Figure 2's models also on the embedded test stems."""
     from dap.core.store import ResultStore
-    from dap.profiles import resolve
+    from dap.config.profiles import resolve
     from dap.wiass import study
     from dap.wiass.figure2 import side_by_side_table
     from dap.wiass.figure3 import alignment_table
@@ -185,12 +185,12 @@ def test_studies_on_the_generated_corpus_keep_every_reference_row(monkeypatch, t
     assert data.source == "generated" and {f.group for f in data.splits["test"]} <= {
         r["piece"] for r in C.read_manifest(C.default_folder(6)) if r["split"] == "test"}
     assert set(rows["source"]) == {"generated"} and set(data.embedded_rows["source"]) == {"embedded"}
-    table = study.summary_table(rows, p["configurations"])
+    table = study.summary_table(rows, p.configurations)
     assert list(table["configuration"]) == ["BL1", "M2", *REFERENCES]
-    side = study.publish_side_by_side(rows, data.embedded_rows, tmp_path / "07", p["configurations"])
+    side = study.publish_side_by_side(rows, data.embedded_rows, tmp_path / "07", p.configurations)
     for name in ("BL1", "M2", *REFERENCES):
         assert f"| {name} " in side
-    both = side_by_side_table(rows, data.embedded_rows, p["configurations"])
+    both = side_by_side_table(rows, data.embedded_rows, p.configurations)
     assert list(both["configuration"]) == ["BL1", "M2", *REFERENCES]
     assert both["n_fragments (embedded)"].tolist() == [6] * 5  # the 6 embedded test stems
     assert (tmp_path / "07" / "figure2_side_by_side.csv").is_file()
@@ -202,4 +202,6 @@ def test_studies_on_the_generated_corpus_keep_every_reference_row(monkeypatch, t
                                              progress=False)
     t3 = alignment_table(alignment)
     assert {"chance_alignment_accuracy", "proportional_alignment_accuracy"} <= set(t3.columns)
-    assert t3["chance_alignment_accuracy"].notna().all()
+    models = t3[~t3["configuration"].str.endswith("side information)")]
+    assert models["chance_alignment_accuracy"].notna().all()
+    assert "content-blind aligner (M2 side information)" in set(t3["configuration"])  # a row of its own

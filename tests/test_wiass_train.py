@@ -13,7 +13,7 @@ from dap.wiass import configurations as C
 from dap.wiass import data as D
 from dap.wiass import examples as E
 from dap.wiass.evaluate import evaluate_configuration, separate, separation_metrics
-from dap.wiass.settings import CheckpointMismatch, TrainSettings
+from dap.wiass.train_settings import CheckpointMismatch, TrainSettings
 from dap.wiass.train import is_trained, load_best, train
 
 SHORT = 32768  # 2.048 s -> 64 frames; two 1-s BSS Eval windows / PES frames

@@ -1,4 +1,4 @@
-"""The deep-prior explorer: its logic (dap.explore) and its ipywidgets UI (dap.widgets), headless.
+"""The deep-prior explorer: its logic (dap.explore) and its ipywidgets UI (dap.explore.widgets), headless.
 
 Fits use tiny widths (4/8/16) and a handful of iterations: they test the plumbing (updates, Stop,
 errors), not restoration quality.
@@ -6,13 +6,15 @@ errors), not restoration quality.
 
 import io
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from dap import explore
 from dap.core.errors import AudioError, DapError
-from dap.explore import ExplorerError, LiveFit, Settings
+from dap.explore import ExplorerError, LiveFit, Choices
 from dap.tasks.inpaint import MaskError
 
 TINY = dict(widths=(4, 8, 16), precision="fp32", seconds=0.256)
@@ -33,13 +35,13 @@ def _clip(n=8192, seed=0) -> np.ndarray:
 # ----------------------------------------------------------------------------- settings and clips
 def test_settings_validate_with_one_message_naming_each_problem():
     with pytest.raises(ExplorerError) as err:
-        Settings(task="deblur", design="resnet", sigma=2.0)
+        Choices(task="deblur", design="resnet", sigma=2.0)
     msg = str(err.value)
     assert "task" in msg and "design" in msg and "sigma" in msg and "\n" not in msg
-    s = Settings.from_params({"design": "conv", "widths": ("16", "32", "64"), "profile": "quick", "autorun": True})
+    s = Choices.from_params(SimpleNamespace(design="conv", widths=("16", "32", "64"), profile="quick", autorun=True))
     assert s.widths == (16, 32, 64) and s.size_name == "laptop" and s.design == "conv"
-    assert Settings(seconds=0.5).samples == 7936 and Settings(seconds=0.512).samples == 8192
-    assert not Settings(sigma=0).has_reference and Settings(task="inpaint", sigma=0).has_reference
+    assert Choices(seconds=0.5).samples == 7936 and Choices(seconds=0.512).samples == 8192
+    assert not Choices(sigma=0).has_reference and Choices(task="inpaint", sigma=0).has_reference
 
 
 def test_crop_loudest_finds_the_burst_and_pads_short_clips():
@@ -85,26 +87,26 @@ def test_read_upload_rejects_bad_files_in_one_line(content, words):
 
 def test_make_problem_denoise_inpaint_and_as_is():
     audio = _clip(20000)
-    noisy = explore.make_problem(audio, Settings(sigma=0.1, seconds=0.256), "test")
+    noisy = explore.make_problem(audio, Choices(sigma=0.1, seconds=0.256), "test")
     assert noisy.length == 4096 and noisy.score_key == "snr" and noisy.mask is None
     noise = noisy.observed - noisy.clean
     assert np.std(noise) == pytest.approx(0.1, rel=0.1)
     assert np.isfinite(noisy.input_snr) and np.max(np.abs(noisy.clean)) == pytest.approx(1.0)
-    gaps = explore.make_problem(audio, Settings(task="inpaint", n_gaps=2, gap_s=0.05, seconds=0.512), "test")
+    gaps = explore.make_problem(audio, Choices(task="inpaint", n_gaps=2, gap_s=0.05, seconds=0.512), "test")
     assert gaps.score_key == "snr_gaps" and gaps.mask.n_gaps == 2
     assert all(not np.any(gaps.observed[a:b]) for a, b in gaps.mask.spans)
     assert np.all(gaps.mask.durations == 800)
-    as_is = explore.make_problem(audio, Settings(sigma=0.0, seconds=0.256), "mine")
+    as_is = explore.make_problem(audio, Choices(sigma=0.0, seconds=0.256), "mine")
     assert as_is.clean is None and as_is.score_key == "loss" and np.isnan(as_is.input_snr)
     with pytest.raises(MaskError, match="do not fit"):
-        explore.make_problem(audio, Settings(task="inpaint", n_gaps=4, gap_s=0.25, seconds=0.256), "test")
+        explore.make_problem(audio, Choices(task="inpaint", n_gaps=4, gap_s=0.25, seconds=0.256), "test")
     with pytest.raises(AudioError, match="silent"):
-        explore.make_problem(np.zeros(8192, np.float32), Settings(seconds=0.256), "zeros")
+        explore.make_problem(np.zeros(8192, np.float32), Choices(seconds=0.256), "zeros")
 
 
 # ----------------------------------------------------------------------------- live fits
 def _problem(**kw):
-    s = Settings(**{**TINY, **kw})
+    s = Choices(**{**TINY, **kw})
     return explore.make_problem(_clip(), s, "test"), s
 
 
@@ -172,9 +174,9 @@ def test_progress_figure_png_and_wav():
 @pytest.fixture
 def explorer():
     import ipywidgets  # noqa: F401 - a dependency: missing, the test fails rather than skips
-    from dap.widgets import Explorer
+    from dap.explore.widgets import Explorer
 
-    return Explorer(Settings(**TINY, iterations=2, update_every=1))
+    return Explorer(Choices(**TINY, iterations=2, update_every=1))
 
 
 def test_explorer_previews_then_runs_and_updates_the_players(explorer):
@@ -264,9 +266,9 @@ def test_a_keyboard_interrupt_while_waiting_stops_the_fit_cleanly(monkeypatch):
 
 def test_explorer_rejects_an_unknown_clip_in_one_line():
     import ipywidgets  # noqa: F401 - a dependency: missing, the test fails rather than skips
-    from dap.widgets import Explorer
+    from dap.explore.widgets import Explorer
 
     with pytest.raises(ExplorerError, match=r"clip_index 999 is out of range: digits has clips 0\.\."):
-        Explorer(Settings(**TINY, clip_index=999))
+        Explorer(Choices(**TINY, clip_index=999))
     with pytest.raises(ExplorerError, match="dataset must be one of"):
-        Explorer(Settings(**TINY, dataset="birdsong"))
+        Explorer(Choices(**TINY, dataset="birdsong"))

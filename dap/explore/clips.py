@@ -12,7 +12,7 @@ from dap.core.audio import SAMPLE_RATE, check_audio, loudest_start, peak_normali
 from dap.core.errors import AudioError
 from dap.core.text import one_line
 from dap.data import load_clips
-from dap.explore.settings import LENGTH_MULTIPLE, ExplorerError, clip_samples
+from dap.explore.choices import LENGTH_MULTIPLE, ExplorerError, clip_samples
 
 #: Shortest usable upload (the STFT needs > 511 samples, the U-Net a multiple of 256).
 MIN_UPLOAD_S = 0.25

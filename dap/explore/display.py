@@ -10,7 +10,7 @@ import soundfile as sf
 
 from dap.core.audio import SAMPLE_RATE
 from dap.explore.problem import Problem
-from dap.plots import log_magnitude, spectrogram
+from dap.report.plots import log_magnitude, spectrogram
 from dap.priors import DESIGN_LABELS
 
 

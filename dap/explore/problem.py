@@ -8,7 +8,7 @@ import numpy as np
 
 from dap import metrics
 from dap.explore.clips import loudest_excerpt
-from dap.explore.settings import Settings
+from dap.explore.choices import Choices
 from dap.tasks import denoise, inpaint
 
 
@@ -44,7 +44,7 @@ class Problem:
         return "snr_gaps" if self.task == "inpaint" else "snr"
 
 
-def make_problem(audio: np.ndarray, settings: Settings, label: str) -> Problem:
+def make_problem(audio: np.ndarray, settings: Choices, label: str) -> Problem:
     """Crop ``audio`` ``(N,)`` to its loudest ``settings.seconds``, peak-normalise, corrupt.
 
     Denoising adds ``sigma * N(0, 1)`` noise drawn from ``settings.seed``

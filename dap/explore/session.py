@@ -13,8 +13,8 @@ import pandas as pd
 from dap.core.errors import DapError
 from dap.core.text import one_line
 from dap.explore.problem import Problem
-from dap.explore.settings import ExplorerError, Settings
-from dap.fit import FitConfig, FitResult
+from dap.explore.choices import ExplorerError, Choices
+from dap.engine.fit import FitConfig, FitResult
 from dap.priors import DESIGN_LABELS, build_prior, count_parameters
 from dap.tasks import denoise, inpaint
 
@@ -50,7 +50,7 @@ class LiveFit:
     turns a keyboard interrupt (the kernel's stop button) into :meth:`stop`.
     """
 
-    def __init__(self, problem: Problem, settings: Settings, designs: tuple[str, ...] | None = None,
+    def __init__(self, problem: Problem, settings: Choices, designs: tuple[str, ...] | None = None,
                  on_update: Callable[[Snapshot], None] | None = None):
         self.problem = problem
         self.settings = settings

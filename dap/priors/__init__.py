@@ -9,11 +9,13 @@ Public API::
     count_parameters(model) -> int
     dilation_schedule(design, exp_start=1) -> [(block_name, dilations), ...]
     receptive_field(design, axis="time", **opts) -> int
+    get_design(name) -> Design; register_design(Design(...)); design_names()   the design registry
     HarmonicConv2d     harmonic convolution by harmonic lowering
     PhaseSplitConv2d   the priors' 3x3 conv: dilation computed on polyphase components on a CPU
 """
 
 from dap.priors.blocks import DenseBlock, InstanceNorm2d, PhaseSplitConv2d, PlainBlock, UpStage
+from dap.priors.designs import Design, DesignError, design_names, get_design, register_design
 from dap.priors.harmonic import HarmonicConv2d
 from dap.priors.unet import (
     ALL_DESIGNS,
@@ -36,6 +38,8 @@ __all__ = [
     "DESIGNS",
     "HARMONIC_DEFAULTS",
     "DenseBlock",
+    "Design",
+    "DesignError",
     "HarmonicConv2d",
     "InstanceNorm2d",
     "PhaseSplitConv2d",
@@ -44,6 +48,9 @@ __all__ = [
     "UpStage",
     "build_prior",
     "count_parameters",
+    "design_names",
+    "get_design",
+    "register_design",
     "dilation_schedule",
     "layer_spec",
     "receptive_field",

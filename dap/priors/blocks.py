@@ -58,6 +58,14 @@ class PhaseSplitConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size=3, padding=dilation, dilation=dilation, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv, as ``nn.Conv2d`` with dilation d and padding d would compute it.
+
+        Args:
+            x: ``(B, C_in, F, T)``.
+
+        Returns:
+            ``(B, C_out, F, T)``.
+        """
         d = self.dilation[0]
         if d == 1 or x.device.type != "cpu":
             return super().forward(x)
@@ -99,6 +107,14 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         super().__init__(channels, affine=False, track_running_stats=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise each example and channel over F and T.
+
+        Args:
+            x: ``(B, C, F, T)``.
+
+        Returns:
+            ``(B, C, F, T)`` in ``x``'s dtype and memory format.
+        """
         var, mean = torch.var_mean(x, dim=(-2, -1), keepdim=True, correction=0)
         # CUDA autocast runs rsqrt in fp32: cast the (B, C, 1, 1) scale back, not the full-size output
         return (x - mean) * torch.rsqrt(var + self.eps).to(x.dtype)
@@ -119,6 +135,14 @@ class ConvUnit(nn.Module):
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """conv -> [InstanceNorm] -> ReLU.
+
+        Args:
+            x: ``(B, C_in, F, T)``.
+
+        Returns:
+            ``(B, C_out, F, T)``.
+        """
         return self.act(self.norm(self.conv(x)))
 
 
@@ -164,6 +188,14 @@ class PlainBlock(_ConvChain):
         return self.in_channels if i == 0 else self.out_channels
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conv units in turn.
+
+        Args:
+            x: ``(B, C_in, F, T)``.
+
+        Returns:
+            ``(out, skip)``, both the last unit's ``(B, C_out, F, T)``.
+        """
         for unit in self.units:
             x = unit(x)
         return x, x
@@ -194,6 +226,14 @@ class DenseBlock(_ConvChain):
         return self.in_channels + i * self.out_channels
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each unit reads the concatenation of the input and every earlier output.
+
+        Args:
+            x: ``(B, C_in, F, T)``.
+
+        Returns:
+            ``(out (B, C_out, F, T), skip (B, C_in + n*C_out, F, T))``, n = number of units.
+        """
         h = x
         for unit in self.units:
             y = unit(h)
@@ -216,6 +256,14 @@ class Upsample2x(nn.Module):
     scale_factor, mode = 2, "bilinear"  # read by the receptive-field computation (dap.priors.unet)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Bilinear x2 upsampling.
+
+        Args:
+            x: ``(B, C, F, T)``.
+
+        Returns:
+            ``(B, C, 2F, 2T)``.
+        """
         if x.is_cuda and torch.are_deterministic_algorithms_enabled():
             return _bilinear_2x(_bilinear_2x(x, -2), -1)
         return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
@@ -252,5 +300,13 @@ class UpStage(nn.Module):
         self.block = block
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Upsample, conv, concatenate the skip, then the block.
+
+        Args:
+            x: ``(B, C_low, F/2, T/2)``; skip: ``(B, C_skip, F, T)``.
+
+        Returns:
+            The block's ``(out (B, C_out, F, T), skip')``.
+        """
         y = self.act(self.conv(self.upsample(x)))
         return self.block(torch.cat([y, skip], dim=1))

@@ -173,7 +173,14 @@ class HarmonicConv2d(nn.Module):
         return z.reshape(b, c * k_f, n_bins, t).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C_in, F, T) -> (B, C_out, F, T)``."""
+        """Harmonic convolution: harmonic lowering, then a conv along time.
+
+        Args:
+            x: ``(B, C_in, F, T)``.
+
+        Returns:
+            ``(B, C_out, F, T)``.
+        """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"HarmonicConv2d expects (B, {self.in_channels}, F, T), got {tuple(x.shape)}"

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from dap.priors.blocks import ConvFactory, DenseBlock, PhaseSplitConv2d, PlainBlock, UpStage, standard_conv3x3
+from dap.priors.designs import DEFAULT_WIDTHS, DESIGN_LABELS, HARMONIC_DEFAULTS, get_design
 from dap.priors.harmonic import HarmonicConv2d
 
 __all__ = [
@@ -57,31 +58,6 @@ __all__ = [
 
 DESIGNS: tuple[str, ...] = ("conv", "dilated", "dilated_exp", "dilated_exp_dense")
 ALL_DESIGNS: tuple[str, ...] = DESIGNS + ("harmonic",)
-
-#: Row names of the paper's tables (plus the harmonic U-Net of Figure 2).
-DESIGN_LABELS: dict[str, str] = {
-    "conv": "Convolution",
-    "dilated": "Dilated Conv.",
-    "dilated_exp": "Dilated Conv. (exp)",
-    "dilated_exp_dense": "Dilated Conv. (exp) + Dense",
-    "harmonic": "Harmonic Conv.",
-}
-
-DEFAULT_WIDTHS: tuple[int, ...] = (35, 70, 140)
-
-#: Defaults of the harmonic U-Net. The notes: "the harmonic U-Net used widths 35 / 70 with
-#: InstanceNorm and ReLU"; the original layers used kernel 7 and anchor 7. Widths (35, 70) give a
-#: two-level U-Net (one pooling). Along frequency we keep the original 7 taps at anchor 7 (bin f is
-#: read as the 7th harmonic: taps f/7, 2f/7, ..., f), along time 3 taps instead of 7 to keep the
-#: layer affordable on CPU (the lowered conv has C*7*3 taps per output, ~2.3x a 3x3 conv).
-#: InstanceNorm in every block (the notes do not restrict it to the encoder for this model).
-HARMONIC_DEFAULTS: dict[str, Any] = {
-    "widths": (35, 70),
-    "kernel_size": (7, 3),
-    "anchor": 7,
-    "anchors": None,
-    "norm": "all",
-}
 
 _NORM_CHOICES = ("encoder", "all", "none")
 
@@ -117,20 +93,12 @@ def dilation_schedule(
     ``up_l`` mirrors encoder level l reversed (so the decoder starts where the bottleneck ended).
     For ``harmonic`` the (time) dilation is 1 everywhere.
     """
-    if design not in ALL_DESIGNS:
-        raise ValueError(f"unknown design {design!r}; choose one of {ALL_DESIGNS}")
+    spec = get_design(design)
     if exp_start not in (1, 2):
         raise ValueError(f"exp_start must be 1 (authors' code) or 2 (paper text), got {exp_start}")
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
-    names = _block_names(levels)
-    if design in ("conv", "harmonic"):
-        return [(n, (1, 1)) for n in names]
-    if design == "dilated":
-        return [(n, (4, 4)) for n in names]
-    enc = [(exp_start * 4**l, 2 * exp_start * 4**l) for l in range(levels)]
-    dec = [tuple(reversed(enc[l])) for l in range(levels - 1, 0, -1)]
-    return list(zip(names, enc + dec))
+    return list(zip(_block_names(levels), spec.dilations(levels, exp_start)))
 
 
 class UNetPrior(nn.Module):
@@ -249,6 +217,14 @@ class UNetPrior(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder, bottleneck and decoder with skips.
+
+        Args:
+            x: ``(B, in_channels, F, T)``, F and T multiples of :attr:`size_multiple`.
+
+        Returns:
+            ``(B, out_channels, F, T)``.
+        """
         self.check_input(x)
         self._check_cpu_bf16_channels_last(x)
         skips = []
@@ -269,45 +245,28 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def build_prior(design: str, **opts: Any) -> UNetPrior:
-    """Build one of :data:`ALL_DESIGNS`.
+    """Build a registered design (:func:`dap.priors.designs.get_design`; the paper's: :data:`ALL_DESIGNS`).
 
     Options (all designs): ``in_channels`` (2), ``out_channels`` (2), ``widths`` ((35, 70, 140);
     harmonic: (35, 70)), ``exp_start`` (1; only the exponential designs use it), ``up_relu`` (False),
     ``norm`` ("encoder"; harmonic: "all"). Harmonic only: ``kernel_size`` ((7, 3)), ``anchor`` (7),
     ``anchors`` (None, or a tuple to mix several anchors with learned softmax weights).
     """
-    if design not in ALL_DESIGNS:
-        raise ValueError(f"unknown design {design!r}; choose one of {ALL_DESIGNS}")
-    allowed = {"in_channels", "out_channels", "widths", "exp_start", "up_relu", "norm"}
-    if design == "harmonic":
-        allowed |= {"kernel_size", "anchor", "anchors"}
+    spec = get_design(design)
+    allowed = {"in_channels", "out_channels", "widths", "exp_start", "up_relu", "norm"} | spec.options
     unknown = set(opts) - allowed
     if unknown:
         raise TypeError(f"build_prior({design!r}) got unknown options {sorted(unknown)}")
-
-    defaults: dict[str, Any] = {"widths": DEFAULT_WIDTHS, "norm": "encoder"}
-    if design == "harmonic":
-        defaults = dict(HARMONIC_DEFAULTS)
-    cfg = {**defaults, **opts}
+    cfg = {**spec.defaults, **opts}
     widths = tuple(cfg["widths"])
-    schedule = dilation_schedule(design, exp_start=cfg.get("exp_start", 1), levels=len(widths))
-
-    conv_factory: ConvFactory = standard_conv3x3
-    if design == "harmonic":
-        kernel_size, anchor, anchors = cfg["kernel_size"], cfg["anchor"], cfg["anchors"]
-
-        def conv_factory(cin: int, cout: int, dilation: int = 1) -> nn.Module:
-            # Harmonic taps replace the dilation along frequency; time taps are contiguous.
-            return HarmonicConv2d(cin, cout, kernel_size=kernel_size, anchor=anchor, anchors=anchors)
-
     return UNetPrior(
         in_channels=cfg.get("in_channels", 2),
         out_channels=cfg.get("out_channels", 2),
         widths=widths,
-        schedule=schedule,
-        dense=design == "dilated_exp_dense",
+        schedule=dilation_schedule(design, exp_start=cfg.get("exp_start", 1), levels=len(widths)),
+        dense=spec.dense,
         norm=cfg["norm"],
-        conv_factory=conv_factory,
+        conv_factory=spec.conv_factory(cfg),
         up_relu=cfg.get("up_relu", False),
         design=design,
     )

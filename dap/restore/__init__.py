@@ -2,7 +2,7 @@
 
 What ``python -m dap restore`` runs. A file of any length, sample rate and channel count is
 processed in windows, one deep-prior fit (:func:`dap.tasks.denoise.restore` or
-:func:`dap.tasks.inpaint.restore`, i.e. :func:`dap.fit.fit`) per window and channel:
+:func:`dap.tasks.inpaint.restore`, i.e. :func:`dap.engine.fit.fit`) per window and channel:
 
 * **Resampling.** The priors work at 16 kHz (the paper's rate). Each window is read at the file's
   rate with a short margin on both sides, resampled to 16 kHz, fitted, resampled back and the
@@ -29,7 +29,7 @@ processed in windows, one deep-prior fit (:func:`dap.tasks.denoise.restore` or
   or at :data:`DEFAULT_MAX_ITERATIONS`; if the cap comes first with the loss still at least
   :data:`KEEP_INPUT_RATIO` x the floor, the window is left as the input (its output would be worse
   than the input). A fixed budget cannot be right for every noise level: 200
-  iterations (the former default, tuned on the sigma-0.1 digits at ~1 dB input SNR) returned
+  iterations (tuned on the sigma-0.1 digits at ~1 dB input SNR) returned
   speech at 12.4 dB input SNR at 9.7 dB, worse than its input, because with less noise the fit
   needs more iterations before it has reproduced the speech. ``last`` (the final iterate of
   ``--iterations``, default 200) and ``ema`` (moving average of the outputs, decay 0.99) remain as
@@ -55,9 +55,10 @@ from dap.restore.defaults import (BLIND_SELECTIONS, DEFAULT_DESIGN, DEFAULT_ITER
                                   FIT_SR, GAP_CONTEXT_S, KEEP_INPUT_RATIO, MAX_CHANNELS, MAX_SR, MIN_SECONDS, MIN_SR,
                                   READ_BLOCK_SAMPLES, RESAMPLE_MARGIN, SPLICE_FADE_S, RestoreError)
 from dap.restore.gaps import gaps_to_samples, merge_spans, parse_gaps
-from dap.restore.pipeline import RestoreReport, estimate_fits, restore_file
+from dap.restore.pipeline import estimate_fits, restore_file
 from dap.restore.prior import WindowFit, WindowFn, WindowPrior
 from dap.restore.reading import AudioInfo, probe, scan
+from dap.restore.summary import RestoreReport
 from dap.restore.windows import WindowPlan, check_window, crossfade_weights, fit_length, group_gaps, plan_windows
 from dap.restore.writing import VORBIS_MAX_SR, atomic_output, check_encodable, output_format
 

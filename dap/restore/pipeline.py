@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -17,37 +16,10 @@ from dap.restore.defaults import DEFAULT_OVERLAP, DEFAULT_TASK, DEFAULT_WINDOW, 
 from dap.restore.gaps import gaps_to_samples, parse_gaps
 from dap.restore.prior import WindowFn, WindowPrior
 from dap.restore.reading import AudioInfo, scan
+from dap.restore.summary import RestoreReport
 from dap.restore.stream import WindowRestorer, denoise_stream, inpaint_stream
 from dap.restore.windows import WindowPlan, check_window, group_gaps, plan_windows
 from dap.restore.writing import BlockWriter, atomic_output, check_encodable, output_format
-
-
-@dataclass
-class RestoreReport:
-    """What :func:`restore_file` did."""
-
-    input: AudioInfo
-    output: Path
-    task: str
-    format: str
-    subtype: str
-    windows: int
-    fits: int
-    skipped_silent: int = 0
-    failed: list[str] = field(default_factory=list)  # windows left unprocessed, with the reason
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        i = self.input
-        verb = {"denoise": "denoised", "inpaint": "inpainted"}[self.task]
-        text = (f"{self.output}: {verb} {i.seconds:.2f} s, {i.channels} channel(s) at {i.sr} Hz "
-                f"({self.format} {self.subtype}); {self.fits} fit(s) over {self.windows} window(s) in "
-                f"{self.seconds:.1f} s")
-        if self.skipped_silent:
-            text += f"; {self.skipped_silent} silent window(s) left silent"
-        if self.failed:
-            text += f"; {len(self.failed)} fit(s) diverged, their windows left as the input"
-        return text
 
 
 def estimate_fits(info: AudioInfo, task: str, window16: int = DEFAULT_WINDOW, overlap16: int = DEFAULT_OVERLAP,

@@ -8,8 +8,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from dap.config.schedule import PAPER_SCHEDULE
 from dap.core.errors import FitDiverged
-from dap.fit import FitConfig
+from dap.engine.fit import FitConfig
 from dap.noise import NOISE_KINDS, NoiseEstimate, estimate_noise
 from dap.priors import ALL_DESIGNS
 from dap.restore.defaults import (BLIND_SELECTIONS, DEFAULT_DESIGN, DEFAULT_ITERATIONS, DEFAULT_MAX_ITERATIONS,
@@ -27,8 +28,8 @@ class WindowFn(Protocol):
 @dataclass
 class WindowPrior:
     """The window function of the command line: fits a deep prior to one window, i.e. one
-    :func:`dap.fit.fit` per window through :mod:`dap.tasks` (the paper's optimiser: Adam ``lr``,
-    x0.1 every 500 iterations; constant up to the cap with the discrepancy rule)."""
+    :func:`dap.engine.fit.fit` per window through :mod:`dap.tasks` (the paper's optimiser: Adam ``lr``,
+    x0.1 every ``PAPER_SCHEDULE.lr_step`` iterations; constant up to the cap with the discrepancy rule)."""
 
     design: str = DEFAULT_DESIGN
     iterations: int | None = None  # last / ema / inpainting: the budget (default 200); discrepancy: the cap (1500)
@@ -36,7 +37,7 @@ class WindowPrior:
     widths: tuple[int, ...] | None = None
     precision: str = "auto"
     device: str | None = None
-    lr: float = 1e-3
+    lr: float = PAPER_SCHEDULE.lr
     on_step: Callable[[int, dict], None] | None = None
     noise: str = "auto"            # estimator of dap.noise (denoising)
     tolerance: float = DEFAULT_TOLERANCE
@@ -72,8 +73,10 @@ class WindowPrior:
         # discrepancy: a constant learning rate up to the cap. With the paper's x0.1 at 500 the loss
         # flattens above the noise floor (measured with widths 8/16/32 at 20 dB input SNR: loss 21 x
         # the floor at 500, still 19 x at 1200), so the rule would only ever stop at the cap.
-        lr_step = max(cap, 500) if rule == "discrepancy" else 500
-        cfg = FitConfig(iterations=cap, lr=self.lr, lr_step=lr_step, precision=self.precision, progress=False,
+        step = PAPER_SCHEDULE.lr_step
+        lr_step = max(cap, step) if rule == "discrepancy" else step
+        cfg = FitConfig(iterations=cap, lr=self.lr, lr_step=lr_step, lr_gamma=PAPER_SCHEDULE.lr_gamma,
+                        precision=self.precision, progress=False,
                         device=self.device, discrepancy_tolerance=self.tolerance,
                         stop_at_discrepancy=rule == "discrepancy")
         opts = {"widths": tuple(self.widths)} if self.widths else None

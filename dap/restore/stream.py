@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -13,12 +13,10 @@ from dap.restore.gaps import gaps_at_fit_rate
 from dap.restore.prior import WindowFn
 from dap.restore.reading import AudioInfo, SpanReader, read_blocks
 from dap.restore.resampling import cached_resample
+from dap.restore.summary import RestoreReport
 from dap.restore.windows import WindowPlan, crossfade_weights, fit_length, group_gaps, plan_windows
 from dap.restore.writing import BlockWriter
 from dap.tasks.inpaint import GapMask
-
-if TYPE_CHECKING:  # only for annotations: dap.restore.pipeline imports this module
-    from dap.restore.pipeline import RestoreReport
 
 
 class WindowRestorer:

@@ -1,52 +1,53 @@
 """Helpers shared by the studies: the set-up of a study from its settings, clip loading, captions,
 the classical baselines.
 
-The helpers that read settings take any mapping (a :class:`dap.profiles.Settings` or a plain dict).
+The helpers read a study's settings (a :class:`dap.config.notebook_settings.FitSettings`) as attributes.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
 
-from dap.baselines import BASELINES, timed
+from dap.baselines import baselines_for, get_baseline, timed
+from dap.config.notebook_settings import FitSettings
 from dap.core.audio import loudest_start, peak_normalise
 from dap.core.device import require_gpu_for_paper
 from dap.core.errors import DapError
 from dap.core.provenance import provenance
 from dap.core.store import fit_id
 from dap.data import Clip, load_clips
-from dap.fit import FitConfig, pick_device, resolve_precision
-from dap.grid import Grid, process_pool
+from dap.engine.fit import FitConfig, pick_device, resolve_precision
+from dap.engine.grid import Grid, process_pool
 from dap.priors import DESIGN_LABELS
-from dap.report import commits_note
+from dap.report.tables import commits_note
 
 
-def fit_config(p: Mapping, **extra) -> FitConfig:
-    """The engine settings of the settings ``p`` (``extra``: more :class:`dap.fit.FitConfig` fields);
+def fit_config(p: FitSettings, **extra) -> FitConfig:
+    """The engine settings of the settings ``p`` (``extra``: more :class:`dap.engine.fit.FitConfig` fields);
     the ``paper`` profile without a usable CUDA GPU stops here too (a notebook run outside
     run_all.sh), see dap.core.device.require_gpu_for_paper."""
-    require_gpu_for_paper(p.get("profile", ""))
-    return FitConfig(iterations=p["iterations"], lr=p["lr"], lr_step=p["lr_step"], lr_gamma=p["lr_gamma"],
-                     precision=p["precision"], progress=p.get("progress", True), **extra)
+    require_gpu_for_paper(p.profile)
+    return FitConfig(iterations=p.iterations, lr=p.lr, lr_step=p.lr_step, lr_gamma=p.lr_gamma,
+                     precision=p.precision, **extra)
 
 
-def fit_workers(p: Mapping) -> int:
-    """How many fits run at once: ``p["workers"]`` when set (> 0; on GPUs the worker processes are
-    spread over them round-robin, :func:`dap.grid.gpu_assignment`, so 2 x GPUs runs two fits per
-    GPU); on a Dask cluster (``p["cluster"]``) one per GPU of this node (``local-cuda``) or per
+def fit_workers(p: FitSettings) -> int:
+    """How many fits run at once: ``p.workers`` when set (> 0; on GPUs the worker processes are
+    spread over them round-robin, :func:`dap.engine.grid.gpu_assignment`, so 2 x GPUs runs two fits per
+    GPU); on a Dask cluster (``p.cluster``) one per GPU of this node (``local-cuda``) or per
     core (``local``), 4 SLURM jobs, 2 for a given scheduler; else one per GPU (one fit of the paper's
     size keeps a GPU busy: measure before running more, benchmarks/gpu_check.py) and 2 on a CPU with at
     least 2 cores (two single-threaded fits run more iterations per second than one two-threaded
     fit: results/reference/benchmarks.md)."""
-    if p.get("workers"):
-        return int(p["workers"])
-    cluster = p.get("cluster")
+    if p.workers:
+        return int(p.workers)
+    cluster = p.cluster
     if cluster == "local-cuda":
         return max(1, torch.cuda.device_count())
     if cluster == "local":
@@ -58,24 +59,24 @@ def fit_workers(p: Mapping) -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
-def grid_executor(p: Mapping):
-    """The executor factory of :func:`dap.grid.run_grid` for ``p["cluster"]``: worker processes on
-    this machine when it is not set, else a Dask cluster (:func:`dap.cluster.cluster_executor`)."""
-    if not p.get("cluster"):
+def grid_executor(p: FitSettings):
+    """The executor factory of :func:`dap.engine.grid.run_grid` for ``p.cluster``: worker processes on
+    this machine when it is not set, else a Dask cluster (:func:`dap.engine.cluster.cluster_executor`)."""
+    if not p.cluster:
         return process_pool
-    from dap.cluster import cluster_executor  # distributed: only where a cluster is asked for
+    from dap.engine.cluster import cluster_executor  # distributed: only where a cluster is asked for
 
-    return cluster_executor(p["cluster"])
+    return cluster_executor(p.cluster)
 
 
-def fit_settings(p: Mapping) -> dict:
+def fit_settings(p: FitSettings) -> dict:
     """What, in ``p``, changes a fit's outcome: part of every fit id, with the device type and the
     precision the fit will resolve to there (``precision: auto`` is bf16 on one machine, fp32 on
     another: their rows must not be taken for each other's)."""
     keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft", "max_samples")
-    settings = {k: p[k] for k in keys if k in p}
+    settings = {k: getattr(p, k) for k in keys}
     device = pick_device()
-    settings["runs_on"] = {"device": device.type, "precision": resolve_precision(p.get("precision", "auto"), device)}
+    settings["runs_on"] = {"device": device.type, "precision": resolve_precision(p.precision, device)}
     return settings
 
 
@@ -94,7 +95,7 @@ class StudySetup:
         return {"workers": self.workers, "executor": self.executor}
 
 
-def study_setup(p: Mapping, task: str, settings: dict | None = None, **config) -> StudySetup:
+def study_setup(p: FitSettings, task: str, settings: dict | None = None, **config) -> StudySetup:
     """The grid, engine settings and prior options of a paper-1 study under the settings ``p``.
 
     Every study (denoising, inpainting, separation, stopping) sets up the same way:
@@ -104,10 +105,10 @@ def study_setup(p: Mapping, task: str, settings: dict | None = None, **config) -
     ``config`` = :func:`fit_config` with the ``config`` extra fields (the stopping study's cap).
     """
     grid_settings = {**fit_settings(p), **(settings or {})}
-    prior_opts = p.get("prior_opts") or None  # e.g. {"widths": (4, 8, 16)}
+    prior_opts = p.prior_opts or None  # e.g. {"widths": (4, 8, 16)}
     if prior_opts:
         grid_settings["prior_opts"] = prior_opts
-    return StudySetup(grid=Grid(task=task, settings=grid_settings, profile=p["profile"], seed=p["seed"]),
+    return StudySetup(grid=Grid(task=task, settings=grid_settings, profile=p.profile, seed=p.seed),
                       config=fit_config(p, **config), prior_opts=prior_opts, workers=fit_workers(p),
                       executor=grid_executor(p))
 
@@ -128,10 +129,11 @@ def load_normalised(dataset: str, n: int, seed: int, source: str, root=None,
     return clips
 
 
-def with_observation(clip: Clip, observed: np.ndarray, extra: dict) -> Clip:
-    """A copy of ``clip`` that carries its corrupted observation ``(L,)`` and what describes it
-    (``extra``: stored in the fit's rows) in ``meta``."""
-    return replace(clip, meta={**clip.meta, "observation": observed, "observation_extra": extra})
+def with_observation(clip: Clip, observed: np.ndarray, extra: dict, context: dict | None = None) -> Clip:
+    """A copy of ``clip`` that carries its corrupted observation ``(L,)``, what describes it
+    (``extra``: stored in the fit's rows) and what the task needs besides (``context``) in ``meta``."""
+    return replace(clip, meta={**clip.meta, "observation": observed, "observation_extra": extra,
+                               "context": context or {}})
 
 
 def loudest_window(audio: np.ndarray, length: int) -> np.ndarray:
@@ -169,17 +171,17 @@ COMMON_DEVIATIONS = [
 ]
 
 
-def scale_deviations(p: Mapping, unit: str = "clips per data set") -> list[str]:
+def scale_deviations(p: FitSettings, unit: str = "clips per data set") -> list[str]:
     """Caption lines for a run smaller than the paper's: fewer clips or iterations, smaller priors."""
     out = []
-    if p.get("prior_opts"):
-        out.append(f"smaller priors than the paper's ({p['profile']} profile): build_prior options {p['prior_opts']}")
-    if p.get("max_samples"):
-        out.append(f"clips longer than {p['max_samples'] / 16000:.3f} s cut to their most energetic window of "
-                   f"that length ({p['profile']} profile)")
-    if p["iterations"] < 2000 or p["n_clips"] < 50:
-        out.append(f"reduced scale ({p['profile']} profile): {p['n_clips']} {unit} instead of 50, "
-                   f"{p['iterations']} iterations instead of 2000")
+    if p.prior_opts:
+        out.append(f"smaller priors than the paper's ({p.profile} profile): build_prior options {p.prior_opts}")
+    if p.max_samples:
+        out.append(f"clips longer than {p.max_samples / 16000:.3f} s cut to their most energetic window of "
+                   f"that length ({p.profile} profile)")
+    if p.iterations < 2000 or p.n_clips < 50:
+        out.append(f"reduced scale ({p.profile} profile): {p.n_clips} {unit} instead of 50, "
+                   f"{p.iterations} iterations instead of 2000")
     return out
 
 
@@ -192,14 +194,14 @@ def describe_data(source: str, datasets) -> str:
     return "real corpora: " + ", ".join(_REAL_DATA.get(d, d) for d in datasets)
 
 
-def fit_description(p: Mapping, rows) -> str:
+def fit_description(p: FitSettings, rows) -> str:
     """Iterations, precision, device (and its model) and commits actually used (read from the rows);
     rows of several commits are named in a warning, never mixed silently."""
-    prec = _values(rows, "precision") or p["precision"]
+    prec = _values(rows, "precision") or p.precision
     dev = _values(rows, "device") or "?"
     model = _values(rows, "device_name")
-    text = (f"Adam lr {p['lr']}, x{p['lr_gamma']} every {p['lr_step']} iterations; precision {prec} "
-            f"(requested {p['precision']}); device {dev}" + (f" ({model})" if model else ""))
+    text = (f"Adam lr {p.lr}, x{p.lr_gamma} every {p.lr_step} iterations; precision {prec} "
+            f"(requested {p.precision}); device {dev}" + (f" ({model})" if model else ""))
     torch_versions = _values(rows, "torch_version")
     if torch_versions:
         text += f"; torch {torch_versions}, cuDNN {_values(rows, 'cudnn_version')}"
@@ -226,6 +228,17 @@ def table_checks(comparison, rows) -> dict:
 # ----------------------------------------------------------------------------- classical baselines
 #: Where a notebook's baseline rows go, beside the fits' rows.csv (same row contract, selection "none").
 BASELINE_FILE = "baselines.csv"
+
+
+def registered_baselines(task: str, observe) -> dict:
+    """``{name: method(clip) -> estimate}`` for every baseline registered for ``task``
+    (:func:`dap.baselines.baselines_for`); ``observe(clip) -> (observed, clean, context)`` gives each
+    baseline what the task's corruption produced for that clip."""
+    def method(baseline, clip):
+        observed, clean, context = observe(clip)
+        return baseline.run(observed, clean, **context)
+
+    return {name: partial(method, get_baseline(name)) for name in baselines_for(task)}
 
 
 def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progress=print):
@@ -267,7 +280,7 @@ def baseline_note(baselines, rows) -> str:
     calls = baselines.drop_duplicates("fit_id")
     parts = []
     for name in dict.fromkeys(calls["design"]):
-        _, what, knows = BASELINES[name]
+        what, knows = get_baseline(name).what, get_baseline(name).knows
         seconds = calls.loc[calls["design"] == name, "seconds"].astype(float).median()
         parts.append(f"`{name}` = {what}; knows: {knows}; {1000 * seconds:.0f} ms per clip")
     fits = rows[rows["status"] == "ok"].drop_duplicates("fit_id") if len(rows) else rows

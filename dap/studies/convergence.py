@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dap.grid import load_history
+from dap.engine.grid import load_history
 from dap.priors import ALL_DESIGNS, DESIGN_LABELS, build_prior, count_parameters
-from dap.settings import GaussianDenoisingSettings
-from dap.report import caption, convergence_plot
+from dap.config.notebook_settings import GaussianDenoisingSettings
+from dap.report.tables import caption, convergence_plot
 from dap.studies.common import COMMON_DEVIATIONS, describe_data, fit_description, scale_deviations
 
 

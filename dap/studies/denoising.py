@@ -7,17 +7,18 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from dap import metrics, paper
-from dap.baselines import spectral_gating, wiener_oracle
+from dap import metrics
+from dap.report import paper
 from dap.core.errors import DatasetError
 from dap.core.seeds import derive_seed
 from dap.core.store import ResultStore
 from dap.data import Clip, load_clips
-from dap.grid import Grid, load_history, load_output, run_grid
-from dap.settings import DenoisingSettings, GaussianDenoisingSettings
-from dap.report import caption, discrepancy_note
+from dap.engine.grid import Grid, load_history, load_output, run_grid
+from dap.config.notebook_settings import DenoisingSettings, GaussianDenoisingSettings
+from dap.report.tables import caption, discrepancy_note
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                load_normalised, run_baselines, scale_deviations, study_setup, with_observation)
+                                load_normalised, registered_baselines, run_baselines, scale_deviations, study_setup,
+                                with_observation)
 from dap.tasks import denoise
 
 
@@ -90,9 +91,7 @@ def denoising_baselines(store: ResultStore, p: DenoisingSettings, noise: str, so
     for dataset in p.datasets:
         clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         noisy = {c.id: _corrupt(c, noise, p, noises)[0] for c in clips}
-        methods = {"noisy-input": lambda c: noisy[c.id],
-                   "wiener-oracle": lambda c: wiener_oracle(noisy[c.id], noisy[c.id] - c.audio),
-                   "noisereduce": lambda c: spectral_gating(noisy[c.id])}
+        methods = registered_baselines("denoise", lambda c: (noisy[c.id], c.audio, {}))
         all_rows.append(run_baselines(out, grid, clips, methods, _evaluator(dataset, p), progress=progress))
     return pd.concat(all_rows, ignore_index=True)
 
@@ -139,7 +138,7 @@ def _corrupt(clip: Clip, noise: str, p: DenoisingSettings, noises) -> tuple[np.n
 
 
 def denoising_caption(p: DenoisingSettings, table: str, source: str, rows, baselines=None) -> str:
-    """The caption of Table 1 or 2 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    """The caption of Table 1 or 2 (see :func:`dap.report.tables.caption`); ``baselines``: the rows of
     :func:`denoising_baselines` (their definition and cost go into the caption)."""
     noise = (f"additive Gaussian noise, sigma {p.sigma}" if table == "table1" else
              f"environmental noise (traffic / domestic) at {p.snr_low}-{p.snr_high} dB SNR")

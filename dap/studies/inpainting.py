@@ -8,19 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap import metrics, paper
-from dap.baselines import ar_interpolation, stft_interpolation
+from dap import metrics
+from dap.report import paper
 from dap.core.files import atomic_write_text
 from dap.core.audio import SAMPLE_RATE
 from dap.core.seeds import derive_seed
 from dap.core.store import ResultStore
 from dap.data import Clip
-from dap.grid import Grid, load_history, load_output, run_grid
-from dap.plots import spectrogram_grid
-from dap.settings import InpaintingSettings
-from dap.report import caption
+from dap.engine.grid import Grid, load_history, load_output, run_grid
+from dap.report.plots import spectrogram_grid
+from dap.config.notebook_settings import InpaintingSettings
+from dap.report.tables import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                load_normalised, run_baselines, scale_deviations, study_setup)
+                                load_normalised, registered_baselines, run_baselines, scale_deviations, study_setup)
 from dap.tasks import inpaint
 
 #: Settings that shape the masks (part of every fit's id).
@@ -45,7 +45,7 @@ def inpainting_study(store: ResultStore, p: InpaintingSettings, source: str = "e
     The fits run one at a time in this process (``p.workers`` is not used here), as the published
     Table 3 rows were computed.
     """
-    setup = study_setup(p, "inpaint", {k: p[k] for k in MASK_KEYS})
+    setup = study_setup(p, "inpaint", {k: getattr(p, k) for k in MASK_KEYS})
     masks: dict[tuple[str, str], inpaint.GapMask] = {}
     all_rows = []
     for dataset in p.datasets:
@@ -83,7 +83,7 @@ def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str 
     ``ar-interp``, :mod:`dap.baselines`)
     on the same gapped clips as :func:`inpainting_study`, scored by the same metrics (whole clip and
     inside the gaps); rows go to ``baselines.csv`` beside ``store``'s rows. Returns them."""
-    settings = {"max_samples": p.max_samples, **{k: p[k] for k in MASK_KEYS}}
+    settings = {"max_samples": p.max_samples, **{k: getattr(p, k) for k in MASK_KEYS}}
     grid = Grid(task="inpaint", settings=settings, profile=p.profile, seed=p.seed)
     out = ResultStore(store.folder, BASELINE_FILE)
     all_rows = []
@@ -91,16 +91,14 @@ def inpainting_baselines(store: ResultStore, p: InpaintingSettings, source: str 
         clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
         masks = {c.id: clip_mask(c, p) for c in clips}
         observed = {c.id: inpaint.apply_gaps(c.audio, masks[c.id]) for c in clips}
-        methods = {"gapped-input": lambda c: observed[c.id],
-                   "stft-interp": lambda c: stft_interpolation(observed[c.id], masks[c.id].spans),
-                   "ar-interp": lambda c: ar_interpolation(observed[c.id], masks[c.id].spans)}
+        methods = registered_baselines("inpaint", lambda c: (observed[c.id], c.audio, {"mask": masks[c.id]}))
         all_rows.append(run_baselines(out, grid, clips, methods,
                                       lambda c, est: inpaint.evaluate(c.audio, est, masks[c.id]), progress=progress))
     return pd.concat(all_rows, ignore_index=True)
 
 
 def inpainting_caption(p: InpaintingSettings, source: str, rows, baselines=None) -> str:
-    """The caption of Table 3 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    """The caption of Table 3 (see :func:`dap.report.tables.caption`); ``baselines``: the rows of
     :func:`inpainting_baselines` (their definition and cost go into the caption)."""
     corruption = (f"zero gaps over all frequencies, {p.gap_min_s}-{p.gap_max_s} s each, "
                   f"{p.gaps_per_second:g} per second of audio (at least one; non-overlapping, "

@@ -7,7 +7,7 @@ kernel is a poor host for them (one cell, no restart). ``python -m dap grid NOTE
 same fit ids, into the same result store; the notebook run afterwards finds every fit recorded and
 only builds the tables and figures. Interrupted, either resumes where it stopped.
 
-:data:`FIT_PLANS` says, per notebook, which study it runs and which notebook's folder holds the rows
+:data:`FIT_PLANS` (``get_plan``, ``register_plan``) says, per notebook, which study it runs and which notebook's folder holds the rows
 (Figures 1 and 2 share Table 1's fits). ``tests/test_plans.py`` checks it against the notebooks' own code.
 Paper 2's notebooks train models rather than fit priors and are not planned here.
 """
@@ -20,11 +20,11 @@ from typing import Callable
 
 import pandas as pd
 
-from dap import profiles
+from dap.config import profiles
 from dap.core.errors import DapError
 from dap.core.files import notebook_dir
 from dap.core.store import ResultStore
-from dap.settings import SettingsError, unknown_name
+from dap.config.notebook_settings import SettingsError, unknown_name
 from dap.studies.denoising import denoising_study
 from dap.studies.inpainting import inpainting_study
 from dap.studies.separation import separation_study
@@ -58,7 +58,24 @@ FIT_PLANS = {
 
 
 class PlanError(DapError, ValueError):
-    """A notebook without fits to plan, or one that matches none."""
+    """A notebook without fits to plan, one that matches none, or a plan registered twice."""
+
+
+def register_plan(notebook: str, study: Callable[..., pd.DataFrame], store_of: str | None = None,
+                  replace: bool = False) -> FitPlan:
+    """Plan the fits of ``notebook``: ``study(store, p, source=, root=, progress=) -> rows``, recorded
+    in the results folder of ``store_of`` (default: the notebook's own). Returns the plan."""
+    if notebook in FIT_PLANS and not replace:
+        raise PlanError(f"notebook {notebook!r} already has a fit plan")
+    FIT_PLANS[notebook] = FitPlan(study, store_of or notebook)
+    return FIT_PLANS[notebook]
+
+
+def get_plan(notebook: str) -> FitPlan:
+    """The fit plan of ``notebook``; :class:`PlanError` naming the planned notebooks otherwise."""
+    if notebook not in FIT_PLANS:
+        raise PlanError(f"no fit plan for {notebook!r}; planned: {', '.join(sorted(FIT_PLANS))}")
+    return FIT_PLANS[notebook]
 
 
 def planned_notebooks(selection: list[str] | None) -> list[str]:

@@ -2,15 +2,14 @@
 
 A fit separates one mixture into two sources, so it yields metrics for *two* data sets (the
 paper's columns are per source). :func:`dap.tasks.separate.evaluate` returns keys
-``"<source>|<metric>"``; :func:`dap.grid.run_grid` stores them as they are (its rows.csv
+``"<source>|<metric>"``; :func:`dap.engine.grid.run_grid` stores them as they are (its rows.csv
 keeps ``dataset = "piano+drums"`` and metric ``"piano|SDR"``), and :func:`per_source_rows` turns
 them into rows whose ``dataset`` is the source name and ``metric`` the paper's metric name, which
-is what :func:`dap.report.publish_table` compares with Table 4.
+is what :func:`dap.report.tables.publish_table` compares with Table 4.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -18,34 +17,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap import metrics, paper
-from dap.baselines import hpss
+from dap import metrics
 from dap.core.files import atomic_write_text
+from dap.report import paper
 from dap.core.seeds import derive_seed, stream
 from dap.core.store import ResultStore
 from dap.data import Clip
-from dap.grid import Grid, load_history, load_output, run_grid
+from dap.engine.grid import Grid, load_history, load_output, run_grid
 from dap.priors import DESIGN_LABELS
-from dap.settings import SeparationSettings
-from dap.report import caption
+from dap.config.notebook_settings import SeparationSettings
+from dap.report.tables import caption
 from dap.studies.common import (BASELINE_FILE, COMMON_DEVIATIONS, baseline_note, describe_data, fit_description,
-                                load_normalised, run_baselines, scale_deviations, study_setup)
+                                load_normalised, registered_baselines, run_baselines, scale_deviations, study_setup)
 from dap.tasks import separate, separation_loss
 
 MIXTURE_DATASET = "piano+drums"
 
 
-def separation_weights(p: Mapping) -> separation_loss.SeparationWeights:
+def separation_weights(p: SeparationSettings) -> separation_loss.SeparationWeights:
     """The loss weights of the settings ``p`` (keys ``w_<term>``, ``binarise_from``, ``coverage_min``);
     missing keys keep the defaults of :class:`dap.tasks.separation_loss.SeparationWeights`."""
     default = separation_loss.SeparationWeights()
-    return separation_loss.SeparationWeights(**{k: p.get(f"w_{k}", p.get(k, v)) for k, v in asdict(default).items()})
+    return separation_loss.SeparationWeights(**{k: getattr(p, f"w_{k}", getattr(p, k, v)) for k, v in asdict(default).items()})
 
 
-def collapse_guard(p: Mapping) -> separate.CollapseGuard:
+def collapse_guard(p: SeparationSettings) -> separate.CollapseGuard:
     """The collapse guard of the settings ``p`` (keys as the fields of :class:`dap.tasks.separate.CollapseGuard`)."""
     default = separate.CollapseGuard()
-    return separate.CollapseGuard(**{k: p.get(k, v) for k, v in asdict(default).items()})
+    return separate.CollapseGuard(**{k: getattr(p, k, v) for k, v in asdict(default).items()})
 
 
 def make_mixtures(n: int, seed: int, source: str = "embedded", root=None, ratio_db: float = 0.0,
@@ -148,7 +147,8 @@ def separation_baselines(store: ResultStore, p: SeparationSettings, source: str 
     settings = {"ratio_db": p.ratio_db, "max_samples": p.max_samples}
     grid = Grid(task="separate", settings=settings, profile=p.profile, seed=p.seed)
     rows = run_baselines(ResultStore(store.folder, BASELINE_FILE), grid, study_mixtures(p, source, root),
-                         {"hpss": lambda c: hpss(c.audio)}, _evaluate_clip, progress=progress)
+                         registered_baselines("separate", lambda c: (c.audio, references(c), {})), _evaluate_clip,
+                         progress=progress)
     return per_source_rows(rows)
 
 
@@ -222,7 +222,7 @@ def per_mixture_report(rows: pd.DataFrame, trivial: pd.DataFrame, p: SeparationS
 
 
 def separation_caption(p: SeparationSettings, source: str, rows, baselines=None) -> str:
-    """The caption of Table 4 (see :func:`dap.report.caption`); ``baselines``: the rows of
+    """The caption of Table 4 (see :func:`dap.report.tables.caption`); ``baselines``: the rows of
     :func:`separation_baselines` (their definition and cost go into the caption)."""
     w, g = separation_weights(p), collapse_guard(p)
     fits = rows.drop_duplicates("fit_id") if len(rows) else rows

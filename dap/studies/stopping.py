@@ -24,10 +24,10 @@ from dap import metrics
 from dap.core.seeds import derive_seed
 from dap.core.store import ResultStore
 from dap.data import Clip
-from dap.grid import run_grid
+from dap.engine.grid import run_grid
 from dap.noise import NOISE_KINDS, estimate_noise, true_loss_floor
-from dap.settings import StoppingSettings
-from dap.report import caption, discrepancy_note
+from dap.config.notebook_settings import StoppingSettings
+from dap.report.tables import caption, discrepancy_note
 from dap.studies.common import (describe_data, fit_description, load_normalised, scale_deviations,
                                 study_setup, with_observation)
 from dap.studies.denoising import noise_recordings

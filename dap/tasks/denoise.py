@@ -2,7 +2,7 @@
 
 Corruptions: additive Gaussian noise (sigma 0.1, drawn once per clip from the seed) and
 environmental noise (a recording mixed in at an SNR drawn from 5-9 dB). Loss: MSE between the
-prior's output and the noisy complex STFT. The fit itself is :func:`dap.fit.fit`; it gets the
+prior's output and the noisy complex STFT. The fit itself is :func:`dap.engine.fit.fit`; it gets the
 noise floor of the ``discrepancy`` rule from a blind estimate of the observation (:mod:`dap.noise`).
 """
 
@@ -13,10 +13,11 @@ import torch
 
 from dap import metrics
 from dap.core.audio import check_audio, istft, stft
-from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.noise import NoiseEstimate, estimate_noise, true_loss_floor
 from dap.priors import build_prior
 from dap.core.seeds import stream
+from dap.tasks.registry import Observation, Task, register_task
 
 
 def add_gaussian_noise(clean: np.ndarray, sigma: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -50,12 +51,14 @@ def add_environmental_noise(clean: np.ndarray, noise: np.ndarray, snr_db: float,
     return (clean + gain * excerpt).astype(np.float32)
 
 
-def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitConfig | None = None,
+def restore(noisy: np.ndarray, design: str, config: FitConfig,
             seed: int = 0, clean: np.ndarray | None = None, mismatched_istft: bool = False,
             prior_opts: dict | None = None, noise: str | NoiseEstimate | None = "auto",
             **fit_kwargs) -> FitResult:
     """Fit a deep prior to one noisy clip.
 
+    ``design`` one of :data:`dap.priors.ALL_DESIGNS`; ``config`` the engine's settings, required
+    (:func:`dap.studies.fit_config` gives a profile's) so that no fit runs the paper's budget by accident.
     noisy, clean: ``(L,)`` with ``L`` a multiple of 256 samples (the U-Net pools twice over
     ``L / 64`` frames). With ``clean`` the engine tracks SNR/PSNR per iteration and keeps the
     oracle output; without it only the blind rules exist. ``noise``: the estimator of
@@ -63,7 +66,7 @@ def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitCon
     alone, or a ready :class:`~dap.noise.NoiseEstimate`; its loss floor enables the
     ``discrepancy`` rule (``None``: no such rule). ``result.extra`` records the estimate (and,
     with ``clean``, the true floor and the estimate's error in dB: never used by the fit).
-    Returns :class:`dap.fit.FitResult` with outputs of shape ``(1, L)``.
+    Returns :class:`dap.engine.fit.FitResult` with outputs of shape ``(1, L)``.
     """
     noisy = check_audio(noisy, "noisy clip")
     length = noisy.shape[0]
@@ -74,11 +77,27 @@ def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitCon
     cache: dict = {}
 
     def loss_fn(pred: torch.Tensor) -> torch.Tensor:
+        """MSE between the prior's output and the noisy STFT.
+
+        Args:
+            pred: ``(1, 2, F, T)``.
+
+        Returns:
+            A scalar ``()``.
+        """
         if "target" not in cache:
             cache["target"] = target.to(pred.device)
         return torch.mean((pred - cache["target"]) ** 2)
 
     def decode(pred: torch.Tensor) -> torch.Tensor:
+        """The waveform of a prediction.
+
+        Args:
+            pred: ``(1, 2, F, T)``.
+
+        Returns:
+            ``(1, L)``.
+        """
         return istft(pred, length, mismatched=mismatched_istft)  # (1, L)
 
     track = None
@@ -88,7 +107,7 @@ def restore(noisy: np.ndarray, design: str = "dilated_exp_dense", config: FitCon
         def track(wav: np.ndarray) -> dict[str, float]:
             return {"snr": metrics.snr(clean, wav[0]), "psnr": metrics.psnr(clean, wav[0])}
 
-    result = fit(generator, loss_fn, decode, config or FitConfig(), track=track,
+    result = fit(generator, loss_fn, decode, config, track=track,
                  noise_floor=None if estimate is None else estimate.loss_floor, **fit_kwargs)
     if estimate is not None:
         result.extra.update(noise_estimator=estimate.kind, noise_sigma_est=round(estimate.sigma, 6),
@@ -105,3 +124,12 @@ def evaluate(clean: np.ndarray, estimate: np.ndarray, pesq_mode: str = "wb") -> 
     estimate = np.asarray(estimate).reshape(-1)
     return {"PESQ": metrics.pesq(clean, estimate, mode=pesq_mode), "PSNR": metrics.psnr(clean, estimate),
             "SNR": metrics.snr(clean, estimate)}
+
+
+def corrupt(clean: np.ndarray, seed: int, sigma: float = 0.1) -> Observation:
+    """The registered corruption: Gaussian noise of std ``sigma`` (Table 1's), ``(L,)`` -> observation."""
+    return Observation(add_gaussian_noise(clean, sigma, seed), extra={"sigma": sigma})
+
+
+register_task(Task("denoise", corrupt, restore, evaluate, metrics=("PESQ", "PSNR", "SNR"),
+                   description="additive noise removed by fitting the noisy STFT (Tables 1-2)"))

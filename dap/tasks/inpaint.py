@@ -22,7 +22,7 @@ windows: the observation there is the STFT of the zeroed waveform, as a receiver
 samples would have it. The loss (:func:`masked_mse`) is the paper's ``MSE(m * f(z), m * X_hat)``
 normalised by the number of *observed* entries, i.e. the mean squared error over the observed
 time-frequency entries only, so its scale does not depend on how much of the clip is masked.
-The fit itself is :func:`dap.fit.fit`.
+The fit itself is :func:`dap.engine.fit.fit`.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ import torch
 from dap import metrics
 from dap.core.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, istft, num_frames, stft
 from dap.core.errors import DapError
-from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.priors import build_prior
 from dap.core.seeds import stream
+from dap.tasks.registry import Observation, Task, register_task
 
 #: The paper's gap durations (seconds).
 GAP_MIN_S = 0.1
@@ -187,16 +188,18 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return torch.sum((m * (pred - target)) ** 2) / n_obs
 
 
-def restore(observed: np.ndarray, mask: GapMask, design: str = "dilated_exp_dense",
-            config: FitConfig | None = None, seed: int = 0, clean: np.ndarray | None = None,
+def restore(observed: np.ndarray, mask: GapMask, design: str,
+            config: FitConfig, seed: int = 0, clean: np.ndarray | None = None,
             frame_rule: str = "centre", mismatched_istft: bool = False, prior_opts: dict | None = None,
             **fit_kwargs) -> FitResult:
     """Fit a deep prior to the observed (gapped) clip and fill the gaps.
 
+    ``design`` one of :data:`dap.priors.ALL_DESIGNS`; ``config`` the engine's settings, required
+    (:func:`dap.studies.fit_config` gives a profile's) so that no fit runs the paper's budget by accident.
     observed, clean: ``(L,)`` with ``L`` a multiple of 256 samples; ``mask`` the gaps of ``observed``.
     Loss :func:`masked_mse` between the prior's output and the observed STFT under the frame mask.
     With ``clean`` the engine tracks the whole-clip SNR (the oracle rule's score, as for denoising)
-    and the SNR inside the gaps (``snr_gaps``, history only). Returns :class:`dap.fit.FitResult`
+    and the SNR inside the gaps (``snr_gaps``, history only). Returns :class:`dap.engine.fit.FitResult`
     with outputs ``(1, L)`` and ``extra = {"gaps": "start-end;...", "n_gaps", "masked_fraction",
     "masked_frames"}``.
     """
@@ -213,11 +216,27 @@ def restore(observed: np.ndarray, mask: GapMask, design: str = "dilated_exp_dens
     cache: dict = {}
 
     def loss_fn(pred: torch.Tensor) -> torch.Tensor:
+        """Masked MSE between the prediction and the observed STFT over the observed frames.
+
+        Args:
+            pred: ``(1, 2, F, T)``.
+
+        Returns:
+            A scalar ``()``.
+        """
         if "target" not in cache:
             cache["target"], cache["mask"] = target.to(pred.device), frames.to(pred.device)
         return masked_mse(pred, cache["target"], cache["mask"])
 
     def decode(pred: torch.Tensor) -> torch.Tensor:
+        """The waveform of a prediction.
+
+        Args:
+            pred: ``(1, 2, F, T)``.
+
+        Returns:
+            ``(1, L)``.
+        """
         return istft(pred, length, mismatched=mismatched_istft)  # (1, L)
 
     track = None
@@ -230,7 +249,7 @@ def restore(observed: np.ndarray, mask: GapMask, design: str = "dilated_exp_dens
             gap_snr = metrics.snr(gap_ref, _gap_signal(wav[0], mask)) if gap_ok else float("nan")
             return {"snr": metrics.snr(clean, wav[0]), "snr_gaps": gap_snr}
 
-    result = fit(generator, loss_fn, decode, config or FitConfig(), track=track, **fit_kwargs)
+    result = fit(generator, loss_fn, decode, config, track=track, **fit_kwargs)
     result.extra.update(describe_mask(mask, frame_rule))
     return result
 
@@ -265,3 +284,20 @@ def evaluate(clean: np.ndarray, estimate: np.ndarray, mask: GapMask) -> dict[str
     out["Env. Dist. (gaps)"] = metrics.envelope_distance(ref_g, est_g)
     out["SNR (gaps)"] = float("nan") if silent else metrics.snr(ref_g, est_g)
     return out
+
+
+def corrupt(clean: np.ndarray, seed: int) -> Observation:
+    """The registered corruption: :func:`draw_gaps` with the paper's durations, ``(L,)`` -> the gapped
+    clip, with the mask in ``context`` and its description in ``extra``."""
+    mask = draw_gaps(len(clean), seed)
+    return Observation(apply_gaps(clean, mask), context={"mask": mask}, extra=describe_mask(mask))
+
+
+def _restore_observed(observed: np.ndarray, design: str, config: FitConfig, mask: GapMask, **kwargs) -> FitResult:
+    """:func:`restore` in the argument order of :class:`dap.tasks.registry.Task`."""
+    return restore(observed, mask, design, config, **kwargs)
+
+
+register_task(Task("inpaint", corrupt, _restore_observed, evaluate,
+                   metrics=("Spec. SNR", "Env. Dist.", "SNR", "Spec. SNR (gaps)", "Env. Dist. (gaps)", "SNR (gaps)"),
+                   description="silent gaps filled by fitting the observed STFT frames (Table 3)"))

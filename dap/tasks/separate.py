@@ -35,9 +35,10 @@ from torch import nn
 from dap import metrics
 from dap.core.audio import check_audio, istft, stft
 from dap.core.errors import DapError
-from dap.fit import FitConfig, FitResult, LatentPrior, fit
+from dap.engine.fit import FitConfig, FitResult, LatentPrior, fit
 from dap.priors import build_prior
 from dap.core.seeds import sub_seed
+from dap.tasks.registry import Observation, Task, register_task
 from dap.tasks.separation_loss import _EPS, SeparationWeights, components, separation_loss
 
 DOMAINS = ("magnitude", "complex")
@@ -103,7 +104,7 @@ def make_mixture(piano: np.ndarray, drums: np.ndarray, ratio_db: float = 0.0) ->
 # ----------------------------------------------------------------------------- the generator
 
 class SeparationGenerator(nn.Module):
-    """Three :class:`dap.fit.LatentPrior` s driven as one generator by :func:`dap.fit.fit`.
+    """Three :class:`dap.engine.fit.LatentPrior` s driven as one generator by :func:`dap.engine.fit.fit`.
 
     Two priors generate the raw sources ``s1``, ``s2`` ``(1, C, F, T)`` (C = 1: magnitudes >= 0;
     C = 2: real/imag); the third generates two *time* masks ``M1(t), M2(t)`` in [0, 1], one gain per
@@ -132,6 +133,12 @@ class SeparationGenerator(nn.Module):
                 prior.z.copy_(coherent_latent(shape, sub_seed(seed, 10 + k), time_variation))
 
     def forward(self):
+        """The two sources and the masks from their fixed latents.
+
+        Returns:
+            ``(1, 2 * C + 2, F, T)``: source 1 ``(1, C, F, T)``, source 2, and the two time masks (in [0, 1],
+            constant along F); C = 1 (magnitude) or 2 (real, imaginary).
+        """
         s1, s2 = self.source1(), self.source2()
         if self.domain == "magnitude":
             s1, s2 = s1.abs(), s2.abs()  # abs (not softplus/ReLU): can reach 0, never a dead gradient
@@ -174,13 +181,15 @@ def source_levels_db(estimates: np.ndarray, mixture: np.ndarray | None = None) -
     return 10 * np.log10(np.maximum(est_e, 1e-30) / max(mix_e, 1e-30))
 
 
-def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitConfig | None = None,
+def restore(mixture: np.ndarray, design: str, config: FitConfig,
             seed: int = 0, references: np.ndarray | None = None, domain: str = "magnitude",
             weights: SeparationWeights | None = None, guard: CollapseGuard | None = None,
             mismatched_istft: bool = False, prior_opts: dict | None = None, time_variation: float | None = 0.1,
             **fit_kwargs) -> FitResult:
     """Separate one mixture ``(L,)`` into two sources with three deep priors.
 
+    ``design`` one of :data:`dap.priors.ALL_DESIGNS`; ``config`` the engine's settings, required
+    (:func:`dap.studies.fit_config` gives a profile's) so that no fit runs the paper's budget by accident.
     references: ``(2, L)`` clean sources (optional); with them the engine tracks, under the best
     permutation, the waveform SNR of the *worse* of the two estimates (``snr``, the oracle rule's
     score: a silent estimate scores 0 dB, so an iterate that fits one source and leaves the other
@@ -196,7 +205,7 @@ def restore(mixture: np.ndarray, design: str = "dilated_exp_dense", config: FitC
     weights, guard = weights or SeparationWeights(), guard or CollapseGuard()
     if weights.data_norm not in ("l1", "l2"):
         raise SeparationError(f"data_norm must be 'l1' or 'l2', not {weights.data_norm!r}")
-    config = replace(config or FitConfig(), clip=None)  # two sources of a peak-1 mixture may each exceed 1
+    config = replace(config, clip=None)  # two sources of a peak-1 mixture may each exceed 1
     spectra = _Spectra.of(mixture, domain)
     track = None if references is None else _oracle_score(references, mixture.shape[0])
     user_on_step, user_stop = fit_kwargs.pop("on_step", None), fit_kwargs.pop("stop", None)
@@ -282,6 +291,14 @@ class _Attempt:
         self._target = None
 
     def loss(self, pred: torch.Tensor) -> torch.Tensor:
+        """The separation loss of one prediction; its terms are kept in ``self.terms``.
+
+        Args:
+            pred: ``(1, 2 * C + 2, F, T)``: two sources and two masks (:func:`unpack`).
+
+        Returns:
+            A scalar ``()``.
+        """
         s1, s2, m1, m2 = unpack(pred)
         if self._target is None:
             self._target = self.spectra.target.to(s1.device)
@@ -378,3 +395,27 @@ def trivial_estimates(references: np.ndarray) -> dict[str, np.ndarray]:
     collapsed = np.zeros_like(refs)
     collapsed[int(np.argmax(np.sum(refs ** 2, axis=1)))] = mixture
     return {"mixture_to_louder": collapsed, "half_half": np.stack([mixture / 2, mixture / 2])}
+
+
+def corrupt(clean: np.ndarray, seed: int, ratio_db: float = 0.0) -> Observation:
+    """The registered corruption: the sources ``(2, L)`` (piano, drums) mixed by :func:`make_mixture`;
+    the scaled references go to ``context`` (the task is scored against them)."""
+    mixture, references = make_mixture(clean[0], clean[1], ratio_db)
+    return Observation(mixture, context={"references": references}, extra={"ratio_db": ratio_db})
+
+
+def _restore_observed(observed: np.ndarray, design: str, config: FitConfig, references: np.ndarray,
+                      clean=None, **kwargs) -> FitResult:
+    """:func:`restore` in the argument order of :class:`dap.tasks.registry.Task` (scored against the
+    scaled ``references``, not the unscaled ``clean`` sources)."""
+    return restore(observed, design, config, references=references, **kwargs)
+
+
+def _evaluate_observed(clean: np.ndarray, estimate: np.ndarray, references: np.ndarray) -> dict[str, float]:
+    """:func:`evaluate` against the scaled ``references`` of the observation."""
+    return evaluate(references, estimate)
+
+
+register_task(Task("separate", corrupt, _restore_observed, _evaluate_observed,
+                   metrics=tuple(f"{s}|{m}" for s in SOURCES for m in SEPARATION_METRICS),
+                   description="two sources out of one mixture with three priors (Table 4)"))

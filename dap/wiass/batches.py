@@ -14,7 +14,7 @@ from dap.wiass.examples import SpectrogramSet
 from dap.wiass.model import InformedSeparator
 from dap.wiass.side_info import alignment_matrix, stack_side_info
 
-from dap.wiass.settings import TrainSettings
+from dap.wiass.train_settings import TrainSettings
 
 
 @dataclass

@@ -60,7 +60,8 @@ from dap.core.audio import SAMPLE_RATE
 from dap.core.errors import DatasetError
 from dap.core.seeds import stable_hash, stream
 from dap.wiass import render as R
-from dap.wiass.data import FRAGMENT, SPLITS, Fragment
+from dap.wiass.corpus_reading import INFO, MANIFEST, load_corpus, parse_spans, read_manifest  # re-exported
+from dap.wiass.fragment import FRAGMENT, SPLITS
 
 #: Bump when a change alters the corpus' bytes (it is part of the cache folder's name).
 CORPUS_VERSION = 1
@@ -87,8 +88,6 @@ PREROLL = 3.0
 LICENSE = "MIT (FluidR3_GM soundfont); scores public domain (music21 corpus)"
 KIND = "rendered-from-real-samples"
 ENV_CACHE = "DAP_CACHE"
-INFO = "BUILD_INFO.json"
-MANIFEST = "manifest.csv"
 COLUMNS = ["id", "split", "piece", "score", "target_file", "target_sha256", "accompaniment_file",
            "accompaniment_sha256", "samples", "start_s", "qpm", "transpose", "target_preset",
            "accompaniment_presets", "level_db", "tar_db", "silent_spans", "gated_runs",
@@ -421,41 +420,6 @@ def ensure_corpus(fragments: int = DEFAULT_FRAGMENTS, seed: int = 0, folder=None
     return folder
 
 
-def read_manifest(folder) -> list[dict]:
-    with open(Path(folder) / MANIFEST, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def parse_spans(text: str) -> list[tuple[int, int, str]]:
-    """``"a-b:kind;..."`` -> ``[(a, b, kind), ...]`` (the manifest's ``silent_spans``)."""
-    out = []
-    for item in filter(None, text.split(";")):
-        rng, kind = item.split(":")
-        a, b = rng.split("-")
-        out.append((int(a), int(b), kind))
-    return out
-
-
-def load_corpus(folder, verify: bool = False) -> dict[str, list[Fragment]]:
-    """Fragments of a built corpus per split (``group`` = piece, ``family`` = "choir-soprano",
-    ``source`` = "generated"; the manifest row in ``meta``). ``verify``: check every sha256."""
-    folder = Path(folder)
-    if not (folder / INFO).is_file():
-        raise DatasetError(f"{folder}: not a finished wiass corpus (no {INFO}); build it with "
-                           f"python -m dap corpus wiass --out {folder}")
-    out = {s: [] for s in SPLITS}
-    for row in read_manifest(folder):
-        stems = []
-        for stem in ("target", "accompaniment"):
-            path = folder / row[f"{stem}_file"]
-            if verify and hashlib.sha256(path.read_bytes()).hexdigest() != row[f"{stem}_sha256"]:
-                raise DatasetError(f"{path}: sha256 differs from {folder / MANIFEST}")
-            stems.append(sf.read(str(path), dtype="float32")[0])
-        out[row["split"]].append(Fragment(row["id"], stems[0], stems[1], group=row["piece"],
-                                          family="choir-soprano", source="generated", meta=row))
-    return out
-
-
 def describe(info: dict, folder, found: bool = False) -> str:
     """The one-line summary the command prints at the end (``found``: an earlier build)."""
     sizes = " / ".join(f"{info['split_sizes'][s]}" for s in SPLITS)
@@ -463,7 +427,6 @@ def describe(info: dict, folder, found: bool = False) -> str:
     return (f"wiass corpus: {info['fragments']} fragments (train / valid / test {sizes}, from "
             f"{pieces} pieces) in {folder}: {info['bytes'] / 1e6:.1f} MB, "
             f"{'already built (in' if found else 'built in'} {info['seconds']:.1f} s{')' if found else ''}")
-
 
 
 def command(out=None, fragments: int | None = None, seed: int = 0, log=None) -> int:

@@ -48,7 +48,7 @@ copy), so a copy is the same whatever order it is built in:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,9 +58,8 @@ from dap.core.audio import SAMPLE_RATE
 from dap.core.errors import DatasetError
 from dap.core.seeds import stable_hash, stream
 from dap.data import load_clips
+from dap.wiass.fragment import FRAGMENT, SPLITS, Fragment
 
-#: Fragment length in samples: 8.192 s at 16 kHz.
-FRAGMENT = 131072
 N_FFT = 1024
 HOP = 512
 #: F and N of the paper's 513 x 256 spectrograms.
@@ -68,7 +67,6 @@ N_FREQ = N_FFT // 2 + 1
 N_FRAMES = FRAGMENT // HOP
 #: Seed of the embedded train / valid / test split: fixed, independent of the experiment seed.
 SPLIT_SEED = 0
-SPLITS = ("train", "valid", "test")
 #: Shares of each family's recordings that go to test and validation (embedded set).
 TEST_SHARE, VALID_SHARE = 0.25, 0.15
 
@@ -119,47 +117,6 @@ def normalised_magnitudes(mixture, target) -> tuple[torch.Tensor, torch.Tensor, 
     if not scale > 0:
         raise DatasetError("the mixture is silent: its spectrogram cannot be normalised")
     return mix / scale, tgt / scale, scale
-
-
-# ----------------------------------------------------------------------------- fragments
-@dataclass
-class Fragment:
-    """One 8.192-s excerpt with its two stems.
-
-    target, accompaniment: float32 ``(L,)``. ``group`` names the recording the fragment comes
-    from (fragments of one recording never straddle splits); ``family`` the stratum of the split.
-    """
-
-    id: str
-    target: np.ndarray
-    accompaniment: np.ndarray
-    group: str = ""
-    family: str = "all"
-    source: str = "embedded"
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("target", "accompaniment"):
-            x = np.asarray(getattr(self, name), dtype=np.float32)
-            if x.ndim != 1:
-                raise DatasetError(f"fragment {self.id}: {name} must be mono (L,), got {x.shape}")
-            if not np.all(np.isfinite(x)):
-                raise DatasetError(f"fragment {self.id}: {name} contains NaN or Inf")
-            setattr(self, name, x)
-        if self.target.shape != self.accompaniment.shape:
-            raise DatasetError(f"fragment {self.id}: target {self.target.shape} and accompaniment "
-                               f"{self.accompaniment.shape} differ in length")
-        self.group = self.group or self.id
-
-    @property
-    def mixture(self) -> np.ndarray:
-        """float32 ``(L,)``: target + accompaniment (the linear mixture model of the paper)."""
-        return self.target + self.accompaniment
-
-    def silent_frames(self, frame: int = SAMPLE_RATE) -> int:
-        """Number of complete 1-s frames in which the target is exactly zero (PES frames)."""
-        n = self.target.shape[0] // frame
-        return int(np.sum(~np.any(self.target[: n * frame].reshape(n, frame) != 0, axis=1)))
 
 
 def fragment_from_clip(clip) -> Fragment:

@@ -55,7 +55,7 @@ from dap.wiass.model import InformedSeparator
 from dap.wiass.references import (REFERENCES, alignment_references, alignment_scores,
                                   reference_magnitude)
 from dap.wiass.side_info import SideInfo
-from dap.wiass.settings import TrainResult
+from dap.wiass.train_settings import TrainResult
 
 #: BSS Eval window and PES / EPS frame: 1 s at 16 kHz.
 WINDOW = SAMPLE_RATE

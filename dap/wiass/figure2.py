@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 
 from dap.metrics import DEFINITIONS
-from dap.report import caption, commits_note, write_table
+from dap.report.tables import caption, commits_note, write_table
 from dap.wiass.captions import describe, deviations, model_summary
 from dap.wiass.evaluate import ALIGNMENT_METRICS, SEPARATION_METRICS
 from dap.wiass.references import l1_loss, silence_loss
 from dap.wiass.study_data import StudyData
 from dap.wiass.tables import (EVALUATED, comparison_table, markdown_comparisons, markdown_summary,
                               summary_table)
-from dap.wiass.settings import TrainResult
+from dap.wiass.train_settings import TrainResult
 
 #: Notebook 07's name: its results folder, where notebook 08 looks for trained models.
 FIGURE2 = "07_wiass_figure2_side_information"
@@ -27,7 +27,7 @@ def figure2_caption(p: dict, data: StudyData, results: dict[str, TrainResult],
     (a warning when rows of several commits are mixed)."""
     steps = sorted({r.steps for r in results.values()})
     return caption("Figure 2 (paper 2): separation with side information of decreasing strength",
-                   data=describe(p, data), profile=p["profile"], n_clips=len(data.splits["test"]),
+                   data=describe(p, data), profile=p.profile, n_clips=len(data.splits["test"]),
                    iterations=f"training steps {', '.join(map(str, steps))}",
                    selection="model with the best validation L1 loss",
                    metrics={k: v for k, v in DEFINITIONS.items() if k in ("SDR", "PES", "EPS")},

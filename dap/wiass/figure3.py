@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap.report import caption, write_table
+from dap.report.tables import caption, write_table
 from dap.wiass.captions import describe, deviations, model_summary
 from dap.wiass.data import N_FRAMES
 from dap.wiass.evaluate import ALIGNMENT_METRICS
@@ -16,7 +16,7 @@ from dap.wiass.figure2 import FIGURE2
 from dap.wiass.side_info import SideInfo
 from dap.wiass.study_data import StudyData
 from dap.wiass.tables import alignment_means, fmt
-from dap.wiass.settings import TrainResult
+from dap.wiass.train_settings import TrainResult
 
 #: Notebook 08's name: its results folder.
 FIGURE3 = "08_wiass_figure3_attention"
@@ -44,7 +44,7 @@ def figure3_caption(p: dict, data: StudyData, results: dict[str, TrainResult],
                     examples: list[AttentionExample]) -> str:
     """Figure 3's caption: the shown fragment, the alignment measures and the deviations."""
     return caption("Figure 3 (paper 2): attention weights and the alignment they encode",
-                   data=describe(p, data), profile=p["profile"],
+                   data=describe(p, data), profile=p.profile,
                    n_clips=f"1 shown ({examples[0].clip_id}), {len(data.splits['test'])} scored",
                    iterations=f"training steps {', '.join(str(r.steps) for r in results.values())}",
                    selection="model with the best validation L1 loss",

@@ -11,7 +11,7 @@
   on one test fragment plus the alignment accuracy over all test fragments
   (:mod:`dap.wiass.figure3` tabulates, captions and publishes them).
 
-A resolved profile ``p`` (see :mod:`dap.profiles`) carries: ``seed``, ``configurations``, model size
+A resolved profile ``p`` (see :mod:`dap.config.profiles`) carries: ``seed``, ``configurations``, model size
 ``hidden`` / ``n_layers``, training ``lr``, ``weight_decay``, ``batch_size``, ``epochs``,
 ``patience``, ``max_steps``, data ``n_train``, ``n_valid``, ``n_test``, ``copies``, ``gain_db``,
 ``pitch``, ``circular_shift``, side information ``side_length``, ``activity_threshold``.
@@ -27,7 +27,7 @@ import pandas as pd
 from dap.core.files import results_root
 from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
-from dap.fit import pick_device
+from dap.engine.fit import pick_device
 from dap.wiass.captions import describe, model_summary
 from dap.wiass.configurations import EVALUATIONS, fixed_side_info, models_needed, side_kind
 from dap.wiass.examples import SpectrogramSet
@@ -40,7 +40,7 @@ from dap.wiass.figure3 import (FIGURE3, UNGUIDED, AttentionExample, figure3_capt
 from dap.wiass.references import silence_loss
 from dap.wiass.study_data import StudyData, data_settings, load_study_data
 from dap.wiass.tables import summary_table
-from dap.wiass.settings import TrainResult, TrainSettings
+from dap.wiass.train_settings import TrainResult, TrainSettings
 from dap.wiass.train import is_trained, train
 
 #: Rows of the embedded test stems scored beside a generated corpus (not ``rows.csv``).
@@ -57,14 +57,14 @@ __all__ = [
 
 def train_settings(p: dict, configuration: str, source: str) -> TrainSettings:
     """The :class:`TrainSettings` of ``configuration`` under profile ``p``."""
-    return TrainSettings(configuration=configuration, hidden=p["hidden"], n_layers=p["n_layers"],
-                         lr=p["lr"], weight_decay=p["weight_decay"], batch_size=p["batch_size"],
-                         epochs=p["epochs"], patience=p["patience"], max_steps=p["max_steps"],
-                         side_length=p["side_length"],
-                         activity_threshold=p["activity_threshold"], seed=p["seed"],
-                         checkpoint_every=p.get("checkpoint_every"), decay=p["decay"],
-                         mask_padding=p["mask_padding"], output_leak=p["output_leak"],
-                         guide_weight=p["guide_weight"], data=data_settings(p, source))
+    return TrainSettings(configuration=configuration, hidden=p.hidden, n_layers=p.n_layers,
+                         lr=p.lr, weight_decay=p.weight_decay, batch_size=p.batch_size,
+                         epochs=p.epochs, patience=p.patience, max_steps=p.max_steps,
+                         side_length=p.side_length,
+                         activity_threshold=p.activity_threshold, seed=p.seed,
+                         decay=p.decay,
+                         mask_padding=p.mask_padding, output_leak=p.output_leak,
+                         guide_weight=p.guide_weight, data=data_settings(p, source))
 
 
 def model_folder(folder: str | Path, settings: TrainSettings) -> Path:
@@ -95,28 +95,28 @@ def train_configurations(p: dict, data: StudyData, folder: str | Path, configura
 
 def figure2_study(store: ResultStore, p: dict, source: str = "embedded", root=None,
                   progress: bool = True) -> tuple[pd.DataFrame, StudyData, dict[str, TrainResult]]:
-    """Train every configuration of ``p["configurations"]`` and evaluate it on the test split.
+    """Train every configuration of ``p.configurations`` and evaluate it on the test split.
 
     Returns (rows of this study, the data, the training results per trained configuration).
     """
     data = load_study_data(p, source, root)
-    results = train_configurations(p, data, store.folder, models_needed(p["configurations"]),
+    results = train_configurations(p, data, store.folder, models_needed(p.configurations),
                                    progress=progress)
-    frames = [evaluate_configuration(store, results[EVALUATIONS[e]], e, data.test_set, p["seed"],
-                                     p["profile"], data.source, progress=progress)
-              for e in p["configurations"]]
+    frames = [evaluate_configuration(store, results[EVALUATIONS[e]], e, data.test_set, p.seed,
+                                     p.profile, data.source, progress=progress)
+              for e in p.configurations]
     mask_id = fit_id(data_settings(p, data.source))
-    frames.append(evaluate_references(store, data.test_set, data.constant_mask, p["seed"],
-                                      p["profile"], data.source, mask_id))
+    frames.append(evaluate_references(store, data.test_set, data.constant_mask, p.seed,
+                                      p.profile, data.source, mask_id))
     if data.embedded_test is not None:
         # the real stems, side by side; in their own rows file, so claims read one test set only
         side = ResultStore(store.folder, EMBEDDED_ROWS)
         data.embedded_rows = pd.concat(
-            [evaluate_configuration(side, results[EVALUATIONS[e]], e, data.embedded_test, p["seed"],
-                                    p["profile"], "embedded", progress=progress)
-             for e in p["configurations"]]
-            + [evaluate_references(side, data.embedded_test, data.constant_mask, p["seed"],
-                                   p["profile"], "embedded", mask_id)], ignore_index=True)
+            [evaluate_configuration(side, results[EVALUATIONS[e]], e, data.embedded_test, p.seed,
+                                    p.profile, "embedded", progress=progress)
+             for e in p.configurations]
+            + [evaluate_references(side, data.embedded_test, data.constant_mask, p.seed,
+                                   p.profile, "embedded", mask_id)], ignore_index=True)
     return pd.concat(frames, ignore_index=True), data, results
 
 
@@ -136,7 +136,7 @@ def pick_fragment(test_set: SpectrogramSet, clip_id: str | None = None) -> int:
 def figure3_study(p: dict, source: str = "embedded", root=None, folder=None, reuse_from=None,
                   progress: bool = True) -> tuple[list[AttentionExample], pd.DataFrame, StudyData,
                                                   dict[str, TrainResult]]:
-    """Attention of ``p["attention_configurations"]`` on one test fragment, and alignment over all.
+    """Attention of ``p.attention_configurations`` on one test fragment, and alignment over all.
 
     Models come from 07's folder when trained there with the same settings, else are trained into
     ``folder`` (08's). Returns (examples on the shown fragment, per-fragment alignment table with
@@ -145,28 +145,28 @@ def figure3_study(p: dict, source: str = "embedded", root=None, folder=None, reu
     folder = Path(folder) if folder is not None else results_root() / FIGURE3
     reuse = [results_root() / FIGURE2] if reuse_from is None else list(reuse_from)
     data = load_study_data(p, source, root)
-    configs = list(p["attention_configurations"])
+    configs = list(p.attention_configurations)
     for c in configs:
         if side_kind(c) in (None, "ones"):
             raise ValueError(f"{c} has no meaningful side information to attend to")
     results = train_configurations(p, data, folder, models_needed(configs), reuse_from=reuse,
                                    progress=progress)
     variants = [("", results)]
-    if p["guide_weight"] and p["compare_unguided"]:
+    if p.guide_weight and p.compare_unguided:
         # the faithful attention (no guidance) beside the guided one, trained the same way
-        unguided = train_configurations({**p, "guide_weight": 0.0}, data, folder,
+        unguided = train_configurations(p.replace(guide_weight=0.0), data, folder,
                                         models_needed(configs), reuse_from=reuse,
                                         progress=progress)
         variants.append((UNGUIDED, unguided))
         results = {**results, **{c + UNGUIDED: r for c, r in unguided.items()}}
-    shown = pick_fragment(data.test_set, p.get("clip_id"))
+    shown = pick_fragment(data.test_set, p.clip_id)
     examples, records = [], []
     for suffix, trained in variants:
         for c in configs:
             result = trained[EVALUATIONS[c]]
             for i in range(len(data.test_set)):
                 ex = data.test_set[i]
-                side = fixed_side_info(side_kind(c), ex, p["seed"], **result.settings.side_options())
+                side = fixed_side_info(side_kind(c), ex, p.seed, **result.settings.side_options())
                 sep = separate(result.model, ex, side, device=pick_device(),
                                mask_padding=result.settings.mask_padding)
                 scores = alignment_metrics(sep.attention, side, result.settings.mask_padding)
@@ -183,11 +183,11 @@ def store_alignment(store: ResultStore, record: dict, model_id: str, p: dict, so
     rows in ``store`` (notebook 08's ``rows.csv``), so that the claims can test them per fragment.
     ``record``: ``{"configuration", "clip_id", <measure>: value, ...}``."""
     fid = fit_id({"task": TASK, "model": model_id, "evaluation": "alignment", "clip_id": record["clip_id"],
-                  "seed": p["seed"]})
+                  "seed": p.seed})
     if store.has(fid):
         return
     base = {"fit_id": fid, "task": TASK, "dataset": "stems", "source": source, "clip_id": record["clip_id"],
-            "design": record["configuration"], "seed": p["seed"], "profile": p["profile"],
+            "design": record["configuration"], "seed": p.seed, "profile": p.profile,
             "selection": "best-validation", "status": "ok", "error": "", **provenance()}
     store.add([{**base, "metric": k, "value": float(v)} for k, v in record.items()
                if k not in ("configuration", "clip_id")])

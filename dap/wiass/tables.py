@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dap.claims import bootstrap_interval
+from dap.claims.rule import bootstrap_interval
 from dap.wiass.configurations import EVALUATIONS
 from dap.wiass.evaluate import ALIGNMENT_METRICS, SEPARATION_METRICS
 from dap.wiass.references import REFERENCES

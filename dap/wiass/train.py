@@ -59,11 +59,11 @@ from tqdm.auto import tqdm
 from dap.core.errors import DapError
 from dap.core.files import atomic_write_bytes, atomic_write_text
 from dap.core.seeds import stream
-from dap.fit import pick_device
+from dap.engine.fit import pick_device
 from dap.wiass.data import N_FREQ
 from dap.wiass.examples import SpectrogramSet
 from dap.wiass.model import InformedSeparator
-from dap.wiass.settings import CheckpointMismatch, TrainResult, TrainSettings
+from dap.wiass.train_settings import CheckpointMismatch, TrainResult, TrainSettings
 from dap.wiass.batches import guided_attention_loss, guidance_matrix, run_model, training_side_info, validation_loss
 
 def build_model(settings: TrainSettings) -> InformedSeparator:

@@ -2,7 +2,7 @@
 references each is set against.
 
 Paper 1 (Interspeech 2021), Tables 1-4: the comparisons its text makes (section 4), one claim per
-table column, the direction taken from the paper's own numbers (:mod:`dap.paper`); a column where the
+table column, the direction taken from the paper's own numbers (:mod:`dap.report.paper`); a column where the
 paper prints the same value for both designs makes no claim and is left out. Each table's *main*
 claim, the proposed design better than each other design, is also tested per metric pooled over the
 table's data sets (paired per clip, stratified by data set), so that a few clips per data set can
@@ -18,8 +18,8 @@ classical baseline of its column. :data:`UNTESTED` lists what the rows cannot te
 
 from __future__ import annotations
 
-from dap import paper
-from dap.claims import Claim
+from dap.report import paper
+from dap.claims.rule import Claim
 from dap.priors import DESIGN_LABELS
 
 _DENSE, _EXP, _DIL, _CONV = "dilated_exp_dense", "dilated_exp", "dilated", "conv"

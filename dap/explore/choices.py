@@ -1,9 +1,10 @@
-"""The explorer's choices (:class:`Settings`), what it offers, and one sentence on what a budget costs."""
+"""The explorer's choices (:class:`Choices`), what it offers, and one sentence on what a budget costs."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from dap.config.schedule import PAPER_SCHEDULE
 from dap.core.audio import SAMPLE_RATE
 from dap.core.errors import DapError
 from dap.priors import DEFAULT_WIDTHS, DESIGN_LABELS, DESIGNS, build_prior, count_parameters
@@ -31,7 +32,7 @@ class ExplorerError(DapError, ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
+class Choices:
     """The explorer's choices.
 
     dataset: an embedded data set (``digits``, ``speech``, ``piano``, ``drums``, ``noise``,
@@ -57,7 +58,7 @@ class Settings:
     update_every: int = 10
     seed: int = 0
     precision: str = "auto"
-    lr: float = 1e-3
+    lr: float = PAPER_SCHEDULE.lr
     output: str = "last"
 
     def __post_init__(self):
@@ -100,15 +101,14 @@ class Settings:
         """Whether a clean reference exists (not for denoising with sigma 0: the clip as it is)."""
         return self.task == "inpaint" or self.sigma > 0
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> "Choices":
         """A copy with some fields changed (validated)."""
         return replace(self, **changes)
 
     @classmethod
-    def from_params(cls, p: dict) -> "Settings":
-        """Settings from a resolved profile (keys named as the fields; others ignored)."""
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in p.items() if k in names})
+    def from_params(cls, p) -> "Choices":
+        """Choices from a resolved profile (its settings named as the fields; others ignored)."""
+        return cls(**{k: getattr(p, k) for k in cls.__dataclass_fields__ if hasattr(p, k)})
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +119,7 @@ def clip_samples(seconds: float) -> int:
     return max(16, int(round(seconds * SAMPLE_RATE / LENGTH_MULTIPLE))) * LENGTH_MULTIPLE
 
 
-def describe_budget(settings: Settings, designs: tuple[str, ...] | None = None) -> str:
+def describe_budget(settings: Choices, designs: tuple[str, ...] | None = None) -> str:
     """One honest sentence on what the budget is (size, clip, iterations) and what it is not."""
     designs = designs or (settings.design,)
     params = ", ".join(f"{DESIGN_LABELS[d]} {count_parameters(build_prior(d, widths=settings.widths)) / 1e3:.0f}k"

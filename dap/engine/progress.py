@@ -1,6 +1,6 @@
 """How far a grid is, in a small file a person (or ``run_all.sh``) can read while it runs.
 
-:class:`GridProgress` (written by :func:`dap.grid.run_grid`) keeps ``.progress.json`` in the
+:class:`GridProgress` (written by :func:`dap.engine.grid.run_grid`) keeps ``.progress.json`` in the
 notebook's results folder up to date: fits done / total, the fit(s) running, elapsed seconds and an
 estimate of the time left (wall seconds per finished fit so far x fits left).
 :func:`read_progress` and :func:`progress_line` are what :mod:`dap.runner` polls and prints while

@@ -2,7 +2,7 @@
 queue, or every GPU of one node.
 
 :func:`cluster_executor` turns a ``cluster`` setting into the executor factory that
-:func:`dap.grid.run_grid` takes (``executor=``). The grid's driver (a notebook, ``run_all.sh``) stays
+:func:`dap.engine.grid.run_grid` takes (``executor=``). The grid's driver (a notebook, ``run_all.sh``) stays
 the only writer of the result rows: workers run fits and send back their results, the driver
 evaluates and records each as it arrives, so the rows are safe however many machines fit.
 
@@ -77,7 +77,7 @@ class FitWorkerSetup(distributed.WorkerPlugin):
 
 
 def cluster_executor(cluster: str, progress=print):
-    """The ``executor(workers, threads)`` factory of :func:`dap.grid.run_grid` for ``cluster`` (see
+    """The ``executor(workers, threads)`` factory of :func:`dap.engine.grid.run_grid` for ``cluster`` (see
     the module doc). Each call starts (or connects to) the cluster and returns a
     :class:`DaskExecutor`; the grid shuts it down when its pass ends."""
     if cluster not in KINDS and "://" not in cluster:

@@ -12,7 +12,7 @@ Three lessons, each a few functions (the notebook holds the narrative):
 2. **Parameters and cost.** :func:`iteration_gflop` counts the multiply-adds of every conv
    (forward hooks, so the count does not depend on how a conv is computed) and
    :func:`cost_table` adds parameter counts and the seconds per iteration measured through
-   :func:`dap.fit.fit`.
+   :func:`dap.engine.fit.fit`.
 3. **Spectral bias: signal before noise.** :func:`spectral_bias` fits the same prior to a clean
    clip and to white noise of the same energy, through :func:`dap.tasks.denoise.restore`, and
    returns both loss curves relative to the target's energy (:func:`spectral_bias_figure` plots
@@ -37,9 +37,10 @@ import torch
 from torch import nn
 
 from dap.core.audio import HOP, N_FFT, SAMPLE_RATE, check_audio, stft
+from dap.config.schedule import PAPER_SCHEDULE
 from dap.core.seeds import stream
-from dap.fit import FitConfig
-from dap.plots import log_magnitude
+from dap.engine.fit import FitConfig
+from dap.report.plots import log_magnitude
 from dap.priors import DESIGN_LABELS, DESIGNS, build_prior, count_parameters, receptive_field
 from dap.priors.blocks import ConvUnit, UpStage
 from dap.tasks import denoise
@@ -209,7 +210,7 @@ def iteration_gflop(design: str, widths=None, samples: int = 16384, probe_frames
 
 def measure_seconds_per_iteration(design: str, clip: np.ndarray, iterations: int = 3, widths=None,
                                   precision: str = "auto", seed: int = 0) -> float:
-    """Median seconds per iteration of a short fit of ``clip`` ``(L,)`` through :func:`dap.fit.fit`.
+    """Median seconds per iteration of a short fit of ``clip`` ``(L,)`` through :func:`dap.engine.fit.fit`.
 
     The first iteration (one-off setup) is left out when there are at least 3; with fewer the
     mean of all is returned.
@@ -275,7 +276,7 @@ def matched_white_noise(clip: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def spectral_bias(clip: np.ndarray, design: str = "dilated_exp", iterations: int = 150, widths=None,
-                  seed: int = 0, precision: str = "auto", lr: float = 1e-3) -> dict[str, pd.DataFrame]:
+                  seed: int = 0, precision: str = "auto", lr: float = PAPER_SCHEDULE.lr) -> dict[str, pd.DataFrame]:
     """Fit the same prior (same seed: same latent and initial weights) to ``clip`` and to white noise.
 
     clip: ``(L,)``, L a multiple of 256. Returns ``{"clean clip": h, "white noise (same energy)": h}``

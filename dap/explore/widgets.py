@@ -26,7 +26,7 @@ import pandas as pd
 from dap.data import DATASETS
 from dap.core.errors import DapError
 from dap.explore import (CLIP_SECONDS, OUTPUT_NOTES, OUTPUT_RULES, SIZE_NOTES, SIZES, ExplorerError, LiveFit,
-                         Problem, Settings, Snapshot, describe_budget, embedded_clip, embedded_ids, figure_png,
+                         Problem, Choices, Snapshot, describe_budget, embedded_clip, embedded_ids, figure_png,
                          make_problem, playback_gain, progress_figure, read_upload, wav_bytes)
 from dap.priors import DESIGN_LABELS, DESIGNS
 
@@ -46,15 +46,15 @@ HELP = ("<b>Run</b> fits the chosen design to the corrupted clip in the backgrou
 class Explorer:
     """The deep-prior explorer: ``Explorer(settings).show()`` in a notebook.
 
-    settings: the initial choices (:class:`dap.explore.Settings`, e.g. from a profile).
+    settings: the initial choices (:class:`dap.explore.Choices`, e.g. from a profile).
     Attributes after a run: ``live`` (:class:`dap.explore.LiveFit`: results, histories, summary),
     ``problem`` (:class:`dap.explore.Problem`).
     """
 
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Choices | None = None):
         import ipywidgets as W  # here: optional (notebooks only); dap.explore works without it
 
-        s = settings or Settings()
+        s = settings or Choices()
         if s.dataset not in DATASETS:
             raise ExplorerError(f"dataset must be one of {DATASETS} (upload files with the upload button), "
                                 f"not {s.dataset!r}")
@@ -74,7 +74,7 @@ class Explorer:
         self._show_budget()
         self._preview()
 
-    def _make_controls(self, W, s: Settings) -> None:
+    def _make_controls(self, W, s: Choices) -> None:
         """Every control, set from the initial settings ``s``."""
         style = {"description_width": "7em"}
 
@@ -165,15 +165,15 @@ class Explorer:
 
         display(self.ui)
 
-    def settings(self) -> Settings:
-        """The current choices as :class:`dap.explore.Settings` (raises ExplorerError when invalid)."""
-        return Settings(dataset=self.w_dataset.value, clip_index=int(self.w_clip.value or 0),
+    def settings(self) -> Choices:
+        """The current choices as :class:`dap.explore.Choices` (raises ExplorerError when invalid)."""
+        return Choices(dataset=self.w_dataset.value, clip_index=int(self.w_clip.value or 0),
                         seconds=float(self.w_seconds.value), task=self.w_task.value, sigma=float(self.w_sigma.value),
                         n_gaps=int(self.w_gaps.value), gap_s=float(self.w_gap_s.value), design=self.w_design.value,
                         widths=self._widths[self.w_size.value], iterations=int(self.w_iterations.value),
                         output=self.w_output.value, **self._settings_extra)
 
-    def make_problem(self, settings: Settings | None = None) -> Problem:
+    def make_problem(self, settings: Choices | None = None) -> Problem:
         """The corrupted clip of the current choices (an embedded clip or the upload)."""
         s = settings or self.settings()
         if s.dataset == UPLOAD:

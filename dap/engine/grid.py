@@ -5,7 +5,7 @@ that fails deterministically (diverged loss, a bad clip, any error inside the ta
 failed with its reason, and the grid goes on. A fit that fails for the machine's reasons (a CUDA
 error, out of memory: :mod:`dap.core.failures`) is retried up to ``retries`` times and never recorded;
 if it still fails the grid stops with :class:`dap.core.failures.InfrastructureError` (rerun to resume).
-While a grid runs, ``.progress.json`` in the store's folder says how far it is (:mod:`dap.progress`).
+While a grid runs, ``.progress.json`` in the store's folder says how far it is (:mod:`dap.engine.progress`).
 Per-fit histories and restored audio are kept next to the rows so figures can be redrawn without
 refitting.
 """
@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 
 from dap.core.audio import save_audio
-from dap.costs import seconds_per_iteration
+from dap.config.costs import seconds_per_iteration
 from dap.data.clip import Clip
 from dap.core.errors import DapError
 from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
-from dap.fit import FitResult
-from dap.progress import GridProgress
+from dap.engine.fit import FitResult
+from dap.engine.progress import GridProgress
 from dap.core.files import atomic_write_text
 from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dap.config.schedule import PAPER_ITERATIONS, PAPER_SCHEDULE
 from dap.core.device import native_bf16, precision_mode, resolve_precision
 from dap.core.errors import DapError, FitDiverged
 from dap.priors.unet import native_dilated_convs
@@ -62,12 +63,13 @@ SELECTION_NOTES = {
 
 @dataclass
 class FitConfig:
-    """Settings of one fit. Defaults are the paper's (docs/method.md, Optimisation)."""
+    """Settings of one fit. Defaults are the paper's (:mod:`dap.config.schedule`); the tasks take a
+    config explicitly, so a caller never gets a 2000-iteration fit by leaving it out."""
 
-    iterations: int = 2000
-    lr: float = 1e-3
-    lr_step: int = 500            # x lr_gamma every lr_step iterations
-    lr_gamma: float = 0.1
+    iterations: int = PAPER_ITERATIONS
+    lr: float = PAPER_SCHEDULE.lr
+    lr_step: int = PAPER_SCHEDULE.lr_step  # x lr_gamma every lr_step iterations
+    lr_gamma: float = PAPER_SCHEDULE.lr_gamma
     precision: str = "auto"      # "auto": bf16 autocast where native, else fp32; "fp32" (TF32 off), "tf32" (CUDA), "bf16" (channels_last either way, where safe)
     ema_decay: float = 0.99
     track_every: int = 1          # score the outputs every k iterations (oracle granularity)
@@ -166,7 +168,7 @@ def to_fast_layout(module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` in channels_last where that is safe (``channels_last_safe``), else unchanged.
 
     channels_last lets oneDNN (CPU) and cuDNN pick their fast conv kernels in fp32 and bf16 alike
-    (measured costs: dap/costs.py, results/reference/benchmarks.md; why: docs/method.md, CPU fast
+    (measured costs: dap/config/costs.py, results/reference/benchmarks.md; why: docs/method.md, CPU fast
     path); the values are the same up to float rounding.
     """
     return module.to(memory_format=torch.channels_last) if channels_last_safe(module, device) else module
@@ -357,6 +359,16 @@ class _Queued:
     @classmethod
     def of(cls, it: int, lr: float, loss: torch.Tensor, wav: torch.Tensor, ema: torch.Tensor | None,
            device: torch.device, lag: int) -> "_Queued":
+        """Queue one iteration for read-back: on CUDA pinned host copies started without waiting.
+
+        Args:
+            it, lr: the iteration and its learning rate.
+            loss: scalar ``()``; wav: decoded waveforms ``(S, L)``; ema: their moving average ``(S, L)`` or None.
+            device: where the fit runs; lag: iterations the host may fall behind (1: no copies on a CPU).
+
+        Returns:
+            The queued entry, read once :meth:`ready` (or after :meth:`wait`).
+        """
         loss = loss.detach()
         if device.type == "cuda":
             host = [_pinned_copy(t) for t in (loss, wav, ema)]
@@ -377,6 +389,14 @@ class _Queued:
 
 
 def _pinned_copy(t: torch.Tensor | None) -> torch.Tensor | None:
+    """A non-blocking copy of ``t`` (any shape) into pinned host memory (None stays None).
+
+    Args:
+        t: a device tensor or None.
+
+    Returns:
+        A host tensor of ``t``'s shape and dtype, complete once the recorded CUDA event is.
+    """
     if t is None:
         return None
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
@@ -397,6 +417,11 @@ class LatentPrior(nn.Module):
         self.register_buffer("z", torch.randn(shape, generator=g))
 
     def forward(self) -> torch.Tensor:
+        """The prior applied to its fixed latent.
+
+        Returns:
+            The prior's output for ``z``, e.g. a spectrogram ``(1, 2, F, T)``.
+        """
         return self.prior(self.z)  # Module.to(memory_format=...) converts z along with the weights
 
 

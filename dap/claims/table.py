@@ -1,10 +1,10 @@
-"""``results/CLAIMS.md``: every claim of :data:`dap.claim_registry.CLAIMS` decided on the stored rows
-of a run with the rule of :mod:`dap.claims` (exact paired test, Holm-Tarone correction per table or
+"""``results/CLAIMS.md``: every claim of :data:`dap.claims.registry.CLAIMS` decided on the stored rows
+of a run with the rule of :mod:`dap.claims.rule` (exact paired test, Holm-Tarone correction per table or
 figure), each beside the same test of the paper's method against the trivial answer and the best
 classical baseline of its column.
 
 It sits above the studies (it reads their row formats, e.g. separation's per-source metrics), while
-:mod:`dap.claims` itself is statistics only, so that tables can use the rule too.
+:mod:`dap.claims.rule` itself is statistics only, so that tables can use the rule too.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap.claim_registry import CLAIMS, UNTESTED, reference_family, references_of
-from dap.claims import (CONSISTENT, CONTRADICTED, INCONCLUSIVE, LOSES, NOT_RUN, REPRODUCED, UNDEFINED, BEATS,
-                        Claim, ClaimError, Effect, against_reference, decide, paired_effect, verdict_text)
+from dap.claims.paired_test import ALPHA, smallest_n
+from dap.claims.registry import CLAIMS, UNTESTED, reference_family, references_of
+from dap.claims.rule import (CONSISTENT, CONTRADICTED, INCONCLUSIVE, LOSES, NOT_RUN, REPRODUCED, UNDEFINED, BEATS,
+                             Claim, ClaimError, Effect, against_reference, decide, paired_effect, verdict_text)
+from dap.config.costs import study_cost
 from dap.core.files import atomic_write_text
 from dap.core.store import ResultStore
-from dap.costs import study_cost
-from dap.paired_test import ALPHA, smallest_n
 from dap.studies.common import BASELINE_FILE
 from dap.studies.separation import TRIVIAL_FILE, per_source_rows
 
@@ -50,7 +50,7 @@ def _strongest(rows: pd.DataFrame, candidates: list[Claim], profile: str | None)
 
 
 def evaluate_claims(results_dir: str | Path, claims=None, profile: str | None = None) -> pd.DataFrame:
-    """One row per claim of ``claims`` (default: :data:`dap.claim_registry.CLAIMS`) with its exact
+    """One row per claim of ``claims`` (default: :data:`dap.claims.registry.CLAIMS`) with its exact
     test, its corrected p-value and verdict, and the method against the trivial answer and the best
     baseline, from the row files under ``results_dir``."""
     claims = CLAIMS if claims is None else claims
@@ -185,7 +185,7 @@ _PAPER2_SCALE = ("250 test fragments of the generated corpus (python -m dap corp
 
 def deciding_runs(table: pd.DataFrame) -> list[str]:
     """Markdown lines: for each table or figure with undecided claims, the run that would decide them
-    (the paper profile), its n, fits and cost from :func:`dap.costs.study_cost`."""
+    (the paper profile), its n, fits and cost from :func:`dap.config.costs.study_cost`."""
     open_ = table[table["verdict"].isin([CONSISTENT, INCONCLUSIVE])]
     if open_.empty:
         return []
@@ -212,7 +212,7 @@ def deciding_runs(table: pd.DataFrame) -> list[str]:
 def smallest_n_table(claims=None, alpha: float = ALPHA) -> pd.DataFrame:
     """Per family and number of data sets pooled: the fewest clips per data set at which such a claim
     could be reproduced, if every claim of the family had that many clips per data set and every clip
-    agreed (:func:`dap.paired_test.smallest_n`; docs/claims.md shows it)."""
+    agreed (:func:`dap.claims.paired_test.smallest_n`; docs/claims.md shows it)."""
     claims = CLAIMS if claims is None else claims
     strata = pd.DataFrame({"family": [c.family_key for c in claims],
                            "pooled": [1 if c.per_clip or c.datasets is None else len(c.datasets) for c in claims]})

@@ -1,8 +1,7 @@
-"""Typed settings: one frozen dataclass per kind of study (:mod:`dap.profiles` gives their values
-per notebook and profile). A setting is read as an attribute (``p.iterations``) or through the
-read-only mapping interface (``p["iterations"]``, ``p.get(...)``, ``dict(p)``); a name that does not
-exist raises :class:`SettingsError` naming the valid ones; values are converted to the declared
-types or refused with :class:`SettingsTypeError`.
+"""Typed settings: one frozen dataclass per kind of study (:mod:`dap.config.profiles` gives their values
+per notebook and profile). A setting is read one way, as an attribute (``p.iterations``); a name
+that does not exist raises naming the valid ones; values are converted to the declared types or
+refused with :class:`SettingsTypeError`.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from dap.core.errors import DapError
 
 class SettingsError(DapError, KeyError):
     """An unknown notebook, profile or setting name (a typo); the message lists the valid names.
-
-    A :class:`KeyError` too, so ``p.get(name, default)`` and ``name in p`` work as for a dict."""
+    A :class:`KeyError` too: the name is a key of the profiles' tables."""
 
     def __str__(self) -> str:  # KeyError would print the message quoted
         return str(self.args[0]) if self.args else ""
@@ -42,8 +40,8 @@ def unknown_name(what: str, name, valid) -> str:
 
 # ----------------------------------------------------------------------------- typed settings
 @dataclass(frozen=True, kw_only=True)
-class Settings(Mapping):
-    """Base of every notebook's settings: frozen, typed, and a read-only mapping of its fields.
+class NotebookSettings:
+    """Base of every notebook's settings: frozen and typed, read as attributes.
 
     Values are converted to the declared types where that is lossless and obvious (what papermill
     and ``run_all.sh -p`` pass: ``"conv,dilated"`` or a list for a tuple, ``"3"`` or ``3.0`` for an
@@ -64,32 +62,13 @@ class Settings(Mapping):
         """The setting names of this class, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> "NotebookSettings":
         """A copy with ``changes`` applied (converted and checked like overrides; here ``None`` is
         a value, not "keep"). An unknown name raises :class:`SettingsError`."""
         for name in changes:
             if name not in self.names():
                 raise SettingsError(unknown_name(f"{type(self).__name__} has no setting", name, self.names()))
         return dataclasses.replace(self, **changes)
-
-    # --- the read-only mapping interface (dap.wiass and older readers use p["name"], p.get)
-    def __getitem__(self, name: str):
-        if name in self.names():
-            return getattr(self, name)
-        raise SettingsError(unknown_name(f"{type(self).__name__} has no setting", name, self.names()))
-
-    def __iter__(self):
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self.names())
-
-    def __contains__(self, name) -> bool:
-        return name in self.names()
-
-    def __setitem__(self, name, value):
-        raise SettingsTypeError(f"{type(self).__name__} is frozen: use p.replace({name}=...) or pass "
-                                f"{name}=... to profiles.resolve")
 
     def __getattr__(self, name: str):  # only called for a name that is not a field (nor a method)
         if name.startswith("__"):
@@ -98,7 +77,7 @@ class Settings(Mapping):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClipSettings(Settings):
+class ClipSettings(NotebookSettings):
     """One clip of a data set (the quickstart and the teaching notebooks)."""
 
     dataset: str      #: speech | digits | piano | drums (| noise | stems for the explorer)
@@ -113,7 +92,7 @@ class QuickstartSettings(ClipSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FitSettings(Settings):
+class FitSettings(NotebookSettings):
     """What every paper-1 study shares: its clips, designs and the fit engine's settings."""
 
     datasets: tuple[str, ...]
@@ -128,7 +107,7 @@ class FitSettings(Settings):
     workers: int                   #: fits at once; 0 = auto (dap.studies.common.fit_workers)
     max_samples: int | None        #: clips cut to their most energetic window of this length
     prior_opts: dict | None = None  #: build_prior options, e.g. {"widths": (4, 8, 16)}; None = the paper's
-    cluster: str | None = None     #: fits on Dask (dap.cluster): local | local-cuda | slurm | tcp://host:port
+    cluster: str | None = None     #: fits on Dask (dap.engine.cluster): local | local-cuda | slurm | tcp://host:port
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,7 +182,7 @@ class StoppingSettings(FitSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class WiassSettings(Settings):
+class WiassSettings(NotebookSettings):
     """07_wiass_figure2_side_information (paper 2, dap.wiass.study): data, model and training."""
 
     configurations: tuple[str, ...]
@@ -246,7 +225,7 @@ class WiassAttentionSettings(WiassSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class ExplorerSettings(ClipSettings):
-    """09_explore_deep_priors: the explorer's first run (dap.explore.Settings.from_params)."""
+    """09_explore_deep_priors: the explorer's first run (dap.explore.Choices.from_params)."""
 
     seconds: float
     task: str                     #: denoise | inpaint
@@ -265,7 +244,7 @@ class ExplorerSettings(ClipSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class TeachingSettings(ClipSettings):
-    """10_why_dilation_and_density (dap.teaching): receptive fields, cost, spectral bias."""
+    """10_why_dilation_and_density (dap.explore.teaching): receptive fields, cost, spectral bias."""
 
     designs: tuple[str, ...]
     rf_seconds: float

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap import paper
+from dap.report import paper
 from dap.priors import DESIGN_LABELS
 from dap.core.files import atomic_write_bytes, atomic_write_text
 from dap.core.provenance import git_commit, machine_description
-from dap.fit import SELECTION_NOTES
-from dap.claims import VERDICTS, best_design_verdicts, best_of
+from dap.engine.fit import SELECTION_NOTES
+from dap.claims.rule import VERDICTS, best_design_verdicts, best_of
 
 DATASET_LABELS = {"speech": "LJSpeech-like", "digits": "Digits", "piano": "Piano", "drums": "Drums"}
 

@@ -2,7 +2,7 @@
 
 ``smoke``  every notebook in well under a minute on 2 CPU cores (CI);
 ``quick``  the default of ``run_all.sh`` on a CPU: every table and figure at reduced scale, the
-           scale printed in each caption (sized from the per-iteration costs in dap/costs.py);
+           scale printed in each caption (sized from the per-iteration costs in dap/config/costs.py);
 ``paper``  the papers' protocol (50 clips, 2000 iterations, ...); meant for a GPU.
 
 What a notebook can be told is a frozen dataclass (:data:`SETTINGS` names the class of each
@@ -12,18 +12,18 @@ override into the notebook's ``parameters`` cell; the notebook then calls ::
     p = profiles.from_parameters(NAME, globals())
 
 which takes every setting of that notebook bound in its namespace (``None``: the profile's value).
-Read settings as attributes (``p.iterations``) or, as older code does, as a read-only mapping
-(``p["iterations"]``, ``p.get("workers")``, ``"sigma" in p``, ``dict(p)``). A misspelt name
-raises at once, naming the valid ones (:class:`SettingsError`): an override that silently does
-nothing cannot happen. ``p.replace(iterations=3)`` is a copy with some settings changed.
+Settings are read as attributes (``p.iterations``). A misspelt name raises at once, naming the
+valid ones: an override that silently does nothing cannot happen. ``p.replace(iterations=3)`` is a copy with some settings changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from dap.settings import (EnvironmentalDenoisingSettings, ExplorerSettings, GaussianDenoisingSettings,
-                          InpaintingSettings, QuickstartSettings, SeparationSettings, Settings, SettingsError,
+from dap.config.schedule import PAPER_SCHEDULE
+from dap.config.notebook_settings import (EnvironmentalDenoisingSettings, ExplorerSettings, GaussianDenoisingSettings,
+                          InpaintingSettings, QuickstartSettings, SeparationSettings, NotebookSettings, SettingsError,
                           SettingsTypeError, StoppingSettings, TeachingSettings, WiassAttentionSettings,
                           WiassSettings, unknown_name)
 
@@ -31,7 +31,7 @@ PROFILES_ORDER = ("smoke", "quick", "paper")
 
 
 #: The settings class of each notebook.
-SETTINGS: dict[str, type[Settings]] = {
+SETTINGS: dict[str, type[NotebookSettings]] = {
     "00_quickstart": QuickstartSettings,
     "01_figure1_denoising_example": GaussianDenoisingSettings,
     "02_table1_gaussian_denoising": GaussianDenoisingSettings,
@@ -48,21 +48,21 @@ SETTINGS: dict[str, type[Settings]] = {
 
 
 #: Iteration budget of the quick profile on a CPU, sized from the per-iteration costs of
-#: dap/costs.py (results/reference/benchmarks.md) so that each quick notebook takes minutes to tens
+#: dap/config/costs.py (results/reference/benchmarks.md) so that each quick notebook takes minutes to tens
 #: of minutes on a 2-core CPU (measured per notebook: results/reference/run_log.csv). The oracle SNR of the
 #: proposed design peaks near iteration 200 with 2000-iteration schedules (docs/method.md, Optimisation): quick
 #: stops before every design has peaked, which is why it shows the ranking and not the paper's values.
 QUICK_ITERATIONS = 150
 #: quick fits 0.512 s of each clip (its most energetic window) so that the main claim of Tables 1-3
-#: rests on three clips per data set within the ~2.5 h of a whole quick run (issue 16; the paper's
-#: widths are kept). A multiple of 256 samples keeps the spectrogram divisible by the priors' poolings.
+#: rests on three clips per data set within the ~2.5 h of a whole quick run (the paper's widths
+#: are kept). A multiple of 256 samples keeps the spectrogram divisible by the priors' poolings.
 QUICK_SAMPLES = 8192
 #: Clips per data set in quick's Tables 1-3 and Figures 1-2 (the fewest a paired interval can use).
 QUICK_CLIPS = 3
 
-# Fit settings of paper 1 (docs/method.md, Optimisation: Adam 1e-3, x0.1 every 500 iterations). The schedule
-# stays the paper's in every profile; only the iteration budget and the number of clips shrink.
-_FIT = {"lr": 1e-3, "lr_step": 500, "lr_gamma": 0.1, "precision": "auto", "mismatched_istft": False,
+# Fit settings of paper 1. The schedule stays the paper's (dap.config.schedule) in every profile; only the
+# iteration budget and the number of clips shrink.
+_FIT = {**PAPER_SCHEDULE.settings(), "precision": "auto", "mismatched_istft": False,
         "seed": 0, "designs": ("conv", "dilated", "dilated_exp", "dilated_exp_dense"),
         "workers": 0, "max_samples": None}  # workers 0 = auto: parallel single-threaded fits on a CPU, one fit at a time on a GPU
 
@@ -230,14 +230,43 @@ PROFILES: dict[str, dict[str, dict]] = {
 }
 
 
-def settings_class(notebook: str) -> type[Settings]:
+@dataclass(frozen=True)
+class Notebook:
+    """A notebook as the registry knows it: its settings class and their values under each profile."""
+
+    name: str
+    settings: type[NotebookSettings]
+    profiles: dict[str, dict]
+
+
+def register_notebook(name: str, settings: type[NotebookSettings], values: dict[str, dict],
+                      replace: bool = False) -> Notebook:
+    """Add a notebook (``notebooks/<name>.ipynb``): its settings class and the values of its settings
+    under every profile of :data:`PROFILES_ORDER` (checked here, so a missing or misspelt value fails
+    at registration). ``replace``: overwrite a notebook of the same name."""
+    if name in SETTINGS and not replace:
+        raise SettingsError(f"notebook {name!r} is already registered")
+    if set(values) != set(PROFILES_ORDER):
+        raise SettingsError(f"{name}: give values for the profiles {', '.join(PROFILES_ORDER)}, got {', '.join(values)}")
+    for profile, v in values.items():
+        settings(profile=profile, **v)
+    SETTINGS[name], PROFILES[name] = settings, values
+    return get_notebook(name)
+
+
+def get_notebook(name: str) -> Notebook:
+    """The registered notebook ``name`` (SettingsError naming the known notebooks on a typo)."""
+    return Notebook(name, settings_class(name), PROFILES[name])
+
+
+def settings_class(notebook: str) -> type[NotebookSettings]:
     """The settings class of ``notebook`` (SettingsError naming the known notebooks on a typo)."""
     if notebook not in SETTINGS:
         raise SettingsError(unknown_name("no settings for notebook", notebook, SETTINGS))
     return SETTINGS[notebook]
 
 
-def resolve(notebook: str, profile: str, **overrides) -> Settings:
+def resolve(notebook: str, profile: str, **overrides) -> NotebookSettings:
     """The settings of ``notebook`` under ``profile``, with the non-``None`` ``overrides`` applied.
 
     An unknown notebook, profile or override name raises :class:`SettingsError` at once (naming
@@ -257,7 +286,7 @@ def resolve(notebook: str, profile: str, **overrides) -> Settings:
         raise SettingsTypeError(f"{notebook}: {exc}") from None
 
 
-def from_parameters(notebook: str, namespace: Mapping) -> Settings:
+def from_parameters(notebook: str, namespace: Mapping) -> NotebookSettings:
     """The settings of ``notebook`` from its parameters: ``namespace`` is the notebook's ``globals()``.
 
     ``namespace["profile"]`` names the profile; every setting of the notebook's class that is bound

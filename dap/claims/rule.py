@@ -4,7 +4,7 @@ A :class:`Claim` names two designs / configurations ``a`` and ``b`` (``b`` may b
 another measure of the same rows such as a chance level), the rows that measure them (notebook,
 task, data set(s), metric, selection rule) and the sign of ``a - b`` that the paper reports
 (``expect``). :func:`paired_effect` pairs the rows by clip (same data set and clip id), takes the
-per-clip differences and runs the exact signed-rank test of :mod:`dap.paired_test` (stratified by
+per-clip differences and runs the exact signed-rank test of :mod:`dap.claims.paired_test` (stratified by
 data set when a claim pools several). :func:`decide` then corrects the p-values over a *family* of
 claims (one table or figure) with Holm's step-down (Tarone's count) and gives the verdicts of
 docs/claims.md:
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from dap.core.errors import DapError
-from dap.paired_test import ALPHA, PairedTest, holm_tarone, paired_test
+from dap.claims.paired_test import ALPHA, PairedTest, holm_tarone, paired_test
 
 # Kept for paper 2's descriptive tables (percentile bootstrap of a mean over fragments).
 N_BOOT = 10_000
@@ -315,7 +315,7 @@ def _every_effect(rows: pd.DataFrame, claim: Claim, profile: str | None) -> Effe
 
 def decide(effects: list[Effect], families: list[str], alpha: float = ALPHA) -> list[Effect]:
     """Correct the p-values of ``effects`` over their ``families`` (Holm's step-down with Tarone's
-    count, :func:`dap.paired_test.holm_tarone`, each side separately) and give their verdicts."""
+    count, :func:`dap.claims.paired_test.holm_tarone`, each side separately) and give their verdicts."""
     out = list(effects)
     for family in dict.fromkeys(families):
         idx = [i for i, f in enumerate(families) if f == family and effects[i].n > 0]
