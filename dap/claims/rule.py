@@ -30,12 +30,11 @@ import numpy as np
 import pandas as pd
 
 from dap.core.errors import DapError
-from dap.claims.paired_test import ALPHA, PairedTest, holm_tarone, paired_test
+from dap.claims.paired_test import ALPHA, CONFIDENCE, PairedTest, holm_tarone, paired_test
 
 # Kept for paper 2's descriptive tables (percentile bootstrap of a mean over fragments).
 N_BOOT = 10_000
 BOOT_SEED = 0
-CONFIDENCE = 0.95
 
 REPRODUCED, CONTRADICTED, CONSISTENT, INCONCLUSIVE = "reproduced", "contradicted", "consistent", "inconclusive"
 NOT_RUN = "not run in this profile"
