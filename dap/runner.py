@@ -134,19 +134,21 @@ def run_notebook(path: Path, profile: str, params: dict, timeout: int | None, lo
         error = _last_error(log)
     return {"notebook": name, "profile": profile, "status": "ok" if rc == 0 else "failed",
             "seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            **run_provenance(params.get("precision") or "auto"),
+            **run_provenance(params.get("precision") or "auto", "precision" in notebook_parameters(path)),
             "error": error, "log": str(log.relative_to(results_root())),
             "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
 
 
-def run_provenance(precision: str = "auto") -> dict:
+def run_provenance(precision: str = "auto", has_precision: bool = True) -> dict:
     """What decides a run's numbers beside its settings, for the run log: the commit, the device
-    (a CPU's model and the flags that decide precision), the precision fits resolve to there, torch."""
+    (a CPU's model and the flags that decide precision), the precision fits resolve to there (fp32
+    for a notebook without a ``precision`` setting: paper 2 trains without autocast), torch."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return {"commit": git_commit(), "cpu": cpu_model(), "device": device_name(device),
-            "precision": resolve_precision(precision, device), "torch": torch.__version__}
+            "precision": resolve_precision(precision, device) if has_precision else "fp32",
+            "torch": torch.__version__}
 
 
 def _wait_showing_progress(proc, start: float, every: float, show) -> tuple[int, object]:
