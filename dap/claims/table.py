@@ -30,11 +30,28 @@ from dap.studies.separation import TRIVIAL_FILE, per_source_rows
 ROW_FILES = ("rows.csv", BASELINE_FILE, TRIVIAL_FILE)
 
 
+#: Where a reference folder keeps a notebook's row files, compressed: ``rows/<notebook>/<file>.gz``.
+REFERENCE_ROWS = "rows"
+
+
+def row_files(results_dir: str | Path, notebook: str) -> list[Path]:
+    """The row files (:data:`ROW_FILES`) of ``notebook`` under ``results_dir``: a run's folder
+    (``<notebook>/rows.csv``) or a reference's (``rows/<notebook>/rows.csv.gz``); a run's file wins
+    where both exist."""
+    root = Path(results_dir)
+    found = []
+    for name in ROW_FILES:
+        for candidate in (root / notebook / name, root / REFERENCE_ROWS / notebook / f"{name}.gz"):
+            if candidate.exists():
+                found.append(candidate)
+                break
+    return found
+
+
 def load_rows(results_dir: str | Path, notebook: str) -> pd.DataFrame:
-    """Every row file of ``results/<notebook>/`` (:data:`ROW_FILES`) with separation metrics split
-    per source (empty when none exists)."""
-    folder = Path(results_dir) / notebook
-    frames = [ResultStore(folder, name).rows for name in ROW_FILES if (folder / name).exists()]
+    """Every row file of ``notebook`` under ``results_dir`` (:func:`row_files`) with separation metrics
+    split per source (empty when none exists)."""
+    frames = [ResultStore(path.parent, path.name).rows for path in row_files(results_dir, notebook)]
     frames = [f for f in frames if len(f)]
     return per_source_rows(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
 
