@@ -108,6 +108,8 @@ class FitSettings(NotebookSettings):
     max_samples: int | None        #: clips cut to their most energetic window of this length
     prior_opts: dict | None = None  #: build_prior options, e.g. {"widths": (4, 8, 16)}; None = the paper's
     cluster: str | None = None     #: fits on Dask (dap.engine.cluster): local | local-cuda | slurm | tcp://host:port
+    oracle_patience: int | None = None  #: oracle run to its peak: stop this many iterations after its best (None: the budget's best)
+    oracle_cap: int | None = None  #: ... but never past this many iterations
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -45,6 +45,7 @@ from torch import nn
 from dap.config.schedule import PAPER_ITERATIONS, PAPER_SCHEDULE
 from dap.core.device import native_bf16, precision_mode, resolve_precision
 from dap.core.errors import DapError, FitDiverged
+from dap.engine.read_back import Queued
 from dap.priors.unet import native_dilated_convs
 
 
@@ -84,6 +85,10 @@ class FitConfig:
     discrepancy_tolerance: float = 1.0
     max_iterations: int | None = None
     stop_at_discrepancy: bool = False
+    # oracle rule run to its peak (with a tracker): past `iterations`, go on up to max_iterations
+    # until the tracked score has not improved for this many iterations (None: the oracle is the
+    # best iterate of the budget). The blind rules stay those of the budget.
+    oracle_patience: int | None = None
     # how many iterations the device may run ahead of the host's bookkeeping (loss checks, scores,
     # oracle): None = 1 on a CPU (nothing to overlap), 32 on CUDA (no host sync per iteration).
     # The results are the same for every value; a diverged loss is noticed up to this late.
@@ -109,9 +114,11 @@ class FitConfig:
             return int(self.read_back_every)
         return 32 if device.type == "cuda" else 1
 
-    def iteration_cap(self, with_floor: bool) -> int:
-        """The most iterations a fit may run: ``max_iterations`` (when larger) for a discrepancy fit."""
-        if with_floor and self.max_iterations is not None:
+    def iteration_cap(self, with_floor: bool, with_oracle: bool = False) -> int:
+        """The most iterations a fit may run: ``max_iterations`` (when larger) for a discrepancy fit
+        or an oracle fit with ``oracle_patience``."""
+        extends = with_floor or (with_oracle and self.oracle_patience is not None)
+        if extends and self.max_iterations is not None:
             return max(int(self.iterations), int(self.max_iterations))
         return int(self.iterations)
 
@@ -193,7 +200,7 @@ class _Bookkeeping:
         self.last_wav = None       # its waveforms (S, L), on the host
         self.reached = False
 
-    def read_back(self, q: _Queued) -> bool:
+    def read_back(self, q: Queued) -> bool:
         """Account for one iteration; True when the fit ends at this iteration."""
         q.wait()
         loss_value = float(q.loss)
@@ -231,7 +238,18 @@ class _Bookkeeping:
                 self.on_step(self.it, {**row, "waveforms": current})
         if self.bar is not None:
             self.bar.update(1)
-        return self.reached and (self.config.stop_at_discrepancy or self.it >= self.budget)  # past the budget only the discrepancy rule was waiting
+        return self.settled()
+
+    def settled(self) -> bool:
+        """Whether every rule has its output: past the budget, only the discrepancy rule (until the
+        floor) and the oracle with ``oracle_patience`` (until its score stopped improving) wait."""
+        if self.reached and self.config.stop_at_discrepancy:
+            return True
+        floor_done = self.threshold is None or self.reached
+        patience = self.config.oracle_patience
+        peak_done = (patience is None or self.track is None
+                     or self.it - self.best_iter.get("oracle", 0) >= patience)
+        return self.it >= self.budget and floor_done and peak_done
 
 
 def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -257,7 +275,9 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     if config.max_iterations is not None and int(config.max_iterations) < 1:
         raise FitSettingError(f"max_iterations must be at least 1 (or None), got {config.max_iterations!r}")
     budget = int(config.iterations)
-    cap = config.iteration_cap(noise_floor is not None)
+    if config.oracle_patience is not None and int(config.oracle_patience) < 1:
+        raise FitSettingError(f"oracle_patience must be at least 1 (or None), got {config.oracle_patience!r}")
+    cap = config.iteration_cap(noise_floor is not None, track is not None)
     threshold = None if noise_floor is None else config.discrepancy_tolerance * noise_floor
     device = config.resolved_device()
     precision = config.resolved_precision(device)
@@ -273,7 +293,7 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
     bar = _progress(config, cap)
     book = _Bookkeeping(config, budget, cap, threshold, track, select_key, on_step, bar)
     lag = config.read_back_lag(device)
-    pending: deque[_Queued] = deque()  # iterations computed on the device, not yet read back
+    pending: deque[Queued] = deque()  # iterations computed on the device, not yet read back
     tf32 = precision_mode(precision, device, config.deterministic)  # TF32 explicit: the recorded precision ran
     tf32.__enter__()
     start = time.perf_counter()
@@ -304,7 +324,7 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
                     ema = wav.clone() if ema is None else ema.mul_(config.ema_decay).add_(wav, alpha=1 - config.ema_decay)
             if step == budget:
                 ema_at_budget = ema.clone()
-            pending.append(_Queued.of(step, lr, loss, wav, ema if track is not None else None, device, lag))
+            pending.append(Queued.of(step, lr, loss, wav, ema if track is not None else None, device, lag))
             ended = drain()  # with lag 1 (CPU): before the step, so a diverged loss is never stepped on
             loss.backward()
             opt.step()
@@ -338,69 +358,12 @@ def fit(generator: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
                  "discrepancy_reached": bool(book.reached)}
         if extension_error:
             extra["discrepancy_error"] = extension_error
+    if config.oracle_patience is not None and "oracle" in book.best_iter:
+        # False: the cap came first, the oracle curve may still have been rising
+        extra["oracle_peaked"] = book.it - book.best_iter["oracle"] >= int(config.oracle_patience)
     return FitResult(outputs=book.outputs, best_iteration=book.best_iter, history=pd.DataFrame(book.history),
                      seconds=time.perf_counter() - start, iterations=book.it, device=str(device),
                      precision=precision, status=status, error=error, extra=extra)
-
-
-@dataclass
-class _Queued:
-    """One iteration computed on the device and not yet read back: its loss (0-d), learning rate,
-    clipped waveforms ``(S, L)`` and EMA ``(S, L)`` (None without tracking), as host tensors whose
-    copies were started without waiting (CUDA: pinned memory, ``event`` marks their completion)."""
-
-    it: int
-    lr: float
-    loss: torch.Tensor
-    wav: torch.Tensor
-    ema: torch.Tensor | None
-    event: object = None
-
-    @classmethod
-    def of(cls, it: int, lr: float, loss: torch.Tensor, wav: torch.Tensor, ema: torch.Tensor | None,
-           device: torch.device, lag: int) -> "_Queued":
-        """Queue one iteration for read-back: on CUDA pinned host copies started without waiting.
-
-        Args:
-            it, lr: the iteration and its learning rate.
-            loss: scalar ``()``; wav: decoded waveforms ``(S, L)``; ema: their moving average ``(S, L)`` or None.
-            device: where the fit runs; lag: iterations the host may fall behind (1: no copies on a CPU).
-
-        Returns:
-            The queued entry, read once :meth:`ready` (or after :meth:`wait`).
-        """
-        loss = loss.detach()
-        if device.type == "cuda":
-            host = [_pinned_copy(t) for t in (loss, wav, ema)]
-            event = torch.cuda.Event()
-            event.record()
-            return cls(it, lr, host[0], host[1], host[2], event)
-        # CPU: read back at once (lag 1) the tensors are used as they are; later, the EMA (updated
-        # in place) must be a copy
-        return cls(it, lr, loss, wav, ema if ema is None or lag == 1 else ema.clone())
-
-    def ready(self) -> bool:
-        """Whether the copies are complete (never waits); False on a CPU (nothing runs ahead)."""
-        return self.event is not None and self.event.query()
-
-    def wait(self) -> None:
-        if self.event is not None:
-            self.event.synchronize()
-
-
-def _pinned_copy(t: torch.Tensor | None) -> torch.Tensor | None:
-    """A non-blocking copy of ``t`` (any shape) into pinned host memory (None stays None).
-
-    Args:
-        t: a device tensor or None.
-
-    Returns:
-        A host tensor of ``t``'s shape and dtype, complete once the recorded CUDA event is.
-    """
-    if t is None:
-        return None
-    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-    return host.copy_(t, non_blocking=True)
 
 
 class LatentPrior(nn.Module):

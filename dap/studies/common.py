@@ -33,6 +33,9 @@ def fit_config(p: FitSettings, **extra) -> FitConfig:
     the ``paper`` profile without a usable CUDA GPU stops here too (a notebook run outside
     run_all.sh), see dap.core.device.require_gpu_for_paper."""
     require_gpu_for_paper(p.profile)
+    if p.oracle_patience is not None:
+        extra = {**extra, "oracle_patience": p.oracle_patience,
+                 "max_iterations": max(extra.get("max_iterations") or 0, p.oracle_cap or p.iterations)}
     return FitConfig(iterations=p.iterations, lr=p.lr, lr_step=p.lr_step, lr_gamma=p.lr_gamma,
                      precision=p.precision, **extra)
 
@@ -75,6 +78,8 @@ def fit_settings(p: FitSettings) -> dict:
     another: their rows must not be taken for each other's)."""
     keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft", "max_samples")
     settings = {k: getattr(p, k) for k in keys}
+    if p.oracle_patience is not None:  # absent when unset: the ids of fits without it stay as they were
+        settings.update(oracle_patience=p.oracle_patience, oracle_cap=p.oracle_cap)
     device = pick_device()
     settings["runs_on"] = {"device": device.type, "precision": resolve_precision(p.precision, device)}
     return settings
