@@ -2,7 +2,8 @@
 
 Errors a user can cause (a bad file, bad options: every :class:`~dap.core.errors.DapError`) end the
 command with **one line** on stderr naming the file and the problem, and exit status 1; usage
-errors exit with 2, Ctrl-C with 130. No traceback, unless ``DAP_DEBUG=1`` is set.
+errors exit with 2, Ctrl-C with 130. No traceback, unless ``DAP_DEBUG=1`` is set. ``compare`` also
+exits with 1 when a claim's verdict flips (its last line says so; an error's says ``error:``).
 """
 
 from __future__ import annotations
@@ -157,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--profile", choices=PROFILES_ORDER, default=None,
                     help="use the rows of this profile (default: per claim, the largest profile that has rows)")
     cl.add_argument("-o", "--output", metavar="PATH", default=None, help="where to write (default RESULTS/CLAIMS.md)")
+
+    cp = sub.add_parser("compare", help="compare a re-run's rows with the reference's, per claim and table cell",
+                        description="Compare the rows of a re-run with the reference's: per claim the verdict in "
+                                    "both and the effect's difference, per table cell (mean over clips) the "
+                                    "difference and whether it lies within the metric's tolerance "
+                                    "(docs/claims.md). Exit status 1 when a verdict flips.")
+    cp.add_argument("run_dir", metavar="RUN_DIR", help="the re-run's results folder")
+    cp.add_argument("reference_dir", metavar="REFERENCE_DIR", nargs="?", default=None,
+                    help="the reference folder (default: results/reference of this repository)")
+    cp.add_argument("--profile", choices=PROFILES_ORDER, default=None,
+                    help="compare only this profile's rows (default: as 'claims', per claim the largest)")
+    cp.add_argument("--out", metavar="FILE", default=None, help="write the markdown table here instead of stdout")
+    cp.add_argument("--strict", action="store_true", help="exit 1 also when a cell lies outside its tolerance")
     return ap
 
 
@@ -202,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "claims":
             return _claims(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "grid":
             return _grid(args)
         if args.command == "corpus":
@@ -253,6 +269,20 @@ def _claims(args) -> int:
     path = write_claims(args.results or results_root(), args.output, profile=args.profile)
     print(f"{PROG} claims: wrote {path}")
     return 0
+
+
+def _compare(args) -> int:
+    from dap.claims.compare import REFERENCE_DIR, compare, comparison_markdown
+    from dap.core.files import atomic_write_text
+
+    result = compare(args.run_dir, args.reference_dir or REFERENCE_DIR, profile=args.profile)
+    text = comparison_markdown(result)
+    if args.out:
+        print(f"{PROG} compare: wrote {atomic_write_text(args.out, text)}")
+        print(result.summary())  # the last line, as without --out
+    else:
+        print(text, end="")
+    return result.exit_status(args.strict)
 
 
 def _restore(args) -> int:

@@ -257,7 +257,7 @@ def test_python_m_dap_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "dap", "--help"], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0
-    for command in ("restore", "run", "claims", "corpus"):
+    for command in ("restore", "run", "claims", "compare", "corpus"):
         assert f"    {command} " in out.stdout
 
 

@@ -48,6 +48,21 @@ def row_files(results_dir: str | Path, notebook: str) -> list[Path]:
     return found
 
 
+def notebooks_with_rows(results_dir: str | Path) -> list[str]:
+    """The notebooks that have row files under ``results_dir`` in either layout (:func:`row_files`).
+
+    Args:
+        results_dir: a run's results folder or a reference folder.
+
+    Returns:
+        Their folder names, sorted (empty when there are none, or no such folder).
+    """
+    root = Path(results_dir)
+    bases = [b for b in (root, root / REFERENCE_ROWS) if b.is_dir()]
+    names = {p.name for b in bases for p in b.iterdir() if p.is_dir()}
+    return sorted(n for n in names if row_files(root, n))
+
+
 def load_rows(results_dir: str | Path, notebook: str) -> pd.DataFrame:
     """Every row file of ``notebook`` under ``results_dir`` (:func:`row_files`) with separation metrics
     split per source (empty when none exists)."""
