@@ -31,7 +31,7 @@ from dap.core.seeds import derive_seed
 from dap.engine.fit import SELECTIONS
 from dap.priors import ALL_DESIGNS
 from dap.studies.common import fit_config, load_normalised
-from dap.studies.denoising import DENOISING_METRICS, DISCREPANCY_SETTINGS
+from dap.studies.denoising import DENOISING_METRICS, DISCREPANCY_SETTINGS, noisy_observation
 from dap.tasks import denoise
 
 NOTEBOOK = "02_table1_gaussian_denoising"
@@ -51,7 +51,7 @@ def measure(p, seeds: int) -> pd.DataFrame:
         wanted = DENOISING_METRICS.get(dataset, ("PSNR", "SNR"))
         for clip in load_normalised(dataset, p.n_clips, p.seed, "embedded", None, p.max_samples):
             # the observation stays fixed across fit seeds: drawn from the notebook's seed, as Table 1 draws it
-            noisy = denoise.add_gaussian_noise(clip.audio, p.sigma, seed=derive_seed(p.seed, "noise", dataset, clip.id))
+            noisy, _ = noisy_observation(clip, "gaussian", p, None)  # the notebook's own observation
             for design in p.designs:
                 for seed in range(seeds):
                     result = denoise.restore(noisy, design, config, seed=derive_seed(seed, dataset, clip.id),

@@ -46,7 +46,7 @@ def denoising_study(store: ResultStore, p: DenoisingSettings, noise: str, source
     all_rows = []
     for dataset in p.datasets:
         # each clip carries its own noisy observation: a fit sent to a worker carries one clip, not the data set
-        clips = [with_observation(c, *_corrupt(c, noise, p, noises))
+        clips = [with_observation(c, *noisy_observation(c, noise, p, noises))
                  for c in load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)]
         run_fit = partial(_restore_clip, cfg=setup.config, seed=p.seed, mismatched_istft=p.mismatched_istft,
                           prior_opts=setup.prior_opts)
@@ -90,7 +90,7 @@ def denoising_baselines(store: ResultStore, p: DenoisingSettings, noise: str, so
     all_rows = []
     for dataset in p.datasets:
         clips = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)
-        noisy = {c.id: _corrupt(c, noise, p, noises)[0] for c in clips}
+        noisy = {c.id: noisy_observation(c, noise, p, noises)[0] for c in clips}
         methods = registered_baselines("denoise", lambda c: (noisy[c.id], c.audio, {}))
         all_rows.append(run_baselines(out, grid, clips, methods, _evaluator(dataset, p), progress=progress))
     return pd.concat(all_rows, ignore_index=True)
@@ -120,7 +120,7 @@ def noise_recordings(source: str, root=None) -> dict[str, list[Clip]]:
     return by_cat
 
 
-def _corrupt(clip: Clip, noise: str, p: DenoisingSettings, noises) -> tuple[np.ndarray, dict]:
+def noisy_observation(clip: Clip, noise: str, p: DenoisingSettings, noises) -> tuple[np.ndarray, dict]:
     """The noisy observation of ``clip`` and what describes it (stored in the rows)."""
     s = derive_seed(p.seed, "noise", clip.dataset, clip.id)
     if noise == "gaussian":
@@ -166,7 +166,7 @@ def denoising_example(store: ResultStore, p: GaussianDenoisingSettings, rows, so
     oracle restoration) and each design's per-iteration history."""
     dataset = p.datasets[0]
     clip = load_normalised(dataset, p.n_clips, p.seed, source, root, p.max_samples)[0]  # the grid's first clip
-    noisy, _ = _corrupt(clip, "gaussian", p, None)
+    noisy, _ = noisy_observation(clip, "gaussian", p, None)
     signals = {"clean": clip.audio, f"noisy ({_snr_label(clip.audio, noisy)})": noisy}
     histories = {}
     ok = rows[(rows["clip_id"] == clip.id) & (rows["status"] == "ok")]
