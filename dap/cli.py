@@ -157,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--profile", choices=PROFILES_ORDER, default=None,
                     help="use the rows of this profile (default: per claim, the largest profile that has rows)")
     cl.add_argument("-o", "--output", metavar="PATH", default=None, help="where to write (default RESULTS/CLAIMS.md)")
+
+    rep = sub.add_parser("report", help="rewrite a reference folder's files from its rows; --check: are they current?",
+                         description="DIR is a reference folder (results/reference: rows/<notebook>/<file>.csv.gz "
+                                     "and the files derived from them). Without --check: rewrite every derived file "
+                                     "from the rows. --check: change nothing; exit 1 naming the first row without the "
+                                     "current code's fingerprint or a precision class, or the first derived file and "
+                                     "line that differs from what the rows give now (docs/reference.md).")
+    rep.add_argument("folder", metavar="DIR", help="the reference folder")
+    rep.add_argument("--check", action="store_true", help="check only: change nothing, exit 1 on the first problem")
     return ap
 
 
@@ -204,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             return _claims(args)
         if args.command == "grid":
             return _grid(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "corpus":
             from dap.wiass.corpus import command
 
@@ -252,6 +263,16 @@ def _grid(args) -> int:
 def _claims(args) -> int:
     path = write_claims(args.results or results_root(), args.output, profile=args.profile)
     print(f"{PROG} claims: wrote {path}")
+    return 0
+
+
+def _report(args) -> int:
+    from dap.report.check import check_reference, regenerate  # pandas and the claims: only for `report`
+
+    if args.check:
+        print(f"{PROG} report --check: {check_reference(args.folder)}")
+    else:
+        print(f"{PROG} report: wrote {', '.join(str(p) for p in regenerate(args.folder))}")
     return 0
 
 
