@@ -17,7 +17,8 @@ runs in a circle.
  4    tasks           ``tasks`` (the task registry), ``wiass.evaluate``
  5    orchestration   ``engine.grid``, ``engine.cluster``, ``report.tables``
  6    applications    ``studies``, ``restore``, ``explore`` (with its widgets and ``teaching``),
-                      ``claims.registry``, ``claims.table``, ``wiass.study/tables/figure2/figure3/captions``
+                      ``claims.registry``, ``claims.table``, ``report.check``,
+                      ``wiass.study/learning_curve/tables/figure2/figure3/captions``
  7    entry points    ``runner`` (notebooks via papermill), ``cli`` (``python -m dap``)
 ====  ==============  ==================================================================================
 

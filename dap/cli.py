@@ -171,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compare only this profile's rows (default: as 'claims', per claim the largest)")
     cp.add_argument("--out", metavar="FILE", default=None, help="write the markdown table here instead of stdout")
     cp.add_argument("--strict", action="store_true", help="exit 1 also when a cell lies outside its tolerance")
+
+    rep = sub.add_parser("report", help="rewrite a reference folder's files from its rows; --check: are they current?",
+                         description="DIR is a reference folder (results/reference: rows/<notebook>/<file>.csv.gz "
+                                     "and the files derived from them). Without --check: rewrite every derived file "
+                                     "from the rows. --check: change nothing; exit 1 naming the first row without the "
+                                     "current code's fingerprint or a precision class, or the first derived file and "
+                                     "line that differs from what the rows give now (docs/reference.md).")
+    rep.add_argument("folder", metavar="DIR", help="the reference folder")
+    rep.add_argument("--check", action="store_true", help="check only: change nothing, exit 1 on the first problem")
     return ap
 
 
@@ -220,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args)
         if args.command == "grid":
             return _grid(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "corpus":
             from dap.wiass.corpus import command
 
@@ -283,6 +294,16 @@ def _compare(args) -> int:
     else:
         print(text, end="")
     return result.exit_status(args.strict)
+
+
+def _report(args) -> int:
+    from dap.report.check import check_reference, regenerate  # pandas and the claims: only for `report`
+
+    if args.check:
+        print(f"{PROG} report --check: {check_reference(args.folder)}")
+    else:
+        print(f"{PROG} report: wrote {', '.join(str(p) for p in regenerate(args.folder))}")
+    return 0
 
 
 def _restore(args) -> int:

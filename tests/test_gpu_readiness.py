@@ -268,16 +268,24 @@ def test_fit_records_the_precision_it_ran_in():
     assert result.precision == "fp32" and result.device == "cpu"
 
 
-def test_the_fit_id_includes_the_resolved_device_and_precision(monkeypatch):
-    from dap.studies.common import fit_settings
+def test_the_fit_id_includes_the_resolved_precision_and_the_device_class(monkeypatch):
+    from dap.core.store import fit_id
+    from dap.studies.common import study_setup
 
     p = profiles.resolve("02_table1_gaussian_denoising", "quick", iterations=3, precision="auto")
-    here = fit_settings(p)["runs_on"]
-    assert here["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert here["precision"] in ("bf16", "fp32")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    grid = study_setup(p, "denoise-gaussian").grid
+    clip = Clip(id="c0", dataset="digits", audio=np.zeros(16), source="embedded")
+    here = grid.fit_config(clip, "conv")["precision_class"]
+    assert here.split("/")[0] in ("bf16", "fp32") and (here.endswith("/cpu") != torch.cuda.is_available())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # auto on a T4: fp32, and the T4 is named
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (7, 5))
-    assert fit_settings(p)["runs_on"] == {"device": "cuda", "precision": "fp32"}
+    monkeypatch.setattr(device, "device_name", lambda d="": "Tesla T4")
+    on_t4 = grid.fit_config(clip, "conv")
+    assert on_t4["precision_class"] == "fp32/Tesla T4" and grid.stamp()["precision_class"] == "fp32/Tesla T4"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    monkeypatch.setattr(device, "device_name", lambda d="": "NVIDIA H100")
+    assert grid.fit_config(clip, "conv")["precision_class"] == "bf16/NVIDIA H100"
+    assert fit_id(grid.fit_config(clip, "conv")) != fit_id(on_t4)
 
 
 def test_a_table_names_mixed_commits():

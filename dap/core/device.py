@@ -11,6 +11,8 @@ without the audio stack.
 * :func:`precision_mode`: sets TF32 explicitly for the fit (on CUDA, fp32 convolutions use TF32
   unless told otherwise), so the recorded precision is the one that ran: ``bf16``, ``fp32``, ``tf32``;
   and deterministic algorithms on CUDA, so that a resumed fit gives the same rows.
+* :func:`precision_class`: the resolved precision and the device class (``cpu`` or the CUDA model),
+  part of every fit id and row beside the code's fingerprint (:mod:`dap.core.fingerprint`).
 * :func:`device_provenance`: device model and torch / CUDA / cuDNN versions for every row.
 """
 
@@ -109,6 +111,32 @@ def resolve_precision(requested: str, device) -> str:
         raise DeviceError(f"precision tf32 needs a CUDA GPU of compute capability >= 8.0; {device} has none "
                           f"(use fp32 or bf16)")
     return requested
+
+
+#: The precision class of results computed in numpy (float64) on the CPU wherever the fits run: the
+#: classical baselines and trivial answers.
+NUMPY_PRECISION_CLASS = "numpy/cpu"
+
+
+def precision_class(requested: str, device=None) -> str:
+    """What decides a result's numerics besides the code, e.g. ``fp32/cpu`` or ``bf16/NVIDIA H100 80GB HBM3``:
+    the precision ``requested`` resolves to on ``device`` (:func:`resolve_precision`) and the device
+    class (``cpu``, or the CUDA device's model). Part of every fit id and row (docs/reference.md).
+
+    Args:
+        requested: a precision of :data:`PRECISIONS`.
+        device: where the fit runs (default: CUDA when available, else the CPU).
+
+    Returns:
+        ``"<precision>/<device class>"``.
+    """
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    kind = device_name(str(device)) if device.type == "cuda" else device.type
+    return f"{resolve_precision(requested, device)}/{kind}"
 
 
 #: cuBLAS needs a fixed workspace for deterministic matrix products; read when its first handle is made.

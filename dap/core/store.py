@@ -26,16 +26,20 @@ import pandas as pd
 from dap.core.errors import DapError
 from dap.core.files import atomic_write_text
 
-#: Columns every row has, in this order (extra columns may follow).
+#: Columns every row has, in this order (extra columns may follow). ``code``: the fingerprint of the
+#: code that computed the row (:func:`dap.core.fingerprint.code_fingerprint`); ``precision_class``: its
+#: resolved precision and device class (:func:`dap.core.device.precision_class`). Both are in its fit id too.
 ROW_COLUMNS = [
     "fit_id", "task", "dataset", "source", "clip_id", "design", "seed", "profile", "selection",
     "metric", "value", "iterations", "best_iteration", "seconds", "device", "precision", "status",
-    "error", "dap_version", "git_commit",
+    "error", "dap_version", "git_commit", "code", "precision_class",
 ]
 
 
 def fit_id(config: dict) -> str:
-    """Stable 12-hex id of a fit's identifying settings (order-independent)."""
+    """Stable 12-hex id of a fit's identifying settings (order-independent). Callers put the code's
+    fingerprint and the precision class in ``config`` (docs/reference.md), so that a fit of other code
+    or numerics gets another id."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:12]
 

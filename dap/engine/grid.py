@@ -26,18 +26,19 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from dap.core.audio import save_audio
+from dap.core.audio import load_audio, save_audio
 from dap.config.costs import seconds_per_iteration
 from dap.data.clip import Clip
+from dap.core.device import precision_class
 from dap.core.errors import DapError
 from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
 from dap.engine.fit import FitResult
 from dap.engine.progress import GridProgress
 from dap.core.files import atomic_write_text
+from dap.core.fingerprint import PAPER1, code_fingerprint
 from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
 from dap.core.text import one_line
-from dap.core.audio import load_audio
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +48,27 @@ class Grid:
     """What identifies the fits of one table: the task, its settings and the profile.
 
     ``settings`` holds everything that changes a fit's outcome (iterations, lr, sigma, precision,
-    ...); it goes into each fit's id, so changing any of it never reuses a stale result.
+    ...); it goes into each fit's id with the :meth:`stamp` (code and precision class), so changing
+    any of it never reuses a stale result.
     """
 
     task: str
     settings: dict
     profile: str
     seed: int = 0
+    #: None: what ``settings["precision"]`` (default ``auto``) resolves to on this machine's device.
+    precision_class: str | None = None
+
+    def stamp(self) -> dict:
+        """``code`` (paper 1's fingerprint, :mod:`dap.core.fingerprint`) and ``precision_class``
+        (:func:`dap.core.device.precision_class`) of this grid's fits: in each fit id and row."""
+        return {"code": code_fingerprint(PAPER1),
+                "precision_class": self.precision_class or precision_class(self.settings.get("precision", "auto"))}
 
     def fit_config(self, clip: Clip, design: str) -> dict:
+        """The settings that identify the fit of ``design`` on ``clip`` (its fit id hashes them)."""
         return {"task": self.task, "dataset": clip.dataset, "source": clip.source, "clip_id": clip.id,
-                "design": design, "seed": self.seed, **self.settings}
+                "design": design, "seed": self.seed, **self.settings, **self.stamp()}
 
 
 #: ``executor(workers, threads)`` -> a ``concurrent.futures.Executor`` that runs ``workers`` fits at
@@ -326,7 +337,6 @@ def _exit_with_parent(parent: int, every: float = 0.5) -> None:
     threading.Thread(target=watch, name="dap-parent-watch", daemon=True).start()
 
 
-
 class FitOutcome(NamedTuple):
     """What one fit gives back: ``result`` (None when it raised), the ``error`` text, ``seconds``,
     the failure ``kind`` (:func:`dap.core.failures.classify`; "" when it ran) and ``scores``:
@@ -387,7 +397,7 @@ def _rows(store, grid, clip, design, fid, outcome: FitOutcome, scorer: _Scorer, 
     result, error, seconds = outcome.result, outcome.error, outcome.seconds
     base = {"fit_id": fid, "task": grid.task, "dataset": clip.dataset, "source": clip.source,
             "clip_id": clip.id, "design": design, "seed": grid.seed, "profile": grid.profile,
-            **provenance()}
+            **provenance(), **grid.stamp()}
     if result is None:
         return [_failed(base, error, seconds)]
     common = {**base, "iterations": result.iterations, "seconds": round(result.seconds, 3),

@@ -17,12 +17,12 @@ import torch
 from dap.baselines import baselines_for, get_baseline, timed
 from dap.config.notebook_settings import FitSettings
 from dap.core.audio import loudest_start, peak_normalise
-from dap.core.device import require_gpu_for_paper
+from dap.core.device import NUMPY_PRECISION_CLASS, require_gpu_for_paper
 from dap.core.errors import DapError
 from dap.core.provenance import provenance
 from dap.core.store import fit_id
 from dap.data import Clip, load_clips
-from dap.engine.fit import FitConfig, pick_device, resolve_precision
+from dap.engine.fit import FitConfig
 from dap.engine.grid import Grid, process_pool
 from dap.priors import DESIGN_LABELS
 from dap.report.tables import commits_note
@@ -73,15 +73,13 @@ def grid_executor(p: FitSettings):
 
 
 def fit_settings(p: FitSettings) -> dict:
-    """What, in ``p``, changes a fit's outcome: part of every fit id, with the device type and the
-    precision the fit will resolve to there (``precision: auto`` is bf16 on one machine, fp32 on
-    another: their rows must not be taken for each other's)."""
+    """What, in ``p``, changes a fit's outcome: part of every fit id. The precision it resolves to
+    and the device class are the grid's :meth:`~dap.engine.grid.Grid.stamp` (``precision: auto`` is
+    bf16 on one machine, fp32 on another: their rows must not be taken for each other's)."""
     keys = ("iterations", "lr", "lr_step", "lr_gamma", "precision", "mismatched_istft", "max_samples")
     settings = {k: getattr(p, k) for k in keys}
     if p.oracle_patience is not None:  # absent when unset: the ids of fits without it stay as they were
         settings.update(oracle_patience=p.oracle_patience, oracle_cap=p.oracle_cap)
-    device = pick_device()
-    settings["runs_on"] = {"device": device.type, "precision": resolve_precision(p.precision, device)}
     return settings
 
 
@@ -251,7 +249,9 @@ def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progr
     not yet in ``store`` and record its rows (``selection = "none"``, ``seconds`` = the call's wall
     time, ``iterations`` 0); ``evaluate(clip, estimate) -> {metric: value}`` as for the fits.
     Returns the rows of exactly these (clip, baseline) pairs. Each method is called once, untimed, on
-    the first pending clip before the timed calls, so one-time set-up (librosa's JIT) is not counted."""
+    the first pending clip before the timed calls, so one-time set-up (librosa's JIT) is not counted.
+    The baselines run in numpy on the CPU wherever the fits run: their precision class says so."""
+    grid = replace(grid, precision_class=NUMPY_PRECISION_CLASS)
     pending = [(c, name, fit_id(grid.fit_config(c, name))) for c in clips for name in methods]
     todo = [item for item in pending if not store.has(item[2])]
     for name in dict.fromkeys(name for _, name, _ in todo):  # warm-up; a failure is recorded below
@@ -263,7 +263,7 @@ def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progr
         progress(f"baseline {name} on {clip.dataset}/{clip.id}")
         base = {"fit_id": fid, "task": grid.task, "dataset": clip.dataset, "source": clip.source, "clip_id": clip.id,
                 "design": name, "seed": grid.seed, "profile": grid.profile, "selection": "none", "iterations": 0,
-                "device": "cpu", "precision": "numpy", **provenance()}
+                "device": "cpu", "precision": "numpy", **provenance(), **grid.stamp()}
         try:
             estimate, seconds = timed(methods[name], clip)
             rows = [{**base, "metric": k, "value": v, "seconds": round(seconds, 4), "status": "ok", "error": ""}

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from dap import metrics
+from dap.core.device import NUMPY_PRECISION_CLASS
 from dap.core.files import atomic_write_text
+from dap.core.fingerprint import PAPER1, code_fingerprint
 from dap.report import paper
 from dap.core.seeds import derive_seed, stream
 from dap.core.store import ResultStore
@@ -124,6 +126,7 @@ def trivial_rows(p: SeparationSettings, source: str = "embedded", root=None, fol
     ``"trivial"``. They cost milliseconds and are recomputed; with ``folder`` they are also written to
     ``folder/trivial.csv`` (:data:`TRIVIAL_FILE`) so that the claims can set the fits against them."""
     out = []
+    stamp = {"code": code_fingerprint(PAPER1), "precision_class": NUMPY_PRECISION_CLASS}  # numpy, like the baselines
     for clip in study_mixtures(p, source, root):
         for name, est in separate.trivial_estimates(references(clip)).items():
             for key, value in separate.evaluate(references(clip), est).items():
@@ -131,7 +134,7 @@ def trivial_rows(p: SeparationSettings, source: str = "embedded", root=None, fol
                     dataset, metric = key.split("|", 1)
                     out.append({"design": name, "dataset": dataset, "metric": metric, "selection": "trivial",
                                 "value": value, "clip_id": clip.id, "status": "ok", "fit_id": f"{name}:{clip.id}",
-                                "task": "separate", "profile": p.profile, "source": clip.source})
+                                "task": "separate", "profile": p.profile, "source": clip.source, **stamp})
     rows = pd.DataFrame(out)
     if folder is not None:
         atomic_write_text(Path(folder) / TRIVIAL_FILE, rows.to_csv(index=False))

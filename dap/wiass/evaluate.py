@@ -31,6 +31,7 @@ the evaluated configuration (BL1 ... A3.1, A3.2), ``selection="best-validation"`
 ``iterations`` = training steps, ``best_iteration`` = best epoch; extra columns ``model_id``,
 ``trained_configuration``, ``hidden``, ``epochs_trained``. One evaluation (fragment x
 configuration) is one fit id of :class:`dap.core.store.ResultStore`, so a rerun skips what is stored.
+Every fit id and row of paper 2 carries :func:`row_stamp`: the code's fingerprint and the precision class.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from tqdm.auto import tqdm
 
 from dap import metrics
 from dap.core.audio import SAMPLE_RATE
+from dap.core.device import precision_class
+from dap.core.fingerprint import PAPER2, code_fingerprint
 from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
 from dap.wiass.configurations import fixed_side_info, side_kind
@@ -64,6 +67,21 @@ SELECTION = "best-validation"
 SEPARATION_METRICS = ("SDR", "SIR", "SAR", "PES", "EPS", "L1")
 ALIGNMENT_METRICS = ("alignment_accuracy", "alignment_within_k", "alignment_distance",
                      "segment_accuracy")
+#: Paper 2 trains and evaluates without autocast.
+PRECISION = "fp32"
+
+
+def row_stamp(device) -> dict:
+    """``code`` (paper 2's fingerprint, :mod:`dap.core.fingerprint`) and ``precision_class`` of a result
+    computed on ``device``: part of every paper-2 fit id and row (docs/reference.md).
+
+    Args:
+        device: where the model was trained and is evaluated (a torch device or its name).
+
+    Returns:
+        ``{"code": ..., "precision_class": ...}``.
+    """
+    return {"code": code_fingerprint(PAPER2), "precision_class": precision_class(PRECISION, device)}
 
 
 @dataclass
@@ -164,7 +182,8 @@ def alignment_metrics(attention: np.ndarray | None, side: SideInfo | None,
 def evaluation_id(result: TrainResult, evaluation: str, example_id: str, seed: int) -> str:
     """Fit id of one evaluation: the model, the evaluated configuration, the fragment, the seed."""
     return fit_id({"task": TASK, "model": result.settings.id, "evaluation": evaluation,
-                   "clip_id": example_id, "seed": seed, "window": WINDOW, "shift": 100})
+                   "clip_id": example_id, "seed": seed, "window": WINDOW, "shift": 100,
+                   **row_stamp(result.device)})
 
 
 def evaluate_configuration(store: ResultStore, result: TrainResult, evaluation: str,
@@ -222,7 +241,7 @@ def _base_row(result: TrainResult, evaluation: str, example: Example, seed: int,
     return {"fit_id": fid, "task": TASK, "dataset": "stems", "source": source,
             "clip_id": example.id, "design": evaluation, "seed": seed, "profile": profile,
             "selection": SELECTION, "iterations": result.steps, "best_iteration": result.best_epoch,
-            "device": result.device, "precision": "fp32", **provenance(),
+            "device": result.device, "precision": PRECISION, **provenance(), **row_stamp(result.device),
             "model_id": s.id, "trained_configuration": s.configuration, "hidden": s.hidden,
             "epochs_trained": result.epochs}
 
@@ -234,11 +253,12 @@ def evaluate_references(store: ResultStore, test_set: SpectrogramSet, mask: torc
     ``selection="reference"``. ``mask`` is the fitted constant mask ``(F,)`` and ``mask_id`` names
     what it was fitted on (part of the fit id). Stored evaluations are skipped."""
     fids = []
+    stamp = row_stamp("cpu")  # the reference estimates are computed on the CPU
     for name in REFERENCES:
         for i in range(len(test_set)):
             example = test_set[i]
             fid = fit_id({"task": TASK, "reference": name, "clip_id": example.id, "seed": seed,
-                          "window": WINDOW, "mask": mask_id if name == "constant-mask" else None})
+                          "window": WINDOW, "mask": mask_id if name == "constant-mask" else None, **stamp})
             fids.append(fid)
             if store.has(fid):
                 continue
@@ -252,7 +272,7 @@ def evaluate_references(store: ResultStore, test_set: SpectrogramSet, mask: torc
             base = {"fit_id": fid, "task": TASK, "dataset": "stems", "source": source,
                     "clip_id": example.id, "design": name, "seed": seed, "profile": profile,
                     "selection": "reference", "iterations": 0, "best_iteration": 0,
-                    "device": "cpu", "precision": "fp32", **provenance()}
+                    "device": "cpu", "precision": PRECISION, **provenance(), **stamp}
             seconds = round(time.time() - start, 3)
             store.add([{**base, "metric": k, "value": float(v), "seconds": seconds, "status": "ok",
                         "error": ""} for k, v in values.items()])

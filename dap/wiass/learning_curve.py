@@ -25,7 +25,7 @@ from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
 from dap.engine.fit import pick_device
 from dap.wiass.configurations import fixed_side_info, side_kind
-from dap.wiass.evaluate import TASK, alignment_metrics, separate, separation_metrics
+from dap.wiass.evaluate import PRECISION, TASK, alignment_metrics, row_stamp, separate, separation_metrics
 from dap.wiass.study import model_folder, train_settings
 from dap.wiass.study_data import load_study_data
 from dap.wiass.train import load_best, train
@@ -101,7 +101,9 @@ def _trained_steps(where: Path) -> int:
 
 
 def _curve_id(settings, budget: int, clip_id: str) -> str:
-    return fit_id({"task": TASK, "curve": settings.id, "budget": budget, "clip_id": clip_id})
+    """The fit id of one (model, budget, fragment) score; the models are loaded on pick_device()."""
+    return fit_id({"task": TASK, "curve": settings.id, "budget": budget, "clip_id": clip_id,
+                   **row_stamp(pick_device())})
 
 
 def _scored(store: ResultStore, settings, budget: int, test_set) -> bool:
@@ -125,8 +127,8 @@ def _score(store: ResultStore, model, settings, record: dict, configuration: str
         base = {"fit_id": fid, "task": TASK, "dataset": "stems", "source": p.corpus,
                 "clip_id": example.id, "design": configuration, "seed": p.seed, "profile": p.profile,
                 "selection": "best-validation", "iterations": budget,
-                "best_iteration": record.get("step"), "precision": "fp32", "status": "ok",
-                "error": "", "model_id": settings.id, **provenance()}
+                "best_iteration": record.get("step"), "precision": PRECISION, "status": "ok",
+                "error": "", "model_id": settings.id, **provenance(), **row_stamp(pick_device())}
         store.add([{**base, "metric": k, "value": float(v)} for k, v in values.items()])
 
 

@@ -32,7 +32,7 @@ from dap.wiass.captions import describe, model_summary
 from dap.wiass.configurations import EVALUATIONS, fixed_side_info, models_needed, side_kind
 from dap.wiass.examples import SpectrogramSet
 from dap.wiass.evaluate import (TASK, alignment_metrics, evaluate_configuration, evaluate_references,
-                                separate)
+                                row_stamp, separate)
 from dap.wiass.figure2 import (FIGURE2, figure2_caption, figure2_checks, publish_comparisons,
                                publish_figure2, publish_side_by_side)
 from dap.wiass.figure3 import (FIGURE3, UNGUIDED, AttentionExample, figure3_caption,
@@ -182,12 +182,13 @@ def store_alignment(store: ResultStore, record: dict, model_id: str, p: dict, so
     """Keep one fragment's alignment scores (with their chance and content-blind levels) as tidy
     rows in ``store`` (notebook 08's ``rows.csv``), so that the claims can test them per fragment.
     ``record``: ``{"configuration", "clip_id", <measure>: value, ...}``."""
+    stamp = row_stamp(pick_device())  # where figure3_study separates
     fid = fit_id({"task": TASK, "model": model_id, "evaluation": "alignment", "clip_id": record["clip_id"],
-                  "seed": p.seed})
+                  "seed": p.seed, **stamp})
     if store.has(fid):
         return
     base = {"fit_id": fid, "task": TASK, "dataset": "stems", "source": source, "clip_id": record["clip_id"],
             "design": record["configuration"], "seed": p.seed, "profile": p.profile,
-            "selection": "best-validation", "status": "ok", "error": "", **provenance()}
+            "selection": "best-validation", "status": "ok", "error": "", **provenance(), **stamp}
     store.add([{**base, "metric": k, "value": float(v)} for k, v in record.items()
                if k not in ("configuration", "clip_id")])
