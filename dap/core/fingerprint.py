@@ -29,7 +29,7 @@ _SHARED = ("dap.core.audio", "dap.core.seeds", "dap.metrics", "dap.data")
 #: Per family, the modules whose code computes its results (a package's name covers each of its modules).
 CODE_MODULES: dict[str, tuple[str, ...]] = {
     PAPER1: _SHARED + (
-        "dap.engine.fit", "dap.core.device",      # the fit engine, its precision and determinism
+        "dap.engine.fit", "dap.engine.read_back", "dap.core.device",  # the fit engine, its precision and determinism
         "dap.config.schedule",                    # FitConfig's default schedule
         "dap.priors", "dap.tasks", "dap.noise", "dap.baselines",
         # the studies make each fit's observation (noise, gaps, mixtures, cut windows) and its scoring;
