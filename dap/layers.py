@@ -42,7 +42,7 @@ LAYERS: dict[str, int] = {
     "dap.engine.grid": 5, "dap.engine.cluster": 5, "dap.report.tables": 5,
     # applications
     "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.claims.registry": 6, "dap.claims.table": 6,
-    "dap.claims.compare": 6, "dap.report.check": 6,
+    "dap.claims.compare": 6, "dap.report.check": 6, "dap.report.reference": 6,
     "dap.wiass.study": 6, "dap.wiass.learning_curve": 6, "dap.wiass.captions": 6, "dap.wiass.tables": 6, "dap.wiass.figure2": 6,
     "dap.wiass.figure3": 6,
     # entry points

@@ -38,6 +38,8 @@ from dap.core.device import (ALLOW_CPU_PAPER, cpu_model, device_name, require_gp
 from dap.core.errors import DapError
 from dap.config.profiles import PROFILES_ORDER, SETTINGS, settings_class
 from dap.engine.progress import progress_line, read_progress
+from dap.report.check import regenerate
+from dap.report.reference import add_to_reference, seed_run
 from dap.report.tables import write_summary
 from dap.core.files import atomic_write_text, results_root
 from dap.core.provenance import git_commit, machine_description
@@ -218,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"run the paper profile even without a CUDA GPU (weeks; same as {ALLOW_CPU_PAPER}=1)")
     ap.add_argument("--progress-every", type=float, default=30.0,
                     help="seconds between progress lines of a running grid (0: none; default 30)")
+    ap.add_argument("--reference", metavar="DIR", default=None,
+                    help="extend this reference folder (results/reference): reuse its valid rows, compute the "
+                         "missing ones, put each finished notebook's rows and files back (docs/reference.md)")
     ap.add_argument("--list", action="store_true", help="list the notebooks and exit")
     args = ap.parse_args(argv)
 
@@ -243,12 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     for book in books:
         print(f"  - {book.stem} ...", flush=True)
+        if args.reference:
+            print(f"    {seed_run(args.reference, root, book.stem)} rows from {args.reference}", flush=True)
         rec = run_notebook(book, args.profile, params, timeout, log_dir, args.progress_every,
                            show=lambda line: print(line, flush=True))
         records.append(rec)
         print(f"    {book.stem}: {rec['status']} in {rec['seconds']:.0f} s, peak {rec['peak_rss_mb']:.0f} MB",
               flush=True)
         _append_run_log(root, rec)
+        if args.reference and rec["status"] == "ok":
+            add_to_reference(root, args.reference, book.stem, rec)
     total = time.time() - t0
     run_log = pd.DataFrame(records)
     header = (f"Profile `{args.profile}`; {machine_description()}; commit {git_commit()}; "
@@ -257,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
               f"these rows: [CLAIMS.md](CLAIMS.md).")
     write_summary(root, run_log, header)
     claims = write_claims(root, profile=args.profile)  # every claim; those whose notebooks did not run say so
+    if args.reference:
+        regenerate(args.reference)  # CLAIMS.md of the reference, from all its rows
     failed = [r for r in records if r["status"] != "ok"]
     print(f"run_all: {len(records) - len(failed)} ok, {len(failed)} failed, {total / 60:.1f} min; "
           f"summary: {root / 'SUMMARY.md'}; claims: {claims}")
