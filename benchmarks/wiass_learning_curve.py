@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dap.config.profiles import resolve
 from dap.core.provenance import machine_description
-from dap.wiass.learning_curve import curve_table, learning_curve
+from dap.wiass.learning_curve import CURVE_CONFIGURATIONS, curve_table, learning_curve
 
 
 def main() -> None:
@@ -24,10 +24,12 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--budgets", type=int, nargs="+", default=[150, 300, 600, 1200, 2400, 4800])
+    ap.add_argument("--configurations", nargs="+", default=list(CURVE_CONFIGURATIONS),
+                    help="trained configurations (several processes may share one --out)")
     args = ap.parse_args()
     p = resolve("07_wiass_figure2_side_information", args.profile)
     start = time.time()
-    rows = learning_curve(p, args.budgets, args.out, progress=False,
+    rows = learning_curve(p, args.budgets, args.out, configurations=args.configurations, progress=False,
                           show=lambda line: print(f"[{time.time() - start:6.0f} s] {line}", flush=True))
     table = curve_table(rows).to_markdown(index=False)
     text = (f"Learning curve of paper 2 ({args.profile} settings, unguided attention), "

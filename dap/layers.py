@@ -35,14 +35,14 @@ LAYERS: dict[str, int] = {
     # models
     "dap.priors": 2, "dap.baselines": 2, "dap.wiass.model": 2, "dap.wiass.train_settings": 2,
     # engine
-    "dap.engine.fit": 3, "dap.engine.read_back": 3, "dap.wiass.train": 3, "dap.wiass.batches": 3,
+    "dap.engine.fit": 3, "dap.engine.read_back": 3, "dap.engine.audit_selection": 3, "dap.wiass.train": 3, "dap.wiass.batches": 3,
     # tasks
     "dap.tasks": 4, "dap.wiass.evaluate": 4,
     # orchestration
     "dap.engine.grid": 5, "dap.engine.cluster": 5, "dap.report.tables": 5,
     # applications
     "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.claims.registry": 6, "dap.claims.table": 6,
-    "dap.claims.compare": 6, "dap.report.check": 6, "dap.report.reference": 6,
+    "dap.claims.compare": 6, "dap.report.check": 6, "dap.report.reference": 6, "dap.report.audit": 6,
     "dap.wiass.study": 6, "dap.wiass.learning_curve": 6, "dap.wiass.captions": 6, "dap.wiass.tables": 6, "dap.wiass.figure2": 6,
     "dap.wiass.figure3": 6,
     # entry points

@@ -56,6 +56,7 @@ NOT_RESULTS: dict[str, str] = {
     "dap.config.notebook_settings": "settings classes: the values that change a fit are in its id",
     "dap.config.profiles": "settings values per notebook and profile: the values that change a fit are in its id",
     "dap.engine.grid": "schedules fits and writes the rows they computed",
+    "dap.engine.audit_selection": "chooses which fits run during an audit",
     "dap.engine.cluster": "where fits run (Dask)",
     "dap.core.fingerprint": "this fingerprint",
     "dap.core.device": "paper 2 uses only precision_class (paper 1's fits take their numerics from it)",

@@ -32,6 +32,7 @@ from dap.data.clip import Clip
 from dap.core.device import precision_class
 from dap.core.errors import DapError
 from dap.core.failures import DETERMINISTIC, INFRASTRUCTURE, InfrastructureError, classify, release_device_memory
+from dap.engine.audit_selection import audited
 from dap.engine.fit import FitResult
 from dap.engine.progress import GridProgress
 from dap.core.files import atomic_write_text
@@ -126,7 +127,7 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
     """
     wanted, pending = [], []
     for clip in clips:
-        for design in designs:
+        for design in audited(clip, designs):
             fid = fit_id(grid.fit_config(clip, design))
             wanted.append(fid)
             if not store.has(fid) and fid not in {p[2] for p in pending}:

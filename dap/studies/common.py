@@ -22,6 +22,7 @@ from dap.core.errors import DapError
 from dap.core.provenance import provenance
 from dap.core.store import fit_id
 from dap.data import Clip, load_clips
+from dap.engine.audit_selection import audited
 from dap.engine.fit import FitConfig
 from dap.engine.grid import Grid, process_pool
 from dap.priors import DESIGN_LABELS
@@ -252,7 +253,7 @@ def run_baselines(store, grid, clips: list[Clip], methods: dict, evaluate, progr
     the first pending clip before the timed calls, so one-time set-up (librosa's JIT) is not counted.
     The baselines run in numpy on the CPU wherever the fits run: their precision class says so."""
     grid = replace(grid, precision_class=NUMPY_PRECISION_CLASS)
-    pending = [(c, name, fit_id(grid.fit_config(c, name))) for c in clips for name in methods]
+    pending = [(c, name, fit_id(grid.fit_config(c, name))) for c in clips for name in audited(c, list(methods))]
     todo = [item for item in pending if not store.has(item[2])]
     for name in dict.fromkeys(name for _, name, _ in todo):  # warm-up; a failure is recorded below
         try:
