@@ -14,7 +14,6 @@ import sys
 import textwrap
 
 from dap import restore as r
-from dap.config.costs import seconds_per_iteration
 from dap.core.device import PRECISIONS
 from dap.core.errors import DapError
 from dap.core.text import one_line
@@ -64,14 +63,14 @@ def _restore_help() -> str:
         average of that budget. Inpainting always uses a fixed budget ({r.DEFAULT_ITERATIONS}; last or ema).
         docs/stopping.md has the derivation and the measured errors.
 
-        Cost: one fit per window and channel. The proposed design ({r.DEFAULT_DESIGN}) takes
-        about a second per iteration on a 2-core CPU (bf16; measured costs: dap/config/costs.py). With the
-        discrepancy rule the iterations per window depend on the noise (fewer with more noise; the cap is
-        {r.DEFAULT_MAX_ITERATIONS}, ~25 min per window and channel); a fixed budget of {r.DEFAULT_ITERATIONS}
-        iterations takes ~3.5 min per window and channel. --design conv costs about half as much.
-        Inpainting costs one window per group of gaps. A GPU (used when present) is much faster.
-        An estimate (an upper bound with the discrepancy rule) is printed before the first fit;
-        the progress bar shows the measured rate.
+        Cost: one fit per window and channel, each up to the cap ({r.DEFAULT_MAX_ITERATIONS} iterations with
+        the discrepancy rule, which stops earlier the more noise there is; {r.DEFAULT_ITERATIONS} for a fixed
+        budget). Before the first fit, restore times a few iterations of the same prior on one window on
+        this machine and prints "estimated time: N min" (fits x cap x the measured rate: an upper bound
+        with the discrepancy rule); the progress bar then shows the rate of the real fits. The speed
+        depends on the CPU more than on its cores (native bf16 or not: dap/config/costs.py and
+        docs/costs.md). --design conv costs about half as much. Inpainting costs one window per group of
+        gaps. A GPU (used when present) is much faster.
         """)
 
 
@@ -344,7 +343,7 @@ def _restore(args) -> int:
                             on_step=on_step, noise=args.noise, tolerance=args.tolerance)
     cap = process.max_iterations(args.task)
     if not args.quiet:
-        print(_estimate(info, fits, args, process), file=sys.stderr)
+        print(_estimate(info, fits, args, process, window16), file=sys.stderr, flush=True)
         from tqdm.std import tqdm
 
         bar = tqdm(total=fits * cap, desc="restore", unit="it", file=sys.stderr, mininterval=1.0,
@@ -371,36 +370,28 @@ def _restore(args) -> int:
     return 0
 
 
-def _estimate(info, fits: int, args, process) -> str:
+def _estimate(info, fits: int, args, process, window16: int) -> str:
+    """The lines printed before the first fit: what will be fitted, then the time measured on this
+    machine for it (:mod:`dap.restore.estimate`)."""
+    from dap.core.device import device_name
+    from dap.restore.estimate import measure_estimate
+
     rule = process.rule(args.task)
     cap = process.max_iterations(args.task)
     what = (f"at most {cap} iterations each, stopping when the residual reaches the estimated noise floor"
             if rule == "discrepancy" else f"{cap} iterations each ({rule})")
     text = (f"restore: {info.path} ({info.seconds:.2f} s, {info.channels} channel(s), {info.sr} Hz): "
             f"{fits} fit(s) of {what} ({args.design})")
+    longest = min(window16, r.fit_length(int(round(info.seconds * r.FIT_SR))))  # a short file is one short window
+    estimate = measure_estimate(fits, cap, args.design, args.widths, args.precision, args.device, longest)
     device = args.device or ("cuda" if _cuda() else "cpu")
-    if args.widths:
-        return text
-    gpu = _gpu_model(device) if device.startswith("cuda") else None
-    per = seconds_per_iteration(args.design, gpu)
-    if per is None:
-        return text + f"; no measured cost of {args.design} on {gpu or 'this device'} yet (benchmarks/gpu_check.py)"
-    text += f"; up to ~{fits * cap * per * args.window / 1.024 / 60:.0f} min on {gpu or 'a 2-core CPU'}"
-    if rule == "discrepancy":
-        text += " (the cap; usually less)"
-    return text
+    return text + "\n" + estimate.line(rule == "discrepancy", device_name(device))
 
 
 def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def _gpu_model(device: str) -> str:
-    from dap.core.device import device_name
-
-    return device_name(device)
 
 
 def _name(path, exc) -> str:

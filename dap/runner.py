@@ -12,6 +12,11 @@ never counts as done. Wall time, peak memory (max RSS of the papermill process t
 outcome of each notebook are appended to ``results/run_log.csv``; every failure is gathered and
 reported at the end, with a non-zero exit status. At the end, ``results/SUMMARY.md`` gathers the
 tables and ``results/CLAIMS.md`` tests every claim of both papers on the rows (:mod:`dap.claims`).
+
+Before a run, and alone with ``--plan`` (nothing runs), the predicted minutes of each notebook on this
+machine are printed (:mod:`dap.config.plan`: a short probe of this machine, :mod:`dap.tasks.probe`,
+cached; ``--reprobe`` measures again; docs/costs.md); after each notebook its real time is printed
+beside its predicted time.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +42,8 @@ from dap.claims.table import write_claims
 from dap.core.device import (ALLOW_CPU_PAPER, cpu_model, device_name, require_gpu_for_paper,
                              resolve_precision)
 from dap.core.errors import DapError
+from dap.core.text import one_line
+from dap.config.plan import Machine, plan_lines, predict, probe_specs
 from dap.config.profiles import PROFILES_ORDER, SETTINGS, settings_class
 from dap.engine.progress import progress_line, read_progress
 from dap.report.check import regenerate
@@ -224,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="extend this reference folder (results/reference): reuse its valid rows, compute the "
                          "missing ones, put each finished notebook's rows and files back (docs/reference.md)")
     ap.add_argument("--list", action="store_true", help="list the notebooks and exit")
+    ap.add_argument("--plan", action="store_true",
+                    help="print the predicted minutes of each notebook on this machine and exit (runs no notebook; "
+                         "the first time it times a few fit iterations per design, then uses the cache)")
+    ap.add_argument("--reprobe", action="store_true", help="measure this machine again instead of using the cached probe")
+    ap.add_argument("--no-plan", action="store_true", help="start the run without printing the plan first")
     args = ap.parse_args(argv)
 
     books = list_notebooks(args.notebooks)
@@ -234,11 +247,28 @@ def main(argv: list[str] | None = None) -> int:
     check_params(books, params)
     if args.allow_cpu:
         os.environ[ALLOW_CPU_PAPER] = "1"  # the notebooks' kernels inherit it
+    if args.plan:
+        try:
+            require_gpu_for_paper(args.profile)
+        except DapError as exc:  # a plan runs nothing: say it, predict anyway
+            print(f"run_all: note: {one_line(exc)}", flush=True)
+        try:
+            print_plan(books, args.profile, params, args.reprobe)
+        except DapError as exc:
+            print(f"run_all: {one_line(exc)}", file=sys.stderr)
+            return 2
+        return 0
     try:
         require_gpu_for_paper(args.profile)
     except DapError as exc:
         print(f"run_all: {exc}", file=sys.stderr)
         return 2
+    predicted = {}
+    if not args.no_plan:
+        try:
+            predicted = print_plan(books, args.profile, params, args.reprobe)
+        except (DapError, RuntimeError, OSError) as exc:  # a plan must never stop a run
+            print(f"run_all: no plan ({one_line(exc)}); running anyway", flush=True)
     timeout = DEFAULT_TIMEOUT[args.profile] if args.timeout is None else args.timeout
     root = results_root()
     log_dir = root / "logs"
@@ -253,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         rec = run_notebook(book, args.profile, params, timeout, log_dir, args.progress_every,
                            show=lambda line: print(line, flush=True))
         records.append(rec)
-        print(f"    {book.stem}: {rec['status']} in {rec['seconds']:.0f} s, peak {rec['peak_rss_mb']:.0f} MB",
-              flush=True)
+        guess = predicted.get(book.stem)
+        print(f"    {book.stem}: {rec['status']} in {rec['seconds']:.0f} s"
+              + (f" (predicted {guess:.0f} s)" if guess is not None else "")
+              + f", peak {rec['peak_rss_mb']:.0f} MB", flush=True)
         _append_run_log(root, rec)
         if args.reference and rec["status"] == "ok":
             add_to_reference(root, args.reference, book.stem, rec)
@@ -274,6 +306,37 @@ def main(argv: list[str] | None = None) -> int:
     for r in failed:
         print(f"FAILED {r['notebook']}: {r['error']}  (log: {root / r['log']})")
     return 1 if failed else 0
+
+
+def print_plan(books: list[Path], profile: str, params: dict, reprobe: bool = False) -> dict[str, float | None]:
+    """Print the predicted minutes of each of ``books`` on this machine (:mod:`dap.config.plan`), its
+    speeds measured by :func:`dap.tasks.probe.measure` (cached per machine and code).
+
+    Args:
+        books: the notebooks, in run order; profile: smoke | quick | paper; params: ``-p`` overrides.
+        reprobe: measure this machine again instead of using the cache.
+
+    Returns:
+        ``{notebook: predicted seconds or None}``.
+    """
+    import torch
+
+    from dap.tasks.probe import measure  # torch and the fit path: only when a plan is asked for
+
+    from dap.studies.common import fit_workers
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    names = [b.stem for b in books]
+    machine = Machine(partial(resolve_precision, device=device), fit_workers,
+                      0 if device == "cuda" else os.cpu_count() or 1)
+    speeds = measure(probe_specs(names, profile, params, machine), reprobe=reprobe, device=device,
+                     show=lambda line: print(f"run_all: {line}", flush=True))
+    plans = predict(names, profile, speeds, params, machine)
+    source = f"{speeds.probed} probed now" if speeds.probed else "from the cache; --reprobe measures again"
+    print(f"run_all: plan for profile {profile} on {machine_description()}: speeds measured {speeds.measured} "
+          f"({source}); assumes no fit is stored yet (docs/costs.md)", flush=True)
+    print("\n".join(plan_lines(plans)), flush=True)
+    return {p.notebook: p.seconds for p in plans}
 
 
 def _append_run_log(root: Path, rec: dict) -> None:

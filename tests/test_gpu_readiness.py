@@ -53,9 +53,9 @@ def test_run_all_paper_on_a_cpu_fails_fast_unless_allowed(monkeypatch, tmp_path,
     monkeypatch.setattr(runner, "run_notebook", lambda book, profile, params, timeout, *a, **k: ran.append(timeout) or {
         "notebook": book.stem, "profile": profile, "status": "ok", "seconds": 0.0, "peak_rss_mb": 0.0,
         "error": "", "log": "x", "finished": ""})
-    assert runner.main(["--profile", "paper", "--allow-cpu", "00"]) == 0
+    assert runner.main(["--profile", "paper", "--allow-cpu", "--no-plan", "00"]) == 0
     assert ran == [None]  # and the paper profile has no cell timeout
-    assert runner.main(["--profile", "quick", "00"]) == 0 and ran[-1] == 4 * 3600
+    assert runner.main(["--profile", "quick", "--no-plan", "00"]) == 0 and ran[-1] == 4 * 3600
 
 
 def test_no_cell_timeout_reaches_papermill_for_none(monkeypatch, tmp_path):

@@ -220,6 +220,7 @@ def test_cli_restore_in_process(tmp_path, one_thread, capsys):
     err = capsys.readouterr().err
     assert rc == 0 and (tmp_path / "out.wav").exists()
     assert "1 fit(s) of at most 1 iterations each, stopping when the residual reaches" in err and "denoised 0.50 s" in err
+    assert "restore: estimated time: " in err and "measured just now on" in err  # a probe of this machine
     assert "restore: fit 1: 1 iterations (the cap: the residual is still" in err and "noise ~ " in err  # estimate, use
     assert "left as the input" in err  # a noise-free tone: no floor to reach, the input is kept
 

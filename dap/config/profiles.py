@@ -1,9 +1,12 @@
 """Profiles: the settings of every notebook, one typed class per study, values defined once here.
 
-``smoke``  every notebook in well under a minute on 2 CPU cores (CI);
+``smoke``  every notebook at a tiny scale: checks the pipeline, not the papers (CI);
 ``quick``  the default of ``run_all.sh`` on a CPU: every table and figure at reduced scale, the
            scale printed in each caption (sized from the per-iteration costs in dap/config/costs.py);
 ``paper``  the papers' protocol (50 clips, 2000 iterations, ...); meant for a GPU.
+
+What a profile costs on a given machine: ``./run_all.sh --plan --profile P`` (measured there, from the
+cost table of dap/config/costs.py; docs/costs.md), not a number written here.
 
 What a notebook can be told is a frozen dataclass (:data:`SETTINGS` names the class of each
 notebook, :data:`PROFILES` its values under each profile). papermill writes ``profile`` and any
@@ -48,13 +51,13 @@ SETTINGS: dict[str, type[NotebookSettings]] = {
 
 
 #: Iteration budget of the quick profile on a CPU, sized from the per-iteration costs of
-#: dap/config/costs.py (results/reference/benchmarks.md) so that each quick notebook takes minutes to tens
-#: of minutes on a 2-core CPU (measured per notebook: results/reference/run_log.csv). The oracle SNR of the
+#: dap/config/costs.py (results/reference/benchmarks.md; what each notebook then costs on a machine:
+#: ``./run_all.sh --plan``). The oracle SNR of the
 #: proposed design peaks near iteration 200 with 2000-iteration schedules (docs/method.md, Optimisation): quick
 #: stops before every design has peaked, which is why it shows the ranking and not the paper's values.
 QUICK_ITERATIONS = 150
 #: quick fits 0.512 s of each clip (its most energetic window) so that the main claim of Tables 1-3
-#: rests on three clips per data set within the ~2.5 h of a whole quick run (the paper's widths
+#: rests on three clips per data set within a CPU's budget (``./run_all.sh --plan``; the paper's widths
 #: are kept). A multiple of 256 samples keeps the spectrogram divisible by the priors' poolings.
 QUICK_SAMPLES = 8192
 #: Clips per data set in quick's Tables 1-3 and Figures 1-2 (the fewest a paired interval can use).
@@ -109,7 +112,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     # count), frames masked when their centre falls in a gap. Separation: one piano + one drum clip per
     # mixture; loss weights and collapse guard of dap.tasks.separate (our choices, stated in the caption).
     # smoke also shrinks the priors (widths 4/8/16, stated in the caption): it only checks that the
-    # notebooks run, and three full-width priors per separation fit would take minutes on 2 cores.
+    # notebooks run, and three full-width priors per separation fit would cost more than all the rest.
     "04_table3_inpainting": {
         name: {**_FIT, "datasets": ("speech", "digits"), "n_clips": n, "iterations": it, "prior_opts": opts,
                "gaps_per_second": 1.0, "gap_min_s": 0.1, "gap_max_s": 0.25, "frame_rule": "centre",
@@ -153,7 +156,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     # split sizes (strict_sizes). smoke stays on the embedded stems, remixed (dap.wiass.remix).
     # Training and data settings are shared: 08 reuses the models 07 trained when they are equal
     # (same settings id), so 08's profiles are 07's plus the figure's own two parameters.
-    # smoke: tiny model, 2 steps, 2 + 1 + 1 fragments (seconds). quick: hidden 64 and a fixed
+    # smoke: tiny model, 2 steps, 2 + 1 + 1 fragments. quick: hidden 64 and a fixed
     # budget sized for 2 CPU cores (see the notebooks' captions). paper: section 4 of the paper.
     "07_wiass_figure2_side_information": (_WIASS := {
         "smoke": {"seed": 0, "configurations": _WIASS_CONFIGS,
@@ -185,8 +188,8 @@ PROFILES: dict[str, dict[str, dict]] = {
     # --- 09/10: teaching notebooks (not tables of the papers) ---
     # 09: the explorer's first run, started by the notebook (its widgets start the next ones). quick is
     # what a student gets in JupyterLab: a 0.512 s digit, sigma 0.1, the exponential-dilation design
-    # at laptop widths 16/32/64 (our choice; the paper's are 35/70/140), 200 iterations: about a
-    # minute on 2 CPU cores. smoke: tiny widths, 3 iterations, plus the four-design comparison.
+    # at laptop widths 16/32/64 (our choice; the paper's are 35/70/140), 200 iterations (its time on a
+    # machine: ./run_all.sh --plan 09). smoke: tiny widths, 3 iterations, plus the four-design comparison.
     "09_explore_deep_priors": {
         name: {"dataset": "digits", "clip_index": 0, "seconds": sec, "task": "denoise", "sigma": 0.1,
                "n_gaps": 1, "gap_s": 0.1, "design": design, "widths": widths, "iterations": it,

@@ -58,6 +58,15 @@ def results_root() -> Path:
     return Path(os.environ.get("DAP_RESULTS", Path(__file__).resolve().parents[2] / "results"))
 
 
+#: Environment variable naming the cache folder (corpora, the speed probe); outside git.
+ENV_CACHE = "DAP_CACHE"
+
+
+def cache_root() -> Path:
+    """``$DAP_CACHE`` or ``~/.cache/dap`` (outside git; never committed)."""
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "dap")
+
+
 def notebook_dir(name: str) -> Path:
     """``results/<name>/``, created: where notebook ``name`` writes rows, tables and figures."""
     folder = results_root() / name

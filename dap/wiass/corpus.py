@@ -58,6 +58,7 @@ import soundfile as sf
 
 from dap.core.audio import SAMPLE_RATE
 from dap.core.errors import DatasetError
+from dap.core.files import ENV_CACHE, cache_root  # noqa: F401  (ENV_CACHE re-exported)
 from dap.core.seeds import stable_hash, stream
 from dap.wiass import render as R
 from dap.wiass.corpus_reading import INFO, MANIFEST, load_corpus, parse_spans, read_manifest  # re-exported
@@ -87,7 +88,6 @@ PEAK = 0.95
 PREROLL = 3.0
 LICENSE = "MIT (FluidR3_GM soundfont); scores public domain (music21 corpus)"
 KIND = "rendered-from-real-samples"
-ENV_CACHE = "DAP_CACHE"
 COLUMNS = ["id", "split", "piece", "score", "target_file", "target_sha256", "accompaniment_file",
            "accompaniment_sha256", "samples", "start_s", "qpm", "transpose", "target_preset",
            "accompaniment_presets", "level_db", "tar_db", "silent_spans", "gated_runs",
@@ -314,11 +314,6 @@ def settings(fragments: int = DEFAULT_FRAGMENTS, seed: int = 0) -> dict:
 def settings_key(fragments: int = DEFAULT_FRAGMENTS, seed: int = 0) -> str:
     blob = json.dumps(settings(fragments, seed), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def cache_root() -> Path:
-    """``$DAP_CACHE`` or ``~/.cache/dap`` (outside git; never committed)."""
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "dap")
 
 
 def default_folder(fragments: int = DEFAULT_FRAGMENTS, seed: int = 0) -> Path:
