@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", metavar="DIR", default=None,
                     help="extend this reference folder (results/reference): reuse its valid rows, compute the "
                          "missing ones, put each finished notebook's rows and files back (docs/reference.md)")
+    ap.add_argument("--audit", type=float, metavar="MINUTES", default=None,
+                    help="re-fit a random sample of the reference's fits that this machine finishes in MINUTES "
+                         "and compare each with its committed rows (docs/reference.md); runs no notebook")
     ap.add_argument("--list", action="store_true", help="list the notebooks and exit")
     ap.add_argument("--plan", action="store_true",
                     help="print the predicted minutes of each notebook on this machine and exit (runs no notebook; "
@@ -239,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-plan", action="store_true", help="start the run without printing the plan first")
     args = ap.parse_args(argv)
 
+    if args.audit is not None:
+        from dap.report.audit import audit  # the studies: only for an audit
+
+        reference = args.reference or REPO / "results" / "reference"
+        return audit(reference, args.audit, results_root() / "audit", reprobe=args.reprobe,
+                     show=lambda line: print(line, flush=True))
     books = list_notebooks(args.notebooks)
     if args.list:
         print("\n".join(b.stem for b in books))

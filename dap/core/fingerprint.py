@@ -57,6 +57,7 @@ NOT_RESULTS: dict[str, str] = {
     "dap.config.profiles": "settings values per notebook and profile: the values that change a fit are in its id",
     "dap.engine.grid": "schedules fits and writes the rows they computed",
     "dap.engine.audit_selection": "chooses which fits run during an audit",
+    "dap.config.costs": "measured costs, for plans, estimates and the order of fits",
     "dap.engine.cluster": "where fits run (Dask)",
     "dap.core.fingerprint": "this fingerprint",
     "dap.core.device": "paper 2 uses only precision_class (paper 1's fits take their numerics from it)",

@@ -245,10 +245,11 @@ class _Bookkeeping:
         floor) and the oracle with ``oracle_patience`` (until its score stopped improving) wait."""
         if self.reached and self.config.stop_at_discrepancy:
             return True
+        patience = self.config.oracle_patience if self.track is not None else None
+        if self.threshold is None and patience is None:
+            return False  # nothing extends the fit: it ends at the budget, the loop's end
         floor_done = self.threshold is None or self.reached
-        patience = self.config.oracle_patience
-        peak_done = (patience is None or self.track is None
-                     or self.it - self.best_iter.get("oracle", 0) >= patience)
+        peak_done = patience is None or self.it - self.best_iter.get("oracle", 0) >= patience
         return self.it >= self.budget and floor_done and peak_done
 
 

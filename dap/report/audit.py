@@ -148,3 +148,38 @@ def _ok(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=VALUE_KEY + ["value", "profile"])
     rows = rows[(rows["status"] == "ok") & np.isfinite(rows["value"].astype(float))]
     return rows[VALUE_KEY + ["value", "profile"]]
+
+
+def speed_ratio(reprobe: bool = False) -> float:
+    """Seconds here per second of the reference machine: the probe's fit (:func:`dap.config.plan.ratio_spec`)
+    timed here against its cost in :mod:`dap.config.costs`, in the precision paper 1's fits resolve to here."""
+    import torch
+
+    from dap.config.plan import ratio_spec, reference_seconds
+    from dap.core.device import resolve_precision
+    from dap.tasks.probe import measure
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    spec = ratio_spec(resolve_precision("auto", device))
+    return measure([spec], reprobe=reprobe, device=device)(spec)[0] / reference_seconds("auto")
+
+
+def audit(reference: str | Path, minutes: float, out: str | Path, seed: int = 0, reprobe: bool = False,
+          show=print) -> int:
+    """``./run_all.sh --audit MINUTES``: sample, re-fit and compare; print the table and the summary.
+
+    Returns:
+        The exit status: 0 when every audited fit is within tolerance, 1 otherwise.
+    """
+    import time
+
+    ratio = speed_ratio(reprobe)
+    sample = audit_sample(reference_fits(reference), minutes, ratio, seed)
+    show(f"audit: {len(sample)} fit(s) of {sample['notebook'].nunique()} notebook(s), predicted "
+         f"{sample['predicted_s'].sum() / 60:.1f} min here (speed ratio {ratio:.2f} to the reference machine)")
+    start = time.time()
+    run_audit(sample, out, progress=show)
+    table = audit_table(sample, reference, out)
+    show(table.to_markdown(index=False))
+    show(audit_summary(table, (time.time() - start) / 60))
+    return 0 if table["within_tolerance"].all() else 1

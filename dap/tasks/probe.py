@@ -32,6 +32,7 @@ import torch
 from dap.config.costs import PROBE_SAMPLES, ProbeSpec
 from dap.core.device import device_name
 from dap.core.errors import DapError
+from dap.core.fingerprint import PAPER1, code_fingerprint
 from dap.core.files import atomic_write_text, cache_root
 from dap.engine.fit import FitConfig, pick_device
 from dap.tasks import denoise, separate
@@ -40,7 +41,6 @@ from dap.tasks import denoise, separate
 #: iteration slowed by another process on a shared machine.
 WARMUP, TIMED = 1, 3
 #: Source files whose change can change a fit's speed: a cache entry is for one version of them.
-_FIT_PATH = ("priors", "engine/fit.py", "tasks", "core/audio.py", "core/device.py", "config/costs.py")
 _CACHE_VERSION = 1
 
 
@@ -161,14 +161,10 @@ def cache_path(device: torch.device) -> Path:
 
 def _fingerprint(device: torch.device) -> dict:
     """What a measured speed holds for: the device, cores and threads, torch, the fit path's source."""
-    code = hashlib.sha256()
-    root = Path(__file__).resolve().parents[1]
-    for part in _FIT_PATH:
-        for f in sorted((root / part).rglob("*.py")) if (root / part).is_dir() else [root / part]:
-            code.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0
     return {"device": device.type, "model": device_name(str(device)), "cores": os.cpu_count(), "gpus": gpus,
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "code": code.hexdigest()[:16]}
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "code": code_fingerprint(PAPER1)}  # the fit path's code: a change of it is measured again
 
 
 def _read(path: Path) -> dict:
