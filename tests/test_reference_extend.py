@@ -95,3 +95,18 @@ def test_a_file_name_published_by_another_notebook_is_refused(tmp_path):
     _run(tmp_path / "run", other, _rows(code_fingerprint(PAPER1), "bf16/cpu"))
     with pytest.raises(ReferenceError, match="already published by"):
         add_to_reference(tmp_path / "run", ref, other, {**RECORD, "notebook": other})
+
+
+def test_the_summary_is_derived_from_the_run_log_and_says_what_is_missing(tmp_path):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    _run(tmp_path / "run", TABLE1, _rows(code_fingerprint(PAPER1), "bf16/cpu"))
+    add_to_reference(tmp_path / "run", ref, TABLE1, {**RECORD, "seconds": 7200.0, "cpu": "EPYC (avx2)"})
+    regenerate(ref)
+    summary = (ref / "SUMMARY.md").read_text()
+    assert "1 of 12" in summary and "compute 2.00 h on EPYC (avx2)" in summary
+    assert "00_quickstart" in summary.split("Not yet in this reference:")[1]
+    assert "reproduced" in summary and f"- {TABLE1}: [table1.md](table1.md)" in summary
+    (ref / "SUMMARY.md").write_text(summary.replace("2.00 h", "1.00 h"))
+    with pytest.raises(Exception, match="SUMMARY.md line"):
+        check_reference(ref)

@@ -84,10 +84,10 @@ def _fails(folder: Path, capsys) -> str:
 
 # ----------------------------------------------------------------------------- report --check
 def test_a_reference_of_current_rows_and_derived_files_passes(current_reference, capsys):
-    assert (current_reference / "CLAIMS.md").is_file() and (current_reference / "CLAIMS.csv").is_file()
+    assert all((current_reference / f).is_file() for f in ("CLAIMS.md", "CLAIMS.csv", "SUMMARY.md"))
     capsys.readouterr()
     assert cli.main(["report", "--check", str(current_reference)]) == 0
-    assert capsys.readouterr().out.strip().endswith("report --check: 2 row files, 2 generated files, all current")
+    assert capsys.readouterr().out.strip().endswith("report --check: 2 row files, 3 generated files, all current")
     claims = pd.read_csv(current_reference / "CLAIMS.csv").set_index("id")
     assert claims.loc["P2-bl2-bl1-SDR", "n"] == 6  # the claims did read the reference's compressed rows
 

@@ -27,6 +27,7 @@ from dap.core.errors import DapError
 from dap.core.files import atomic_write_bytes
 from dap.core.fingerprint import CODE_MODULES, code_fingerprint
 from dap.core.store import ResultStore
+from dap.report.reference import write_reference_summary
 
 #: The columns that say which code and numerics computed a row (both in its fit id too).
 STAMP_COLUMNS = ("code", "precision_class")
@@ -53,6 +54,8 @@ def _claims(reference: Path, out: Path) -> None:
 #: Every file derived from a reference's rows, and the function that derives it.
 GENERATED: list[Generated] = [
     Generated(("CLAIMS.md", "CLAIMS.csv"), _claims, "every claim tested on the rows (dap.claims.table)"),
+    # after the claims: it reads the CLAIMS.csv just derived
+    Generated(("SUMMARY.md",), write_reference_summary, "what ran where, its compute, the claims' headline"),
 ]
 
 

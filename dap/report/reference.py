@@ -150,3 +150,46 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
     return atomic_write_text(path, buf.getvalue())
+
+
+def write_reference_summary(reference: str | Path, out: str | Path) -> Path:
+    """``SUMMARY.md`` of a reference folder, derived from its run log, its published files and the
+    CLAIMS.csv already derived into ``out`` (:data:`dap.report.check.GENERATED` runs the claims first):
+    what ran, on which machine and commit, the compute it took, what is not in it yet, the claims'
+    headline. Nothing in it is typed by hand.
+
+    Args:
+        reference: the reference folder.
+        out: the folder the derived files are written to (the reference, or a temporary one).
+
+    Returns:
+        The path written.
+    """
+    from dap.claims.table import headline  # the claims' counts, from the derived CLAIMS.csv
+
+    reference, out = Path(reference), Path(out)
+    log_path = reference / "run_log.csv"
+    log = pd.read_csv(log_path) if log_path.exists() else pd.DataFrame(columns=["notebook", "seconds"])
+    notebooks = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    missing = [nb for nb in notebooks if nb not in set(log["notebook"])]
+    published = pd.read_csv(reference / PUBLISHED_INDEX) if (reference / PUBLISHED_INDEX).exists() else None
+    columns = [c for c in ("notebook", "profile", "status", "seconds", "peak_rss_mb", "commit", "cpu", "device",
+                           "precision", "torch", "finished") if c in log]
+    lines = ["# Reference results", "",
+             "Derived by `python -m dap report` from this folder's run log, rows and published files "
+             "(docs/reference.md); `python -m dap report --check` fails if it is edited by hand.", "",
+             f"**Notebooks in this reference:** {len(log)} of {len(notebooks)}; compute "
+             f"{log['seconds'].sum() / 3600:.2f} h on {', '.join(sorted(set(log.get('cpu', pd.Series(dtype=str)).dropna()))) or '—'}; "
+             f"commits {', '.join(sorted(set(log.get('commit', pd.Series(dtype=str)).dropna().astype(str)))) or '—'}.", ""]
+    if len(log):
+        lines += [log.sort_values("notebook")[columns].to_markdown(index=False), ""]
+    lines += [f"**Not yet in this reference:** {', '.join(missing) if missing else 'none'}.", ""]
+    claims = out / "CLAIMS.csv"
+    if claims.exists():
+        lines += [f"**Claims** ([CLAIMS.md](CLAIMS.md)): {headline(pd.read_csv(claims))}.", ""]
+    if published is not None and len(published):
+        lines += ["**Published files**, per notebook:", ""]
+        for nb, block in published.groupby("notebook", sort=True):
+            lines.append(f"- {nb}: " + ", ".join(f"[{f}]({f})" for f in block["file"]))
+        lines.append("")
+    return atomic_write_text(out / "SUMMARY.md", "\n".join(lines))
