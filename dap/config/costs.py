@@ -181,8 +181,10 @@ class NotebookCost:
         return None if not self.fit_seconds else (self.seconds - STARTUP_SECONDS) / self.fit_seconds
 
 
-_LOG = "results/reference/run_log.csv"
-_LOG_WIASS = "results/reference/run_log_wiass_2026-12-07.csv"
+# the run logs as committed before the reference was rebuilt under fit ids with code fingerprints
+# (git show 10ead34:<path>); later runs of the rebuilt reference are in its run_log.csv
+_LOG = "results/reference/run_log.csv of commit 10ead34"
+_LOG_WIASS = "results/reference/run_log_wiass_2026-12-07.csv of commit 10ead34"
 #: The previous quick profile (commit 7e86768, run 2026-11-27): one clip per data set cut to 1.024 s.
 _OLD_QUICK = {"n_clips": 1, "max_samples": 16384}
 _T = CPU_SECONDS_PER_ITERATION
@@ -208,13 +210,13 @@ NOTEBOOK_COSTS: dict[str, NotebookCost] = {
         fit_seconds=3 * 150 * (_T["conv"] + _T["dilated_exp"] + _T["dilated_exp_dense"]),
         note="older profile: 1 clip of 1.024 s per data set"),
     "04_table3_inpainting": NotebookCost(
-        689.6, f"{_LOG} of commit a39ddd6, 2026-11-27, commit 7e86768", overrides=_OLD_QUICK,
+        689.6, f"results/reference/run_log.csv of commit a39ddd6, 2026-11-27, commit 7e86768", overrides=_OLD_QUICK,
         fit_seconds=2 * 120 * _FOUR,
         note="older profile: 1 clip of 1.024 s per data set; in the current profile it took 5575.4 s on a "
              "2-core EPYC without AVX-512 (fp32; run_log.csv, 2026-12-02, commit 98567c7), a machine "
              "with no per-iteration costs here"),
     "05_table4_separation": NotebookCost(
-        765.1, f"{_LOG} of commit d5fed79, 2026-12-02, commit fc52e0c",
+        765.1, f"results/reference/run_log.csv of commit d5fed79, 2026-12-02, commit fc52e0c",
         overrides={"w_smoothness": 0.5, "presence_min": 0.1},
         fit_seconds=3 * (182.2 + 88.3 + 108.1 + 98.3) / 2,
         note="current sizes, former loss weights; fit_seconds from the run's own median wall time per fit "

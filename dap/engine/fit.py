@@ -10,7 +10,10 @@ clean reference. The engine runs Adam with the paper's step schedule and keeps, 
 the outputs of every *selection rule*:
 
 ``oracle``  the iterate with the best tracked score against the clean reference: the authors'
-            protocol (early stopping that needs the answer; not available on real data);
+            protocol (early stopping that needs the answer; not available on real data); with
+            ``FitConfig.oracle_patience`` the fit goes on past the budget, up to
+            ``max_iterations``, until the score has not improved for that many iterations (the
+            curve's peak, not the budget's best);
 ``last``    the final iterate (blind);
 ``ema``     an exponential moving average of the decoded outputs (blind);
 ``discrepancy``  the first iterate whose loss has fallen to ``tolerance x noise_floor`` (blind:
