@@ -169,7 +169,7 @@ def test_a_small_prior_fills_a_real_gap_better_than_the_trivial_answer():
     """The trivial answer (the gapped observation: silence in the gap) scores 0 dB inside the gap; a
     small prior fitted to a real embedded piano clip restores more than that there (oracle iterate, as
     Table 3). Not asserted: the whole clip, where the trivial answer keeps the observed samples exactly
-    and a prior at this budget loses (results/reference/SUMMARY.md)."""
+    and a prior at this budget loses (results/reference/SUMMARY.md of commit 10ead34)."""
     from dap.studies.common import load_normalised
 
     clip = load_normalised("piano", 1, 0, "embedded", max_samples=8192)[0]
@@ -203,7 +203,7 @@ def speech_fit():
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="at a test's budget (widths 8/16/32, 300 iterations) the prior keeps less of "
                    "the clip than leaving the gaps silent: whole-clip Spec. SNR 2.2 vs 3.8 dB (measured); the paper's "
-                   "widths beat the gapped input on Table 3's speech clips (results/reference/table3.md)")
+                   "widths beat the gapped input on Table 3's speech clips (results/reference/table3.md of commit 10ead34)")
 def test_a_small_prior_beats_the_gapped_input_on_the_whole_clip(speech_fit):
     """Table 3 scores the whole clip (speech, digits): there the trivial answer keeps every observed
     sample exactly, and a method must restore the gaps without spoiling the rest."""

@@ -146,7 +146,7 @@ def study_cost(notebook: str, profile: str) -> dict | None:
 
 # ----------------------------------------------------------------------------- per-notebook cost table
 #: Kernel start, imports and the rest of a notebook that fits nothing: the whole of 00_quickstart's
-#: measured run on the reference machine (results/reference/run_log.csv, 2026-11-27). Added to every
+#: measured run on the reference machine (results/reference/run_log.csv of commit 10ead34, 2026-11-27). Added to every
 #: notebook that fits priors; not scaled (it is mostly Python start-up).
 STARTUP_SECONDS = 6.6
 

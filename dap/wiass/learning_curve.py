@@ -133,15 +133,15 @@ def _score(store: ResultStore, model, settings, record: dict, configuration: str
 
 
 def curve_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per budget: medians over the test fragments of M2's and A3.1's alignment (with
-    chance and content-blind levels), of M2 - BL2 SDR (paired per fragment), and the fragments'
-    count (n).
+    """One line per budget: medians over the test fragments of M2's and BL2's SDR, of M2 - BL2 SDR
+    (paired per fragment; n fragments) and of M2's and A3.1's alignment (with chance and
+    content-blind levels).
 
     Args:
         rows: :func:`learning_curve`'s rows.
 
     Returns:
-        Columns ``steps``, ``n``, ``M2 - BL2 SDR (dB)``, ``M2 - BL2 > 0 (fragments)``, then per
+        Columns ``steps``, medians ``M2 SDR (dB)`` and ``BL2 SDR (dB)``, ``n``, ``M2 - BL2 SDR (dB)``, ``M2 - BL2 > 0 (fragments)``, then per
         attention configuration and measure ``<config> <measure>`` with ``chance`` and
         ``content-blind`` levels.
     """
@@ -151,6 +151,9 @@ def curve_table(rows: pd.DataFrame) -> pd.DataFrame:
     lines = []
     for steps, block in wide.groupby(level=0):
         line = {"steps": int(steps)}
+        for config in ("M2", "BL2"):
+            if (config, "SDR") in block:
+                line[f"{config} SDR (dB)"] = round(float(block[(config, "SDR")].median()), 2)
         if ("M2", "SDR") in block and ("BL2", "SDR") in block:
             gain = (block[("M2", "SDR")] - block[("BL2", "SDR")]).dropna()
             line.update({"n": len(gain), "M2 - BL2 SDR (dB)": round(float(gain.median()), 2),
