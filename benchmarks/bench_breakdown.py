@@ -67,8 +67,8 @@ def tracker_seconds(stats: pstats.Stats) -> float:
     return total
 
 
-def breakdown(notebook: str, clips: int, designs: list[str] | None) -> dict[str, float]:
-    """Seconds per category for the fit plan of ``notebook`` in quick with ``clips`` clips per data set."""
+def breakdown(notebook: str, clips: int, designs: list[str] | None, profile: str = "quick") -> dict[str, float]:
+    """Seconds per category for the fit plan of ``notebook`` in ``profile`` with ``clips`` clips per data set."""
     from dap.studies.plans import run_plans
 
     overrides = {"n_clips": clips, "workers": 1}
@@ -79,7 +79,7 @@ def breakdown(notebook: str, clips: int, designs: list[str] | None) -> dict[str,
         profiler = cProfile.Profile()
         start = time.perf_counter()
         profiler.enable()
-        run_plans([notebook], "quick", overrides, progress=lambda _: None)
+        run_plans([notebook], profile, overrides, progress=lambda _: None)
         profiler.disable()
         wall = time.perf_counter() - start
     stats = pstats.Stats(profiler)
@@ -109,14 +109,16 @@ def main() -> None:
     ap.add_argument("notebooks", nargs="+", help="notebook prefixes with fits (02 03 04 05 06 11)")
     ap.add_argument("--clips", type=int, default=1, help="clips per data set (quick: 3)")
     ap.add_argument("--designs", nargs="*", default=None, help="designs (default: the notebook's)")
+    ap.add_argument("--profile", default="quick", help="the notebooks' settings of this profile (default quick)")
     args = ap.parse_args()
     from dap.core.provenance import git_commit, machine_description
 
-    print(f"machine: {machine_description()}; commit {git_commit()}; start-up {startup_seconds():.1f} s")
+    print(f"machine: {machine_description()}; commit {git_commit()}; profile {args.profile}; "
+          f"start-up {startup_seconds():.1f} s")
     header = ["notebook", "network", "tracking", "bookkeeping", "metrics", "baselines", "data + I/O", "other", "total"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for nb in args.notebooks:
-        parts = breakdown(nb, args.clips, args.designs)
+        parts = breakdown(nb, args.clips, args.designs, args.profile)
         cells = [f"{parts[k]:.0f} s ({100 * parts[k] / parts['total']:.0f} %)" for k in header[1:-1]]
         print(f"| {nb} | " + " | ".join(cells) + f" | {parts['total']:.0f} s |", flush=True)
 
