@@ -184,6 +184,12 @@ def write_reference_summary(reference: str | Path, out: str | Path) -> Path:
     if len(log):
         lines += [log.sort_values("notebook")[columns].to_markdown(index=False), ""]
     lines += [f"**Not yet in this reference:** {', '.join(missing) if missing else 'none'}.", ""]
+    spent = time_spent(reference, log)
+    if len(spent):
+        lines += ["**Where the time went** (per notebook: its wall time; the summed wall time of its fits or "
+                  "trainings' evaluations as the rows record them, which run in parallel workers, so the sum may "
+                  "exceed the wall time; its classical baselines; fits with `seconds` recorded):", "",
+                  spent.to_markdown(index=False), ""]
     claims = out / "CLAIMS.csv"
     if claims.exists():
         lines += [f"**Claims** ([CLAIMS.md](CLAIMS.md)): {headline(pd.read_csv(claims))}.", ""]
@@ -193,3 +199,30 @@ def write_reference_summary(reference: str | Path, out: str | Path) -> Path:
             lines.append(f"- {nb}: " + ", ".join(f"[{f}]({f})" for f in block["file"]))
         lines.append("")
     return atomic_write_text(out / "SUMMARY.md", "\n".join(lines))
+
+
+def time_spent(reference: str | Path, log: pd.DataFrame) -> pd.DataFrame:
+    """Per notebook of ``log``: wall seconds, fits, their summed seconds and the baselines' (from the rows).
+
+    Args:
+        reference: the reference folder (its rows).
+        log: its run log (``notebook``, ``seconds``).
+
+    Returns:
+        Columns notebook, wall s, fits, fits' summed s, baselines s.
+    """
+    from dap.claims.table import row_files  # either layout
+
+    out = []
+    for rec in log.sort_values("notebook").to_dict("records"):
+        per_file = {}
+        for path in row_files(reference, rec["notebook"]):
+            rows = pd.read_csv(path)
+            if "seconds" in rows:
+                fits = rows.drop_duplicates("fit_id")
+                per_file[path.name.split(".")[0]] = (len(fits), float(fits["seconds"].fillna(0).sum()))
+        n, fit_s = per_file.get("rows", (0, 0.0))
+        out.append({"notebook": rec["notebook"], "wall s": round(float(rec["seconds"]), 1), "fits": n,
+                    "fits' summed s": round(fit_s, 1), "baselines s": round(per_file.get("baselines", (0, 0.0))[1], 1)})
+    return pd.DataFrame(out)
+
