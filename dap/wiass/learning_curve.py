@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from dap.claims.paired_test import paired_test
 from dap.core.provenance import provenance
 from dap.core.store import ResultStore, fit_id
 from dap.engine.fit import pick_device
@@ -141,7 +142,9 @@ def curve_table(rows: pd.DataFrame) -> pd.DataFrame:
         rows: :func:`learning_curve`'s rows.
 
     Returns:
-        Columns ``steps``, medians ``M2 SDR (dB)`` and ``BL2 SDR (dB)``, ``n``, ``M2 - BL2 SDR (dB)``, ``M2 - BL2 > 0 (fragments)``, then per
+        Columns ``steps``, medians ``M2 SDR (dB)`` and ``BL2 SDR (dB)``, ``n``, ``M2 - BL2 SDR (dB)``,
+        ``p (M2 > BL2)`` (exact one-sided signed-rank test per budget, uncorrected: a description
+        of the curve, not a claim), ``M2 - BL2 > 0 (fragments)``, then per
         attention configuration and measure ``<config> <measure>`` with ``chance`` and
         ``content-blind`` levels.
     """
@@ -156,8 +159,10 @@ def curve_table(rows: pd.DataFrame) -> pd.DataFrame:
                 line[f"{config} SDR (dB)"] = round(float(block[(config, "SDR")].median()), 2)
         if ("M2", "SDR") in block and ("BL2", "SDR") in block:
             gain = (block[("M2", "SDR")] - block[("BL2", "SDR")]).dropna()
+            test = paired_test(gain.to_numpy())
             line.update({"n": len(gain), "M2 - BL2 SDR (dB)": round(float(gain.median()), 2),
-                         "M2 - BL2 > 0 (fragments)": f"{int((gain > 0).sum())}/{len(gain)}"})
+                         "M2 - BL2 > 0 (fragments)": f"{int((gain > 0).sum())}/{len(gain)}",
+                         "p (M2 > BL2)": round(test.p_greater, 4)})
         for config in ("M2", "A3.1"):
             for measure in ALIGNMENT:
                 for label, column in ((f"{config} {measure}", measure),
