@@ -58,6 +58,7 @@ NOT_RESULTS: dict[str, str] = {
     "dap.engine.grid": "schedules fits and writes the rows they computed",
     "dap.engine.audit_selection": "chooses which fits run during an audit",
     "dap.config.costs": "measured costs, for plans, estimates and the order of fits",
+    "dap.claims.paired_test": "statistics of the tables made from rows (the learning curve's p-values)",
     "dap.engine.cluster": "where fits run (Dask)",
     "dap.core.fingerprint": "this fingerprint",
     "dap.core.device": "paper 2 uses only precision_class (paper 1's fits take their numerics from it)",
