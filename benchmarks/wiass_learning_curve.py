@@ -32,8 +32,9 @@ def main() -> None:
     rows = learning_curve(p, args.budgets, args.out, configurations=args.configurations, progress=False,
                           show=lambda line: print(f"[{time.time() - start:6.0f} s] {line}", flush=True))
     table = curve_table(rows).to_markdown(index=False)
-    text = (f"Learning curve of paper 2 ({args.profile} settings, unguided attention), "
-            f"{machine_description()}; this call {time.time() - start:.0f} s.\n\n{table}\n")
+    text = (f"Learning curve of paper 2: notebook 07's {args.profile} settings with unguided attention, one training "
+            f"per configuration scored at every budget (dap/wiass/learning_curve.py); rows in rows.csv; made on "
+            f"{machine_description()}.\n\n{table}\n")
     (args.out / "curve.md").write_text(text)
     print(text)
 

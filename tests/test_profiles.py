@@ -27,7 +27,7 @@ ADDED = {nb: {"prior_opts": None} for nb in ("01_figure1_denoising_example", "02
 #: ... and every paper-1 study can run its fits on a Dask cluster (None: here, as before).
 for _nb, _cls in SETTINGS.items():
     if issubclass(_cls, settings.FitSettings):
-        ADDED[_nb] = {**ADDED.get(_nb, {}), "cluster": None}
+        ADDED[_nb] = {**ADDED.get(_nb, {}), "cluster": None, "oracle_patience": None, "oracle_cap": None}
 CASES = [(nb, prof) for nb in REFERENCE for prof in PROFILES_ORDER]
 T1 = "02_table1_gaussian_denoising"
 
@@ -66,7 +66,7 @@ def test_an_unknown_override_raises_at_once_with_the_valid_names_and_a_suggestio
         with pytest.raises(SettingsError) as err:
             resolve(T1, "smoke", iteratons=value)
         text = str(err.value)
-        assert "'iteratons'" in text and "did you mean 'iterations'" in text and "n_clips, pesq_mode" in text
+        assert "'iteratons'" in text and "did you mean 'iterations'" in text and "n_clips, oracle_cap" in text
     assert isinstance(err.value, DapError) and isinstance(err.value, KeyError)
     with pytest.raises(SettingsError, match="did you mean 'smoke'"):
         resolve(T1, "smok")

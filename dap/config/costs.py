@@ -228,10 +228,11 @@ NOTEBOOK_COSTS: dict[str, NotebookCost] = {
         note="older profile: 1 digit clip of 1.024 s; only the harmonic prior is fitted anew; overhead < 1 "
              "because that run's harmonic fit took 2.55 s/iteration (figure2_convergence.md), the table 2.92"),
     "07_wiass_figure2_side_information": NotebookCost(
-        682.5, f"{_LOG_WIASS}, 2026-12-07, commit ecc842e", note="current profile; trains in fp32"),
+        682.5, f"{_LOG_WIASS}, 2026-12-07, commit ecc842e", overrides={"max_steps": 600},
+        note="former quick budget of 600 training steps (now 2400); trains in fp32"),
     "08_wiass_figure3_attention": NotebookCost(
-        183.8, f"{_LOG_WIASS}, 2026-12-07, commit ecc842e",
-        note="current profile, run after 07 (it reuses 07's models when their settings are equal)"),
+        183.8, f"{_LOG_WIASS}, 2026-12-07, commit ecc842e", overrides={"max_steps": 600},
+        note="former quick budget of 600 steps, run after 07 (it reuses 07's models when their settings are equal)"),
     "09_explore_deep_priors": NotebookCost(35.0, f"{_LOG}, 2026-11-27, commit 7e86768",
                                            note="settings unchanged since"),
     "10_why_dilation_and_density": NotebookCost(60.2, f"{_LOG}, 2026-11-27, commit 7e86768",

@@ -16,12 +16,12 @@ PAPER = {"hidden": 513, "lr": 1e-4, "batch_size": 128, "patience": 100, "copies"
 PROFILE_NOTES = {
     "smoke": "smoke profile: a code check (tiny model, a couple of training steps, one test "
              "fragment); the numbers mean nothing",
-    "quick": "quick profile: a reduced model (hidden 64) and a fixed budget of 600 steps per "
+    "quick": "quick profile: a reduced model (hidden 64) and a fixed budget of 2400 steps per "
              "configuration on a 330-fragment generated corpus (240 / 60 / 30; 30 validation "
-             "and 15 test fragments used); the budget was sized for about 25 minutes for notebooks "
-             "07 and 08 on 2 CPU cores on the embedded stems (the corpus' first build adds ~3 min, "
-             "scoring 15 + 6 test fragments instead of 6 roughly 8 min more); compare the models with the reference rows "
-             "before reading anything into their differences",
+             "and 15 test fragments used): the learning curve of docs/wiass.md shows the models' SDR "
+             "still rising there (about 8 dB; 1 dB at 600 steps, 10 dB at 4800), so this is a budget "
+             "where they separate, not the paper's converged models; ./run_all.sh --plan says what it "
+             "costs on this machine",
     "paper": "paper profile: the paper's sizes and protocol (hidden 513, batch 128, lr 1e-4, early "
              "stopping with patience 100); meant for a GPU",
 }
