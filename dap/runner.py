@@ -298,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
               + f", peak {rec['peak_rss_mb']:.0f} MB", flush=True)
         _append_run_log(root, rec)
         if args.reference and rec["status"] == "ok":
-            add_to_reference(root, args.reference, book.stem, rec)
+            try:
+                add_to_reference(root, args.reference, book.stem, rec)
+            except DapError as exc:  # the run's own folder keeps everything: say why, go on
+                print(f"run_all: {book.stem} not added to {args.reference}: {one_line(exc)}", flush=True)
     total = time.time() - t0
     run_log = pd.DataFrame(records)
     header = (f"Profile `{args.profile}`; {machine_description()}; commit {git_commit()}; "

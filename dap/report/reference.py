@@ -27,8 +27,9 @@ from dap.core.store import ResultStore
 
 #: Row files a notebook writes beside those claims read (paper 2's real stems, scored side by side).
 EXTRA_ROW_FILES = ("rows_embedded.csv",)
-#: What a notebook's folder holds that is published in the reference (tables, captions, figures).
-PUBLISHED_SUFFIXES = (".md", ".csv", ".png", ".json")
+#: What a notebook's folder holds that is published in the reference (tables, captions, figures; not
+#: its checks.json, the notebook's own assertions, nor its executed copy).
+PUBLISHED_SUFFIXES = (".md", ".csv", ".png")
 #: ``published.csv``: which notebook published each file at the reference's top, from which commit.
 PUBLISHED_INDEX = "published.csv"
 
