@@ -110,3 +110,15 @@ def test_the_summary_is_derived_from_the_run_log_and_says_what_is_missing(tmp_pa
     (ref / "SUMMARY.md").write_text(summary.replace("2.00 h", "1.00 h"))
     with pytest.raises(Exception, match="SUMMARY.md line"):
         check_reference(ref)
+
+
+def test_figure_1_puts_its_fits_where_table_1_keeps_them(tmp_path):
+    ref, figure1 = tmp_path / "ref", "01_figure1_denoising_example"
+    ref.mkdir()
+    _run(tmp_path / "run", TABLE1, _rows(code_fingerprint(PAPER1), "bf16/cpu"))  # Figure 1's fits land in 02's store
+    (tmp_path / "run" / figure1).mkdir()
+    (tmp_path / "run" / figure1 / "figure1_spectrograms.png").write_bytes(b"png")
+    add_to_reference(tmp_path / "run", ref, figure1, {**RECORD, "notebook": figure1})
+    assert (ref / "rows" / TABLE1 / "rows.csv.gz").exists() and not (ref / "rows" / figure1).exists()
+    assert (ref / "figure1_spectrograms.png").exists()
+    assert seed_run(ref, tmp_path / "fresh", figure1) == 12 and (tmp_path / "fresh" / TABLE1 / "rows.csv").exists()

@@ -44,6 +44,14 @@ def published_name(notebook: str, name: str) -> str:
     return f"wiass_{name}" if "_wiass_" in notebook and not name.startswith("wiass_") else name
 
 
+def rows_folder(notebook: str) -> str:
+    """The notebook whose folder holds ``notebook``'s rows: Figures 1 and 2 fit Table 1's clips into
+    Table 1's store (:data:`dap.studies.plans.FIT_PLANS`), every other notebook into its own."""
+    from dap.studies.plans import FIT_PLANS  # the studies: only where rows are moved
+
+    return FIT_PLANS[notebook].store_of if notebook in FIT_PLANS else notebook
+
+
 def seed_run(reference: str | Path, results: str | Path, notebook: str) -> int:
     """Copy the reference's row files of ``notebook`` into ``results/<notebook>/`` where the run has
     none yet, so that its store reuses every fit whose id they hold.
@@ -51,7 +59,8 @@ def seed_run(reference: str | Path, results: str | Path, notebook: str) -> int:
     Returns:
         The number of rows copied.
     """
-    src, dst = Path(reference) / REFERENCE_ROWS / notebook, Path(results) / notebook
+    store = rows_folder(notebook)
+    src, dst = Path(reference) / REFERENCE_ROWS / store, Path(results) / store
     copied = 0
     for name in ROW_FILES + EXTRA_ROW_FILES:
         packed = src / f"{name}.gz"
@@ -64,8 +73,9 @@ def seed_run(reference: str | Path, results: str | Path, notebook: str) -> int:
 
 
 def add_to_reference(results: str | Path, reference: str | Path, notebook: str, record: dict) -> list[Path]:
-    """Put a successful run of ``notebook`` into the reference: its rows of the current code
-    (compressed), its published files, its run-log record (replacing the notebook's older one).
+    """Put a successful run of ``notebook`` into the reference: the rows of the current code in its
+    store (:func:`rows_folder`; compressed), its published files, its run-log record (replacing the
+    notebook's older one).
 
     Args:
         results: the run's results folder (``results/<notebook>/`` holds its files).
@@ -77,9 +87,9 @@ def add_to_reference(results: str | Path, reference: str | Path, notebook: str, 
         The files written.
     """
     results, reference = Path(results), Path(reference)
-    folder = results / notebook
-    written = [*_pack_rows(folder, reference / REFERENCE_ROWS / notebook, _precision_of(reference)),
-               *_publish(folder, reference, notebook, record.get("commit", ""))]
+    store = rows_folder(notebook)
+    written = [*_pack_rows(results / store, reference / REFERENCE_ROWS / store, _precision_of(reference)),
+               *_publish(results / notebook, reference, notebook, record.get("commit", ""))]
     log = reference / "run_log.csv"
     old = pd.read_csv(log) if log.exists() else pd.DataFrame(columns=["notebook"])
     new = pd.concat([old[old["notebook"] != notebook], pd.DataFrame([record])], ignore_index=True)
