@@ -32,18 +32,9 @@ import sys
 import tempfile
 import time
 
-# (category, function name, file suffix): the owner functions whose cumulative time is the category
-OWNERS = [
-    ("fit", "fit", "dap/engine/fit.py"),
-    ("read_back", "read_back", "dap/engine/fit.py"),
-    ("tracking", "track", None),  # the tracker closures of the tasks (see _tracker_time)
-    ("metrics", "_evaluate_clip", None),
-    ("baselines", "run_baselines", "dap/studies/common.py"),
-    ("data + I/O", "load_normalised", "dap/studies/common.py"),
-    ("data + I/O", "add", "dap/core/store.py"),
-    ("data + I/O", "_save_history", "dap/engine/grid.py"),
-    ("data + I/O", "_save_outputs", "dap/engine/grid.py"),
-]
+#: (function name, file suffix) of the functions whose cumulative time is "data + I/O"
+DATA_IO = [("load_normalised", "dap/studies/common.py"), ("add", "dap/core/store.py"),
+           ("_save_history", "dap/engine/grid.py"), ("_save_outputs", "dap/engine/grid.py")]
 
 
 def cumulative(stats: pstats.Stats, name: str, suffix: str | None) -> float:
@@ -88,7 +79,7 @@ def breakdown(notebook: str, clips: int, designs: list[str] | None, profile: str
     tracking = tracker_seconds(stats)
     metrics = cumulative(stats, "_evaluate_clip", None)
     baselines = cumulative(stats, "run_baselines", "dap/studies/common.py")
-    data_io = sum(cumulative(stats, name, suffix) for cat, name, suffix in OWNERS if cat == "data + I/O")
+    data_io = sum(cumulative(stats, name, suffix) for name, suffix in DATA_IO)
     parts = {"network": fit - read_back, "tracking": tracking, "bookkeeping": read_back - tracking,
              "metrics": metrics, "baselines": baselines, "data + I/O": data_io}
     parts["other"] = wall - sum(parts.values())

@@ -246,8 +246,15 @@ def main(argv: list[str] | None = None) -> int:
         from dap.report.audit import audit  # the studies: only for an audit
 
         reference = args.reference or REPO / "results" / "reference"
-        return audit(reference, args.audit, results_root() / "audit", reprobe=args.reprobe,
-                     show=lambda line: print(line, flush=True))
+        try:
+            return audit(reference, args.audit, results_root() / "audit", reprobe=args.reprobe,
+                         show=lambda line: print(line, flush=True))
+        except DapError as exc:
+            print(f"run_all: --audit: {one_line(exc)}", file=sys.stderr)
+            return 2
+    if args.reference and not Path(args.reference).is_dir():
+        print(f"run_all: --reference {args.reference}: not a folder (create it to start a new reference)", file=sys.stderr)
+        return 2
     books = list_notebooks(args.notebooks)
     if args.list:
         print("\n".join(b.stem for b in books))
