@@ -127,6 +127,14 @@ def test_the_reference_layout_compares_with_a_run_layout(tmp_path):
     assert len(result.cells) == 14 and (result.claims["status"] == cmp.IDENTICAL).sum() >= 1
 
 
+def test_a_benchmark_folder_with_its_own_rows_is_not_a_notebook(reference):
+    """Benchmark outputs kept beside a reference (e.g. ``oracle_peak/rows.csv``) have other columns."""
+    (reference / "oracle_peak").mkdir()
+    (reference / "oracle_peak" / "rows.csv").write_text("iteration,snr\n1,2.0\n")
+    assert cmp.notebooks_with_rows(reference) == [TABLE1, LOOSE]
+    assert set(cmp.compare(reference, reference).cells["notebook"]) == {TABLE1, LOOSE}
+
+
 def test_what_one_side_lacks_is_listed_not_an_error(reference, tmp_path, capsys):
     run = write_run(tmp_path / "run", {LOOSE: loose_rows(), "98_extra": loose_rows()})
     result = cmp.compare(run, reference)

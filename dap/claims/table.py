@@ -10,6 +10,7 @@ It sits above the studies (it reads their row formats, e.g. separation's per-sou
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,8 +49,14 @@ def row_files(results_dir: str | Path, notebook: str) -> list[Path]:
     return found
 
 
+#: A notebook's results folder is named after it (``NN_name``); other folders of a run or a reference
+#: (benchmark outputs such as ``oracle_peak/``) may keep rows of their own and are not notebooks.
+NOTEBOOK_FOLDER = re.compile(r"\d\d_\w+")
+
+
 def notebooks_with_rows(results_dir: str | Path) -> list[str]:
-    """The notebooks that have row files under ``results_dir`` in either layout (:func:`row_files`).
+    """The notebooks (folders named like :data:`NOTEBOOK_FOLDER`) that have row files under
+    ``results_dir`` in either layout (:func:`row_files`).
 
     Args:
         results_dir: a run's results folder or a reference folder.
@@ -59,7 +66,7 @@ def notebooks_with_rows(results_dir: str | Path) -> list[str]:
     """
     root = Path(results_dir)
     bases = [b for b in (root, root / REFERENCE_ROWS) if b.is_dir()]
-    names = {p.name for b in bases for p in b.iterdir() if p.is_dir()}
+    names = {p.name for b in bases for p in b.iterdir() if p.is_dir() and NOTEBOOK_FOLDER.fullmatch(p.name)}
     return sorted(n for n in names if row_files(root, n))
 
 
