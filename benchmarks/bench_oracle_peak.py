@@ -8,6 +8,12 @@ summarise per design (medians) and whether the designs' order by mean oracle SNR
 budget and at the peak.
 
     .venv/bin/python benchmarks/bench_oracle_peak.py [--datasets speech digits] [--clips 1] [--patience 50] [--cap 800]
+        [--widths 18 35 70] [--lr 3e-3] [--out rows.csv]
+    .venv/bin/python benchmarks/bench_oracle_peak.py --side-by-side PAPER.csv OTHER.csv
+
+``--widths``/``--lr`` fit a cheaper setting (narrower priors with a matched learning rate) and
+``--side-by-side`` puts two such runs' rows next to each other per design and clip: the peak level and its
+difference, the seconds to reach the peak, and whether the designs keep their order on each clip.
 
 Timings belong here, never in tests; they are this machine's (the header names it).
 """
@@ -55,6 +61,40 @@ def measure(p, patience: int, cap: int) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def seconds_to_peak(rows: pd.DataFrame) -> pd.Series:
+    """Seconds a fit spent up to its peak iteration (its mean speed times the peak iteration)."""
+    return rows["seconds_per_iteration"] * rows["peak_iteration"]
+
+
+def side_by_side(reference: pd.DataFrame, other: pd.DataFrame) -> str:
+    """Markdown: per clip and design, both settings' oracle peak (dB), its difference, the seconds to the
+    peak and their ratio; then per design the mean difference and time ratio, and per clip whether the
+    designs' order by peak SNR is the same under both settings.
+
+    Args:
+        reference, other: rows of :func:`measure` (one per data set, clip and design), e.g. the paper's
+            widths and a cheaper setting, on the same clips.
+    """
+    keys = ["dataset", "clip_id", "design"]
+    both = reference.assign(seconds_to_peak=seconds_to_peak(reference)).merge(
+        other.assign(seconds_to_peak=seconds_to_peak(other)), on=keys, suffixes=("", "_other"))
+    if both.empty:
+        raise SystemExit("the two row files share no (data set, clip, design)")
+    both["difference"] = both["snr_at_peak_other"] - both["snr_at_peak"]
+    both["time_ratio"] = both["seconds_to_peak_other"] / both["seconds_to_peak"]
+    cols = keys + ["snr_at_peak", "snr_at_peak_other", "difference", "peak_iteration", "peak_iteration_other",
+                   "seconds_to_peak", "seconds_to_peak_other", "time_ratio", "peaked", "peaked_other"]
+    lines = [both[cols].round(2).to_markdown(index=False), ""]
+    per_design = both.groupby("design").agg(n=("clip_id", "size"), difference_mean=("difference", "mean"),
+                                            difference_worst=("difference", "min"), time_ratio=("time_ratio", "median"))
+    lines += [per_design.round(2).to_markdown(), ""]
+    for (dataset, clip), g in both.groupby(["dataset", "clip_id"]):
+        order = [list(g.sort_values(c, ascending=False)["design"]) for c in ("snr_at_peak", "snr_at_peak_other")]
+        lines.append(f"- {dataset} {clip}: order {'kept' if order[0] == order[1] else 'changed'} "
+                     f"({' > '.join(order[0])} | {' > '.join(order[1])})")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="quick")
@@ -63,9 +103,20 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=1)
     ap.add_argument("--patience", type=int, default=50)
     ap.add_argument("--cap", type=int, default=800)
+    ap.add_argument("--widths", type=int, nargs=3, default=None, help="prior widths (default: the profile's)")
+    ap.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default: the profile's)")
     ap.add_argument("--out", default=None, help="also write the per-fit rows as CSV here")
+    ap.add_argument("--side-by-side", nargs=2, metavar=("REFERENCE_CSV", "OTHER_CSV"), default=None,
+                    help="compare two runs' rows (--out files) and exit")
     args = ap.parse_args(argv)
+    if args.side_by_side:
+        print(side_by_side(*(pd.read_csv(f) for f in args.side_by_side)))
+        return 0
     overrides = {"datasets": tuple(args.datasets), "n_clips": args.clips}
+    if args.widths:
+        overrides["prior_opts"] = {"widths": tuple(args.widths)}
+    if args.lr:
+        overrides["lr"] = args.lr
     if args.designs:
         overrides["designs"] = tuple(args.designs)
     p = resolve(NOTEBOOK, args.profile, **overrides)
@@ -73,7 +124,8 @@ def main(argv=None) -> int:
     rows = measure(p, args.patience, args.cap)
     if args.out:
         rows.to_csv(args.out, index=False)
-    print(f"# Oracle peak of Table 1's fits ({args.profile}: budget {p.iterations}, lr {p.lr}; patience "
+    print(f"# Oracle peak of Table 1's fits ({args.profile}: budget {p.iterations}, lr {p.lr}, "
+          f"widths {(p.prior_opts or {}).get('widths', 'the paper s')}; patience "
           f"{args.patience}, cap {args.cap}); {machine_description()}; commit {git_commit()}; "
           f"{time.perf_counter() - start:.0f} s\n")
     print(rows.to_markdown(index=False) + "\n")

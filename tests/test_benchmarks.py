@@ -40,3 +40,22 @@ def test_bench_tracking_runs_an_earlier_commits_engine_from_its_own_checkout(tmp
     assert len([line for line in md.splitlines() if line.startswith("| bookkeeping only")]) == 3
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=REPO, capture_output=True, text=True).stdout
     assert "/before " not in worktrees  # the temporary checkout is removed again
+
+
+def test_oracle_peak_side_by_side_reports_level_time_and_order(tmp_path):
+    """Two settings' rows on one clip: the cheaper one 0.5 dB lower for dense, order changed."""
+    import pandas as pd
+
+    def rows(dense, conv, spi):
+        return pd.DataFrame({"dataset": "speech", "clip_id": "a", "design": ["dilated_exp_dense", "conv"],
+                             "snr_at_peak": [dense, conv], "peak_iteration": [200, 400],
+                             "seconds_per_iteration": spi, "peaked": [True, False]})
+
+    paper, half = tmp_path / "paper.csv", tmp_path / "half.csv"
+    rows(15.0, 10.0, [0.6, 0.3]).to_csv(paper, index=False)
+    rows(14.5, 14.9, [0.2, 0.1]).to_csv(half, index=False)
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_oracle_peak.py"), "--side-by-side",
+                          str(paper), str(half)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"\| dilated_exp_dense \|\s+1 \|\s+-0\.5 \|\s+-0\.5 \|\s+0\.33 \|", out.stdout)
+    assert "- speech a: order changed (dilated_exp_dense > conv | conv > dilated_exp_dense)" in out.stdout
