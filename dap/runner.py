@@ -298,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {seed_run(args.reference, root, book.stem)} rows from {args.reference}", flush=True)
         rec = run_notebook(book, args.profile, params, timeout, log_dir, args.progress_every,
                            show=lambda line: print(line, flush=True))
-        records.append(rec)
         guess = predicted.get(book.stem)
+        rec["predicted_seconds"] = None if guess is None else round(guess, 1)  # the plan, checked in SUMMARY
+        records.append(rec)
         print(f"    {book.stem}: {rec['status']} in {rec['seconds']:.0f} s"
               + (f" (predicted {guess:.0f} s)" if guess is not None else "")
               + f", peak {rec['peak_rss_mb']:.0f} MB", flush=True)

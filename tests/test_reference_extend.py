@@ -101,10 +101,13 @@ def test_the_summary_is_derived_from_the_run_log_and_says_what_is_missing(tmp_pa
     ref = tmp_path / "ref"
     ref.mkdir()
     _run(tmp_path / "run", TABLE1, _rows(code_fingerprint(PAPER1), "bf16/cpu"))
-    add_to_reference(tmp_path / "run", ref, TABLE1, {**RECORD, "seconds": 7200.0, "cpu": "EPYC (avx2)"})
+    add_to_reference(tmp_path / "run", ref, TABLE1, {**RECORD, "seconds": 7200.0, "cpu": "EPYC (avx2)",
+                                                     "predicted_seconds": 4800.0})
     regenerate(ref)
     summary = (ref / "SUMMARY.md").read_text()
     assert "1 of 12" in summary and "compute 2.00 h on EPYC (avx2)" in summary
+    spent = summary.split("Where the time went")[1].split(f"| {TABLE1}")[1].split("\n")[0]
+    assert [c.strip() for c in spent.split("|")[1:4]] == ["7200", "4800", "1.5"]  # wall, the plan's, their ratio
     assert "00_quickstart" in summary.split("Not yet in this reference:")[1]
     assert "reproduced" in summary and f"- {TABLE1}: [table1.md](table1.md)" in summary
     (ref / "SUMMARY.md").write_text(summary.replace("2.00 h", "1.00 h"))

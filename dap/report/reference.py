@@ -197,7 +197,8 @@ def write_reference_summary(reference: str | Path, out: str | Path) -> Path:
     lines += [f"**Not yet in this reference:** {', '.join(missing) if missing else 'none'}.", ""]
     spent = time_spent(reference, log)
     if len(spent):
-        lines += ["**Where the time went** (per notebook: its wall time; the summed wall time of its fits or "
+        lines += ["**Where the time went** (per notebook: its wall time; the time `./run_all.sh --plan` predicted "
+                  "for it before the run, and their ratio; the summed wall time of its fits or "
                   "trainings' evaluations as the rows record them, which run in parallel workers, so the sum may "
                   "exceed the wall time; its classical baselines; fits with `seconds` recorded):", "",
                   spent.to_markdown(index=False), ""]
@@ -220,7 +221,8 @@ def time_spent(reference: str | Path, log: pd.DataFrame) -> pd.DataFrame:
         log: its run log (``notebook``, ``seconds``).
 
     Returns:
-        Columns notebook, wall s, fits, fits' summed s, baselines s.
+        Columns notebook, wall s, predicted s and wall / predicted (the plan printed before the run,
+        ``./run_all.sh --plan``; empty where it predicted nothing), fits, fits' summed s, baselines s.
     """
     from dap.claims.table import row_files  # either layout
 
@@ -233,7 +235,12 @@ def time_spent(reference: str | Path, log: pd.DataFrame) -> pd.DataFrame:
                 fits = rows.drop_duplicates("fit_id")
                 per_file[path.name.split(".")[0]] = (len(fits), float(fits["seconds"].fillna(0).sum()))
         n, fit_s = per_file.get("rows", (0, 0.0))
-        out.append({"notebook": rec["notebook"], "wall s": round(float(rec["seconds"]), 1), "fits": n,
-                    "fits' summed s": round(fit_s, 1), "baselines s": round(per_file.get("baselines", (0, 0.0))[1], 1)})
+        guess = rec.get("predicted_seconds")
+        guess = float(guess) if guess is not None and pd.notna(guess) and float(guess) > 0 else None
+        out.append({"notebook": rec["notebook"], "wall s": round(float(rec["seconds"]), 1),
+                    "predicted s": "" if guess is None else round(guess, 1),
+                    "wall / predicted": "" if guess is None else round(float(rec["seconds"]) / guess, 2),
+                    "fits": n, "fits' summed s": round(fit_s, 1),
+                    "baselines s": round(per_file.get("baselines", (0, 0.0))[1], 1)})
     return pd.DataFrame(out)
 
