@@ -98,6 +98,15 @@ def test_study_setup_leaves_unset_prior_opts_out_of_the_ids():
     assert setup.config.iterations == 2 and setup.config.precision == "fp32"
 
 
+def test_a_budget_before_the_peak_says_what_its_ranking_favours():
+    from dap.studies.common import scale_deviations
+
+    quick = profiles.resolve("02_table1_gaussian_denoising", "quick")
+    assert any("before most designs' curves have peaked" in d for d in scale_deviations(quick))
+    to_peak = quick.replace(oracle_patience=50, oracle_cap=600)  # the oracle runs to its peak: no such caveat
+    assert not any("peaked" in d for d in scale_deviations(to_peak))
+
+
 # ----------------------------------------------------------------------------- Figure 2: the headline ratio
 def _table(**iterations):
     return pd.DataFrame([{"design": d, "iterations_to_90pct_peak": it, "peak_snr": 10.0 + k,
