@@ -87,7 +87,8 @@ def test_a_reference_of_current_rows_and_derived_files_passes(current_reference,
     assert all((current_reference / f).is_file() for f in ("CLAIMS.md", "CLAIMS.csv", "SUMMARY.md"))
     capsys.readouterr()
     assert cli.main(["report", "--check", str(current_reference)]) == 0
-    assert capsys.readouterr().out.strip().endswith("report --check: 2 row files, 3 generated files, all current")
+    assert capsys.readouterr().out.strip().endswith("report --check: 2 row files, 3 generated files, 0 published tables re-derived, "
+                                                       "all current")
     claims = pd.read_csv(current_reference / "CLAIMS.csv").set_index("id")
     assert claims.loc["P2-bl2-bl1-SDR", "n"] == 6  # the claims did read the reference's compressed rows
 
@@ -149,10 +150,45 @@ def test_the_registry_decides_what_is_derived(reference, monkeypatch):
     with pytest.raises(StaleReference, match="notebooks.md is missing"):
         check_reference(reference)
     assert regenerate(reference) == [reference / "notebooks.md"]
-    assert check_reference(reference) == "2 row files, 1 generated files, all current"
+    assert check_reference(reference) == "2 row files, 1 generated files, 0 published tables re-derived, all current"
     (reference / "notebooks.md").write_text(f"{TABLE1}\n")
     with pytest.raises(StaleReference, match="notebooks.md line 2: the file ends where the rows give"):
         check_reference(reference)
+
+
+# ----------------------------------------------------------------------------- published tables
+def _publish_table1(reference: Path, rows: pd.DataFrame) -> None:
+    """Table 1 as its notebook publishes it, from ``rows`` (a subset of the reference's), into the
+    reference's top, with its published.csv entries."""
+    from dap.report.tables import publish_table
+
+    publish_table(rows, "table1", reference, "Table 1 (a test's caption).")
+    files = ["table1.csv", "table1.md", "table1.sources.json"]
+    pd.DataFrame({"file": files, "notebook": TABLE1, "commit": "abc"}).to_csv(reference / "published.csv", index=False)
+    assert cli.main(["report", str(reference)]) == 0  # CLAIMS.md links the table now at the top
+
+
+def test_a_published_table_is_made_again_from_the_rows_of_its_fits(reference, capsys):
+    rows = _read_rows(reference / "rows" / TABLE1 / "rows.csv.gz")
+    _publish_table1(reference, rows[rows["clip_id"] != "c5"].sample(frac=1.0, random_state=0))  # 5 of 6 clips
+    assert check_reference(reference).endswith("1 published tables re-derived, all current")
+    csv = pd.read_csv(reference / "table1.csv")
+    first = int(csv["mean"].first_valid_index())  # the cells the paper has and the rows do not are empty
+    csv.loc[first, "mean"] *= 1 + 1e-7
+    csv.to_csv(reference / "table1.csv", index=False)
+    assert f"table1.csv line {first + 2}, column mean:" in _fails(reference, capsys)
+    _publish_table1(reference, rows[rows["clip_id"] != "c5"])
+    md = (reference / "table1.md").read_text().replace("(n=5)", "(n=6)", 1)
+    (reference / "table1.md").write_text(md)
+    assert "table1.md line " in _fails(reference, capsys)
+
+
+def test_a_published_table_whose_fits_left_the_rows_fails(reference, capsys):
+    rows = _read_rows(reference / "rows" / TABLE1 / "rows.csv.gz")
+    _publish_table1(reference, rows)
+    _write_rows(reference, TABLE1, rows[rows["clip_id"] != "c0"])
+    assert cli.main(["report", str(reference)]) == 0  # CLAIMS and SUMMARY follow the rows; the table cannot
+    assert "2 of the table's fits are not in the rows" in _fails(reference, capsys)
 
 
 # ----------------------------------------------------------------------------- the fingerprint

@@ -10,7 +10,9 @@ problem, in this order:
    or a row whose ``code`` is not the current fingerprint of its family
    (:func:`dap.core.fingerprint.code_fingerprint`) or whose ``precision_class`` is empty;
 2. a derived file that differs from what its function writes from the rows now (derived into a
-   temporary folder, compared line by line), or is missing.
+   temporary folder, compared line by line), or is missing;
+3. a published table (``<table>.csv`` / ``.md`` with its ``<table>.sources.json``) that differs from
+   what :mod:`dap.report.rederive` makes again from the rows of its fits.
 """
 
 from __future__ import annotations
@@ -184,7 +186,13 @@ def check_reference(reference: str | Path) -> str:
                 raise StaleReference(f"{reference} is not current: {name} line {diff[0]}: {diff[1]}; it is derived "
                                      f"from the rows (python -m dap report {reference} rewrites it; hand-written "
                                      f"notes belong in a file nothing derives)")
-    return f"{len(files)} row files, {len(made)} generated files, all current"
+    from dap.report.rederive import check_tables  # the studies' row formats: only when checking
+
+    tables, diff = check_tables(reference, first_difference)
+    if diff is not None:
+        raise StaleReference(f"{reference} is not current: {diff[0]} {diff[1]}; it is made from the rows by its "
+                             f"notebook (rerun it with --reference, docs/reference.md)")
+    return f"{len(files)} row files, {len(made)} generated files, {tables} published tables re-derived, all current"
 
 
 def regenerate(reference: str | Path) -> list[Path]:

@@ -24,11 +24,13 @@ from dap.core.errors import DapError
 from dap.core.files import atomic_write_bytes, atomic_write_text
 from dap.core.fingerprint import code_fingerprint
 from dap.core.store import ResultStore
+from dap.report.tables import SOURCES_SUFFIX
 
 #: Row files a notebook writes beside those claims read (paper 2's real stems, scored side by side).
 EXTRA_ROW_FILES = ("rows_embedded.csv",)
-#: What a notebook's folder holds that is published in the reference (tables, captions, figures; not
-#: its checks.json, the notebook's own assertions, nor its executed copy).
+#: What a notebook's folder holds that is published in the reference (tables, captions, figures, and
+#: each table's ``<table>.sources.json``; not its checks.json, the notebook's own assertions, nor its
+#: executed copy).
 PUBLISHED_SUFFIXES = (".md", ".csv", ".png")
 #: ``published.csv``: which notebook published each file at the reference's top, from which commit.
 PUBLISHED_INDEX = "published.csv"
@@ -144,7 +146,8 @@ def _publish(folder: Path, reference: Path, notebook: str, commit: str) -> list[
     entries = {r["file"]: r for r in index.to_dict("records")}
     written = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix not in PUBLISHED_SUFFIXES or path.name in ROW_FILES + EXTRA_ROW_FILES:
+        published = path.suffix in PUBLISHED_SUFFIXES or path.name.endswith(SOURCES_SUFFIX)
+        if not path.is_file() or not published or path.name in ROW_FILES + EXTRA_ROW_FILES:
             continue
         target = published_name(notebook, path.name)
         if entries.get(target, {"notebook": notebook})["notebook"] != notebook:

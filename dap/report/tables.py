@@ -9,6 +9,7 @@ gathers every table and the run log.
 from __future__ import annotations
 
 import io
+import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -212,6 +213,8 @@ def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_te
     noise floor) is left out. ``baselines``: rows of the classical baselines (``selection = "none"``,
     :mod:`dap.baselines`), shown as extra rows after the rules (mean ± std, n) and appended to the
     CSV; they never enter the ranking. Returns the comparison (and the baselines' statistics)."""
+    rows = canonical_order(rows, table, selections, extra_metrics)
+    baselines = canonical_order(baselines, table, selections, extra_metrics) if baselines is not None else None
     parts, frames = [caption_text, ""], []
     for rule in rules_with_rows(rows, selections):
         cmp = compare_with_paper(rows, table, rule)
@@ -230,7 +233,51 @@ def publish_table(rows: pd.DataFrame, table: str, folder: str | Path, caption_te
         frames.append(aggregate(baselines[baselines["metric"].isin(metrics)]))
     both = pd.concat(frames, ignore_index=True)
     write_table(both, folder, table, "\n".join(parts))
+    write_sources(folder, table, rows, caption_text, selections, extra_metrics, baselines)
     return both
+
+
+#: ``<table>.sources.json``: what :func:`publish_table` made ``<table>.csv`` / ``.md`` from, so that
+#: ``python -m dap report --check`` can make them again from a reference's rows (dap.report.rederive).
+SOURCES_SUFFIX = ".sources.json"
+
+
+def write_sources(folder: str | Path, table: str, rows: pd.DataFrame, caption_text: str, selections,
+                  extra_metrics, baselines: pd.DataFrame | None) -> Path | None:
+    """Write ``<table>.sources.json``: the arguments of :func:`publish_table` and the fit ids of its
+    rows and baselines (the rows themselves are the store's). None (nothing written) when the rows
+    carry no fit ids: such a table cannot be made again from stored rows."""
+    if "fit_id" not in rows:
+        return None
+    ids = lambda frame: sorted(set(frame["fit_id"].astype(str))) if frame is not None and "fit_id" in frame else None
+    sources = {"table": table, "selections": list(selections), "extra_metrics": list(extra_metrics),
+               "caption": caption_text, "fit_ids": ids(rows),
+               "baseline_fit_ids": ids(baselines) if baselines is not None and len(baselines) else None}
+    return atomic_write_text(Path(folder) / f"{table}{SOURCES_SUFFIX}", json.dumps(sources, indent=1) + "\n")
+
+
+def canonical_order(rows: pd.DataFrame, table: str, selections=(), extra_metrics=()) -> pd.DataFrame:
+    """``rows`` in one order whatever order they came in, so that a table made from the same rows in
+    another order (a reference's stored rows: dap.report.rederive) is the same to the last digit: data
+    sets and metrics in the paper table's order (then ``extra_metrics``), designs in the paper's order,
+    rules in ``selections``' order, the rest by name; then clip and fit id."""
+    if rows.empty or not {"design", "dataset", "metric", "selection"} <= set(rows.columns):
+        return rows
+    ref = paper.table(table)
+    orders = {"dataset": list(dict.fromkeys(ref["dataset"])), "metric": list(dict.fromkeys(ref["metric"])) + list(extra_metrics),
+              "design": list(DESIGN_LABELS), "selection": list(selections)}
+
+    def rank(column: str) -> pd.Series:
+        known = {v: i for i, v in enumerate(dict.fromkeys(orders[column]))}
+        values = rows[column].astype(str)
+        others = {v: len(known) + i for i, v in enumerate(sorted(set(values) - set(known)))}
+        return values.map(lambda v: known.get(v, others.get(v)))
+
+    keys = {f"_rank_{c}": rank(c) for c in ("dataset", "metric", "design", "selection")}
+    tail = [c for c in ("clip_id", "fit_id") if c in rows]
+    ranked = rows.assign(**keys, **{f"_key_{c}": rows[c].astype(str) for c in tail})
+    by = ["_rank_dataset", "_rank_design", "_rank_metric", "_rank_selection"] + [f"_key_{c}" for c in tail]
+    return ranked.sort_values(by, kind="stable").drop(columns=[*keys, *(f"_key_{c}" for c in tail)]).reset_index(drop=True)
 
 
 def best_design_sentence(rows: pd.DataFrame, comparison: pd.DataFrame, rule: str) -> str:
