@@ -185,6 +185,8 @@ class NotebookCost:
 # (git show 10ead34:<path>); later runs of the rebuilt reference are in its run_log.csv
 _LOG = "results/reference/run_log.csv of commit 10ead34"
 _LOG_WIASS = "results/reference/run_log_wiass_2026-12-07.csv of commit 10ead34"
+#: The rebuilt reference's run log (docs/reference.md, "Rebuilding the reference from nothing").
+_REBUILT = "results/reference/run_log.csv"
 #: The previous quick profile (commit 7e86768, run 2026-11-27): one clip per data set cut to 1.024 s.
 _OLD_QUICK = {"n_clips": 1, "max_samples": 16384}
 _T = CPU_SECONDS_PER_ITERATION
@@ -228,8 +230,9 @@ NOTEBOOK_COSTS: dict[str, NotebookCost] = {
         note="older profile: 1 digit clip of 1.024 s; only the harmonic prior is fitted anew; overhead < 1 "
              "because that run's harmonic fit took 2.55 s/iteration (figure2_convergence.md), the table 2.92"),
     "07_wiass_figure2_side_information": NotebookCost(
-        682.5, f"{_LOG_WIASS}, 2026-12-07, commit ecc842e", overrides={"max_steps": 600},
-        note="former quick budget of 600 training steps (now 2400); trains in fp32"),
+        3120.7, f"{_REBUILT}, 2026-12-07, commit 8f704cd",
+        note="trains in fp32; an upper bound: its first 12 minutes shared the cores with short test runs, "
+             "and a BiLSTM training slows several-fold under such load (docs/costs.md)"),
     "08_wiass_figure3_attention": NotebookCost(
         183.8, f"{_LOG_WIASS}, 2026-12-07, commit ecc842e", overrides={"max_steps": 600},
         note="former quick budget of 600 steps, run after 07 (it reuses 07's models when their settings are equal)"),
