@@ -79,3 +79,17 @@ def test_a_perturbed_reference_value_is_found(smoke_reference, tmp_path):
     table = audit_table(sample, ref, tmp_path / "audit")
     assert not table.loc[0, "identical"] and not table.loc[0, "within_tolerance"]
     assert table.loc[0, "largest_difference"] == pytest.approx(5.0)
+
+
+def test_the_classical_baselines_beside_the_fits_are_not_sampled_as_fits(tmp_path):
+    """The baselines' rows (selection "none", milliseconds each) would fill any budget with non-fits."""
+    folder = tmp_path / "rows" / TABLE1
+    folder.mkdir(parents=True)
+    base = {"profile": "quick", "dataset": "digits", "clip_id": "c0", "status": "ok", "metric": "PSNR",
+            "value": 1.0, "code": "paper1:x", "precision_class": "bf16/cpu"}
+    pd.DataFrame([{**base, "fit_id": "f1", "design": "conv", "selection": "oracle", "seconds": 90.0}]).to_csv(
+        folder / "rows.csv.gz", index=False)
+    pd.DataFrame([{**base, "fit_id": "b1", "design": "wiener-oracle", "selection": "none", "seconds": 0.01}]).to_csv(
+        folder / "baselines.csv.gz", index=False)
+    fits = reference_fits(tmp_path)
+    assert list(fits["fit_id"]) == ["f1"] and list(fits["design"]) == ["conv"]

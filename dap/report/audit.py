@@ -44,6 +44,8 @@ def reference_fits(reference: str | Path) -> pd.DataFrame:
         rows = load_rows(reference, notebook)
         if rows.empty or "code" not in rows:
             continue
+        # the classical baselines' rows (selection "none") are read beside the fits; they are not fits
+        rows = rows[rows["selection"] != "none"]
         fits = rows[rows["status"] == "ok"].groupby("fit_id").agg(
             profile=("profile", "first"), dataset=("dataset", "first"), clip_id=("clip_id", "first"),
             design=("design", "first"), seconds=("seconds", "max")).reset_index()
