@@ -189,6 +189,8 @@ def test_a_published_table_whose_fits_left_the_rows_fails(reference, capsys):
     _write_rows(reference, TABLE1, rows[rows["clip_id"] != "c0"])
     assert cli.main(["report", str(reference)]) == 0  # CLAIMS and SUMMARY follow the rows; the table cannot
     assert "2 of the table's fits are not in the rows" in _fails(reference, capsys)
+    (reference / "table1.sources.json").write_text('{"table": "table1"')  # cut short
+    assert "table1.sources.json: not a table's sources (JSONDecodeError" in _fails(reference, capsys)
 
 
 # ----------------------------------------------------------------------------- the fingerprint

@@ -61,7 +61,13 @@ def rederive_table(reference: str | Path, sources_file: str | Path, out: str | P
     if owner.empty:
         raise DapError(f"{sources_file.name} is not in {PUBLISHED_INDEX}: which notebook published it?")
     notebook = owner.iloc[0]
-    src = json.loads(sources_file.read_text(encoding="utf-8"))
+    try:
+        src = json.loads(sources_file.read_text(encoding="utf-8"))
+        fields = {k: src[k] for k in ("table", "selections", "extra_metrics", "caption", "fit_ids", "baseline_fit_ids")}
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise DapError(f"{sources_file}: not a table's sources ({type(exc).__name__}: {exc}); rerun its notebook "
+                       f"with --reference to write it again") from None
+    src = fields
     rows = _stored(reference, notebook, "rows.csv", src["fit_ids"])
     baselines = _stored(reference, notebook, BASELINE_FILE, src["baseline_fit_ids"])
     publish_table(rows, src["table"], out, src["caption"], selections=tuple(src["selections"]),
