@@ -16,7 +16,7 @@ A module may import modules of its own layer or of a layer below, never above. L
 5. ``orchestration``: the grid runner, its Dask executor, the tables and captions every study shares;
 6. ``applications``: the studies (one per table / figure, any registered task, the fit plans),
    ``restore``, the teaching notebooks' package ``explore``, the claims and CLAIMS.md, the check of
-   a reference folder (``report.check``), paper 2's study, learning curve, tables, figures and captions;
+   a reference folder (``report.check``, ``report.rederive``), paper 2's study, learning curve, tables, figures and captions;
 7. ``entry points``: the notebook runner and the command line.
 """
 
@@ -42,7 +42,7 @@ LAYERS: dict[str, int] = {
     "dap.engine.grid": 5, "dap.engine.cluster": 5, "dap.report.tables": 5,
     # applications
     "dap.studies": 6, "dap.restore": 6, "dap.explore": 6, "dap.claims.registry": 6, "dap.claims.table": 6,
-    "dap.claims.compare": 6, "dap.report.check": 6, "dap.report.reference": 6, "dap.report.audit": 6,
+    "dap.claims.compare": 6, "dap.report.check": 6, "dap.report.reference": 6, "dap.report.audit": 6, "dap.report.rederive": 6,
     "dap.wiass.study": 6, "dap.wiass.learning_curve": 6, "dap.wiass.captions": 6, "dap.wiass.tables": 6, "dap.wiass.figure2": 6,
     "dap.wiass.figure3": 6,
     # entry points
