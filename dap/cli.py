@@ -66,8 +66,10 @@ def _restore_help() -> str:
         Cost: one fit per window and channel, each up to the cap ({r.DEFAULT_MAX_ITERATIONS} iterations with
         the discrepancy rule, which stops earlier the more noise there is; {r.DEFAULT_ITERATIONS} for a fixed
         budget). Before the first fit, restore times a few iterations of the same prior on one window on
-        this machine and prints "estimated time: N min" (fits x cap x the measured rate: an upper bound
-        with the discrepancy rule); the progress bar then shows the rate of the real fits. The speed
+        this machine and prints "estimated time: N min": fits x iterations x the measured rate, where the
+        discrepancy rule's stop is predicted from each window's estimated input SNR for the default prior
+        (another design, widths, learning rate or tolerance counts the cap: an upper bound); the
+        progress bar then shows the rate of the real fits. The speed
         depends on the CPU more than on its cores (native bf16 or not: dap/config/costs.py and
         docs/costs.md). --design conv costs about half as much. Inpainting costs one window per group of
         gaps. A GPU (used when present) is much faster.
@@ -334,7 +336,7 @@ def _restore(args) -> int:
                 bar.write(f"restore: fit {k + 1}: {fit.describe()}", file=sys.stderr)
         done["logged"] = len(process.fits)
         if bar is not None:  # early stops, silent or diverged windows: resynchronise
-            bar.total = done["iterations"] + (fits - done["fits"]) * cap
+            bar.total = round(done["iterations"] + (fits - done["fits"]) * per_fit)
             bar.n = done["iterations"]
             bar.refresh()
 
@@ -342,11 +344,14 @@ def _restore(args) -> int:
                             widths=args.widths, precision=args.precision, device=args.device, lr=args.lr,
                             on_step=on_step, noise=args.noise, tolerance=args.tolerance)
     cap = process.max_iterations(args.task)
+    per_fit = cap  # iterations a fit not yet run is expected to take (the bar's total)
     if not args.quiet:
-        print(_estimate(info, fits, args, process, window16), file=sys.stderr, flush=True)
+        text, estimate = _estimate(info, fits, args, process, window16, overlap16)
+        print(text, file=sys.stderr, flush=True)
+        per_fit = estimate.iterations
         from tqdm.std import tqdm
 
-        bar = tqdm(total=fits * cap, desc="restore", unit="it", file=sys.stderr, mininterval=1.0,
+        bar = tqdm(total=round(fits * per_fit), desc="restore", unit="it", file=sys.stderr, mininterval=1.0,
                    dynamic_ncols=True)
     try:
         report = r.restore_file(args.input, args.output, task=args.task, gaps=gaps, process=process,
@@ -370,11 +375,11 @@ def _restore(args) -> int:
     return 0
 
 
-def _estimate(info, fits: int, args, process, window16: int) -> str:
-    """The lines printed before the first fit: what will be fitted, then the time measured on this
-    machine for it (:mod:`dap.restore.estimate`)."""
+def _estimate(info, fits: int, args, process, window16: int, overlap16: int):
+    """The lines printed before the first fit (what will be fitted, then the time measured on this
+    machine for it, :mod:`dap.restore.estimate`) and the :class:`~dap.restore.estimate.Estimate`."""
     from dap.core.device import device_name
-    from dap.restore.estimate import measure_estimate
+    from dap.restore.estimate import measure_estimate, stop_is_modelled, window_snrs
 
     rule = process.rule(args.task)
     cap = process.max_iterations(args.task)
@@ -383,9 +388,10 @@ def _estimate(info, fits: int, args, process, window16: int) -> str:
     text = (f"restore: {info.path} ({info.seconds:.2f} s, {info.channels} channel(s), {info.sr} Hz): "
             f"{fits} fit(s) of {what} ({args.design})")
     longest = min(window16, r.fit_length(int(round(info.seconds * r.FIT_SR))))  # a short file is one short window
-    estimate = measure_estimate(fits, cap, args.design, args.widths, args.precision, args.device, longest)
+    snrs = window_snrs(info, window16, overlap16, process.noise) if stop_is_modelled(process, args.task) else None
+    estimate = measure_estimate(fits, cap, args.design, args.widths, args.precision, args.device, longest, snrs)
     device = args.device or ("cuda" if _cuda() else "cpu")
-    return text + "\n" + estimate.line(rule == "discrepancy", device_name(device))
+    return text + "\n" + estimate.line(rule == "discrepancy", device_name(device)), estimate
 
 
 def _cuda() -> bool:

@@ -1,6 +1,7 @@
 """Denoising task and the grid runner: corruption, resume, failure isolation, determinism.
 Tiny priors (widths 4/8/16) on 0.26 s clips keep this fast."""
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -146,6 +147,26 @@ def test_parallel_grid_starts_the_longest_fits_first(tmp_path):
              lambda clip, est: {"SNR": 0.0}, progress=lambda _: None, workers=2, executor=lambda w, t: InOrder(1))
     # cost = samples x measured s/iteration (dap.config.costs: dense ~1.7x conv): 2L x 1.01, 2L x 0.59, L x 1.01, L x 0.59
     assert submitted == [("long", "dilated_exp_dense"), ("long", "conv"), ("c0", "dilated_exp_dense"), ("c0", "conv")]
+
+
+def test_one_pending_fit_of_a_parallel_grid_runs_with_a_workers_threads(tmp_path):
+    """The thread count changes reduction order (bf16): a fit resumed or audited alone must run as it
+    would have in the whole grid, in a worker with cpu_count // workers threads, not in this process."""
+    made = []
+
+    def pool(w, t):
+        made.append((w, t))
+        return ThreadPoolExecutor(1)
+
+    grid = Grid(task="denoise-gaussian", settings={"iterations": 3}, profile="test", seed=0)
+    store = ResultStore(tmp_path)
+    run_grid(store, grid, [_clip(0)], ["conv"], _tiny_fit, lambda clip, est: {"SNR": 0.0},
+             progress=lambda _: None, workers=2, executor=pool)
+    assert made == [(2, max(1, (os.cpu_count() or 1) // 2))] and (store.rows["status"] == "ok").all()
+    made.clear()  # nothing pending: no pool at all
+    run_grid(store, grid, [_clip(0)], ["conv"], _tiny_fit, lambda clip, est: {"SNR": 0.0},
+             progress=lambda _: None, workers=2, executor=pool)
+    assert made == []
 
 
 _SCORED_IN: list[str] = []

@@ -14,7 +14,7 @@ from dap import cli, runner
 from dap.config import costs
 from dap.config.costs import (CPU_SECONDS_PER_ITERATION, NOTEBOOK_COSTS, PROBE_SAMPLES, REFERENCE_SAMPLES,
                               STARTUP_SECONDS, ProbeSpec, default_overhead)
-from dap.config.plan import Machine, minutes, plan_lines, predict, probe_specs, reference_seconds
+from dap.config.plan import Machine, makespan, minutes, plan_lines, predict, probe_specs, reference_seconds
 from dap.restore import estimate as restore_estimate
 from dap.studies.common import fit_workers
 from dap.tasks import probe
@@ -55,6 +55,16 @@ def test_fits_shared_by_figures_and_table_1_are_counted_once_and_overrides_apply
     assert "3 fits x 150 it" in f2.how  # only the harmonic prior is new
     (short,) = predict([T1], "quick", _one_second, params={"iterations": 15, "sigma_unknown_elsewhere": 1})
     assert "36 fits x 15 it" in short.how
+
+
+def test_fits_are_packed_on_the_workers_longest_first():
+    """An odd number of fits leaves a worker idle at the end: Figure 2's three harmonic fits on two
+    workers take two fits' time (the grid measured 1.51x a plan that divided by the workers)."""
+    assert makespan([1.0, 1.0, 1.0], 2) == 2.0 and makespan([3.0, 1.0, 1.0, 1.0], 2) == 3.0
+    assert makespan([2.0] * 4, 2) == 4.0 and makespan([1.0, 2.0], 1) == 3.0
+    two = Machine(workers=lambda p: 2, cpu_threads=2)
+    f1, f2 = predict([F1, F2], "quick", _one_second, machine=two)
+    assert f2.seconds == pytest.approx(STARTUP_SECONDS + NOTEBOOK_COSTS[F2].overhead * 2 * 150)
 
 
 def test_notebooks_without_priors_scale_their_measured_time_by_the_speed_ratio():
@@ -187,3 +197,45 @@ def test_restore_prints_its_estimate_from_a_probe_of_this_machine(tmp_path, monk
     est = restore_estimate.Estimate(fits=2, cap=1500, steady=1.0, first=3.0)
     assert est.seconds == 2 * (3.0 + 1499) and "estimated time: 50 min" in est.line(True, "cpu")
     assert "usually stops earlier" not in est.line(False, "cpu")
+
+
+def test_the_discrepancy_rules_stop_is_predicted_from_the_estimated_input_snr(tmp_path, monkeypatch):
+    """The cap (1500) overstates a default restore several-fold (258 iterations at 5 dB): for the
+    default prior the stop is predicted from each window's blind SNR, log-linear through the two
+    measured points, at most the cap; any other prior counts the cap."""
+    import argparse
+
+    import numpy as np
+    import soundfile as sf
+
+    from dap import restore
+    from dap.data.embedded import load_split
+    from dap.restore.reading import scan
+    from dap.studies.stopping import corrupt_at_snr
+
+    (s0, n0), (s1, n1) = costs.DISCREPANCY_STOPS
+    stop = restore_estimate.predicted_stop
+    assert stop(s0, 1500) == pytest.approx(n0) and stop(s1, 1500) == pytest.approx(n1)
+    assert stop((s0 + s1) / 2, 1500) == pytest.approx((n0 * n1) ** 0.5)  # log-linear
+    assert stop(30.0, 1500) == 1500 and stop(-60.0, 1500) == 1.0
+    assert restore_estimate.stop_is_modelled(restore.WindowPrior(), "denoise")
+    assert not restore_estimate.stop_is_modelled(restore.WindowPrior(), "inpaint")  # a fixed budget
+    for other in ({"widths": (4, 8, 16)}, {"design": "conv"}, {"tolerance": 1.2}, {"lr": 3e-3}, {"selection": "last"}):
+        assert not restore_estimate.stop_is_modelled(restore.WindowPrior(**other), "denoise"), other
+
+    # a 1.5-s sentence at 5 dB (two windows): the blind SNR of each is near 5 dB
+    clean = load_split("speech", n=1, seed=0)[0].audio[:24000]
+    noisy, _ = corrupt_at_snr(clean, "white", 5.0, seed=0)
+    src = tmp_path / "sentence.wav"
+    sf.write(src, noisy, 16000, subtype="FLOAT")
+    snrs = restore_estimate.window_snrs(scan(src), 16384, 2048)
+    assert len(snrs) == 2 and all(abs(s - 5.0) < 2.0 for s in snrs), snrs
+
+    monkeypatch.setattr(restore_estimate, "time_iteration", lambda spec, samples, device: (1.0, 2.0))
+    args = argparse.Namespace(task="denoise", design="dilated_exp_dense", widths=None, precision="auto",
+                              device="cpu")
+    text, est = cli._estimate(scan(src), 2, args, restore.WindowPrior(), 16384, 2048)
+    assert est.predicted == pytest.approx(np.mean([stop(s, 1500) for s in snrs]))
+    assert est.seconds == pytest.approx(2 * (2.0 + est.predicted - 1)) and est.seconds < est.seconds_for(1500) / 3
+    assert f"~{est.predicted:.0f} iterations" in text and "predicted from the estimated input SNR" in text
+    assert "at the cap of 1500" in text

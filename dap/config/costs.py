@@ -144,6 +144,13 @@ def study_cost(notebook: str, profile: str) -> dict | None:
             "cpu_hours": hours}
 
 
+#: Iterations the discrepancy rule took to reach the estimated noise floor, at an input SNR (dB), with
+#: restore's defaults (dilated_exp_dense, paper widths, lr 1e-3 constant, tolerance 1, one 1.024-s
+#: window of embedded speech, white noise): results/reference/stopping_benchmark.md
+#: (benchmarks/bench_stopping.py). About 3x per 5 dB; from 15 dB the cap of 1500 came first.
+DISCREPANCY_STOPS = ((4.98, 258), (10.02, 784))
+
+
 # ----------------------------------------------------------------------------- per-notebook cost table
 #: Kernel start, imports and the rest of a notebook that fits nothing: the whole of 00_quickstart's
 #: measured run on the reference machine (results/reference/run_log.csv of commit 10ead34, 2026-11-27). Added to every

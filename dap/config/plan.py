@@ -3,8 +3,8 @@
 Arithmetic only: the speeds come in as a function (:class:`dap.tasks.probe.Speeds` measures them), so
 the model can be tested with made-up speeds. For a notebook that fits priors:
 
-    seconds = STARTUP_SECONDS + overhead x sum over its fits of
-              (first + (iterations - 1) x steady) x clip samples / PROBE_SAMPLES / workers
+    seconds = STARTUP_SECONDS + overhead x makespan over ``workers`` of its fits' seconds,
+              each (first + (iterations - 1) x steady) x clip samples / PROBE_SAMPLES
 
 where steady is the seconds per iteration of the fit's spec measured here and first the time to the end
 of its first iteration (building the prior and the kernels), each timed as a fit runs in the grid
@@ -133,8 +133,8 @@ def predict(notebooks: list[str], profile: str, speed: Speed, params: dict | Non
         shared = sorted({counted[g.share_key][:2] for g in groups if g.share_key in counted})
         counted.update({g.share_key: notebook for g in new})
         workers = max(1, machine.workers(p))
-        fit_seconds = sum(g.fits * _fit_seconds(speed(machine.spec(g.spec, workers)), g.iterations)
-                          * g.samples / PROBE_SAMPLES for g in new) / workers
+        fit_seconds = makespan([_fit_seconds(speed(machine.spec(g.spec, workers)), g.iterations)
+                                * g.samples / PROBE_SAMPLES for g in new for _ in range(g.fits)], workers)
         if cost is not None and cost.overhead is not None:
             factor, whose = cost.overhead, "" if cost.current else ", overhead from an older profile's run"
         else:
@@ -144,6 +144,16 @@ def predict(notebooks: list[str], profile: str, speed: Speed, params: dict | Non
                f"x overhead {factor:.2f}{whose}" + (f"; fits of {', '.join(shared)} not counted again" if shared else ""))
         plans.append(NotebookPlan(notebook, STARTUP_SECONDS + factor * fit_seconds, how))
     return plans
+
+
+def makespan(fits: list[float], workers: int) -> float:
+    """Wall seconds of fits taking ``fits`` seconds each on ``workers`` workers, longest first, each
+    to the worker free first (as :func:`dap.engine.grid.run_grid` submits them): three equal fits on
+    two workers take two fits' time, not one and a half."""
+    loads = [0.0] * max(1, workers)
+    for seconds in sorted(fits, reverse=True):
+        loads[loads.index(min(loads))] += seconds
+    return max(loads)
 
 
 def _fit_seconds(speed: tuple[float, float], iterations: int) -> float:

@@ -134,7 +134,10 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
                 pending.append((clip, design, fid))
     run = _GridRun(store, grid, _Scorer(evaluate, tuple(selections)), keep_audio, progress,
                    GridProgress(store.folder, grid.task, len(pending)), len(pending))
-    if workers <= 1 or len(pending) <= 1:
+    # One pending fit of a parallel grid still runs in a worker with a worker's threads: the thread
+    # count changes reduction order (bf16 numerics), and a fit resumed or audited alone must give the
+    # row the whole grid gives.
+    if workers <= 1 or not pending:
         run.serial(pending, run_fit, retries)
     else:
         run.parallel(pending, run_fit, workers, retries, executor)
