@@ -6,8 +6,7 @@ failed with its reason, and the grid goes on. A fit that fails for the machine's
 error, out of memory: :mod:`dap.core.failures`) is retried up to ``retries`` times and never recorded;
 if it still fails the grid stops with :class:`dap.core.failures.InfrastructureError` (rerun to resume).
 While a grid runs, ``.progress.json`` in the store's folder says how far it is (:mod:`dap.engine.progress`).
-Per-fit histories and restored audio are kept next to the rows so figures can be redrawn without
-refitting.
+Per-fit histories and restored audio are kept next to the rows so figures can be redrawn without refitting.
 """
 
 from __future__ import annotations
@@ -134,9 +133,7 @@ def run_grid(store: ResultStore, grid: Grid, clips: list[Clip], designs: list[st
                 pending.append((clip, design, fid))
     run = _GridRun(store, grid, _Scorer(evaluate, tuple(selections)), keep_audio, progress,
                    GridProgress(store.folder, grid.task, len(pending)), len(pending))
-    # One pending fit of a parallel grid still runs in a worker with a worker's threads: the thread
-    # count changes reduction order (bf16 numerics), and a fit resumed or audited alone must give the
-    # row the whole grid gives.
+    # A lone pending fit still runs in a worker with its threads (they decide bf16's reduction order)
     if workers <= 1 or not pending:
         run.serial(pending, run_fit, retries)
     else:
