@@ -191,7 +191,6 @@ class NotebookCost:
 # the run logs as committed before the reference was rebuilt under fit ids with code fingerprints
 # (git show 10ead34:<path>); later runs of the rebuilt reference are in its run_log.csv
 _LOG = "results/reference/run_log.csv of commit 10ead34"
-_LOG_WIASS = "results/reference/run_log_wiass_2026-12-07.csv of commit 10ead34"
 #: The rebuilt reference's run log (docs/reference.md, "Rebuilding the reference from nothing").
 _REBUILT = "results/reference/run_log.csv"
 #: The previous quick profile (commit 7e86768, run 2026-11-27): one clip per data set cut to 1.024 s.
@@ -241,8 +240,8 @@ NOTEBOOK_COSTS: dict[str, NotebookCost] = {
         note="trains in fp32; an upper bound: its first 12 minutes shared the cores with short test runs, "
              "and a BiLSTM training slows several-fold under such load (docs/costs.md)"),
     "08_wiass_figure3_attention": NotebookCost(
-        183.8, f"{_LOG_WIASS}, 2026-12-07, commit ecc842e", overrides={"max_steps": 600},
-        note="former quick budget of 600 steps, run after 07 (it reuses 07's models when their settings are equal)"),
+        918.9, f"{_REBUILT}, 2026-12-07, commit 33f6773",
+        note="trains in fp32; run after 07, whose guided models it reuses: it trains the three unguided ones"),
     "09_explore_deep_priors": NotebookCost(35.0, f"{_LOG}, 2026-11-27, commit 7e86768",
                                            note="settings unchanged since"),
     "10_why_dilation_and_density": NotebookCost(60.2, f"{_LOG}, 2026-11-27, commit 7e86768",
