@@ -93,3 +93,45 @@ def test_the_classical_baselines_beside_the_fits_are_not_sampled_as_fits(tmp_pat
         folder / "baselines.csv.gz", index=False)
     fits = reference_fits(tmp_path)
     assert list(fits["fit_id"]) == ["f1"] and list(fits["design"]) == ["conv"]
+
+
+def test_a_separation_fit_is_named_by_its_mixture_as_its_grid_names_it(tmp_path):
+    """Claims read separation rows split per source (data set "piano" / "drums"); the grid names the
+    fit by its mixture ("piano+drums"), and a sample named by a source would select nothing."""
+    folder = tmp_path / "rows" / "05_table4_separation"
+    folder.mkdir(parents=True)
+    base = {"profile": "quick", "dataset": "piano+drums", "clip_id": "p1+d1", "status": "ok", "design": "conv",
+            "fit_id": "s1", "selection": "oracle", "seconds": 200.0, "code": "paper1:x", "precision_class": "bf16/cpu"}
+    pd.DataFrame([{**base, "metric": f"{src}|SDR", "value": v} for src, v in (("drums", 1.0), ("piano", 2.0))]).to_csv(
+        folder / "rows.csv.gz", index=False)
+    fits = reference_fits(tmp_path)
+    assert list(fits["dataset"]) == ["piano+drums"] and list(fits["clip_id"]) == ["p1+d1"]
+    same = audit_table(fits.assign(notebook="05_table4_separation"), tmp_path, tmp_path)
+    assert same.loc[0, "values"] == 2 and bool(same.loc[0, "identical"])
+
+
+def test_fits_sharing_a_key_are_costed_together_and_matched_apart(tmp_path):
+    """The stopping study fits one clip at several SNRs: sampling its key runs all of them, so the key
+    costs their sum, and each value is matched to the fit of its own SNR, not across SNRs."""
+    folder = tmp_path / "rows" / "11_blind_stopping"
+    folder.mkdir(parents=True)
+    base = {"profile": "quick", "dataset": "speech", "clip_id": "c0", "status": "ok", "design": "conv",
+            "selection": "discrepancy", "metric": "SNR", "seconds": 100.0, "code": "paper1:x",
+            "precision_class": "bf16/cpu", "task": "stopping-white"}
+    rows = pd.DataFrame([{**base, "fit_id": f"f{snr}", "mix_snr_db": snr, "value": 10.0 + snr} for snr in (0.0, 5.0)])
+    rows.to_csv(folder / "rows.csv.gz", index=False)
+    fits = reference_fits(tmp_path)
+    assert len(fits) == 1 and fits.loc[0, "fits"] == 2 and fits.loc[0, "seconds"] == 200.0
+    same = audit_table(fits, tmp_path, tmp_path)
+    assert same.loc[0, "values"] == 2 and bool(same.loc[0, "identical"])
+
+
+def test_an_audited_fit_that_made_no_rows_is_reported_not_a_crash(tmp_path):
+    folder = tmp_path / "ref" / "rows" / TABLE1
+    folder.mkdir(parents=True)
+    pd.DataFrame([{"fit_id": "f1", "profile": "quick", "dataset": "digits", "clip_id": "c0", "design": "conv",
+                   "selection": "oracle", "metric": "PSNR", "value": 1.0, "status": "ok", "seconds": 9.0,
+                   "code": "paper1:x"}]).to_csv(folder / "rows.csv.gz", index=False)
+    fits = reference_fits(tmp_path / "ref")
+    table = audit_table(fits, tmp_path / "ref", tmp_path / "empty")
+    assert table.loc[0, "values"] == 0 and not table.loc[0, "within_tolerance"]

@@ -70,12 +70,16 @@ def notebooks_with_rows(results_dir: str | Path) -> list[str]:
     return sorted(n for n in names if row_files(root, n))
 
 
-def load_rows(results_dir: str | Path, notebook: str) -> pd.DataFrame:
-    """Every row file of ``notebook`` under ``results_dir`` (:func:`row_files`) with separation metrics
-    split per source (empty when none exists)."""
+def load_rows(results_dir: str | Path, notebook: str, split_sources: bool = True) -> pd.DataFrame:
+    """Every row file of ``notebook`` under ``results_dir`` (:func:`row_files`), with separation metrics
+    split per source unless ``split_sources`` is False (then as the grid stored them: one data set per
+    fit, the mixture's); empty when none exists."""
     frames = [ResultStore(path.parent, path.name).rows for path in row_files(results_dir, notebook)]
     frames = [f for f in frames if len(f)]
-    return per_source_rows(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    return per_source_rows(rows) if split_sources else rows
 
 
 def _strongest(rows: pd.DataFrame, candidates: list[Claim], profile: str | None) -> tuple[Claim | None, Effect | None]:

@@ -30,6 +30,8 @@ from dap.studies.plans import FIT_PLANS
 #: What identifies a fit across machines (its fit id also covers the precision class).
 FIT_KEY = ["dataset", "clip_id", "design"]
 VALUE_KEY = FIT_KEY + ["selection", "metric"]
+#: Row columns that tell apart fits of one FIT_KEY (the stopping study's task and SNR), where present.
+FIT_VARIANTS = ["task", "mix_snr_db"]
 
 
 class AuditError(DapError):
@@ -41,7 +43,7 @@ def reference_fits(reference: str | Path) -> pd.DataFrame:
     :data:`FIT_KEY`, its fit id and measured seconds."""
     frames = []
     for notebook in FIT_PLANS:
-        rows = load_rows(reference, notebook)
+        rows = load_rows(reference, notebook, split_sources=False)  # a fit's data set as its grid names it
         if rows.empty or "code" not in rows:
             continue
         # the classical baselines' rows (selection "none") are read beside the fits; they are not fits
@@ -49,6 +51,10 @@ def reference_fits(reference: str | Path) -> pd.DataFrame:
         fits = rows[rows["status"] == "ok"].groupby("fit_id").agg(
             profile=("profile", "first"), dataset=("dataset", "first"), clip_id=("clip_id", "first"),
             design=("design", "first"), seconds=("seconds", "max")).reset_index()
+        # a sample names fits by FIT_KEY, which runs every fit of that key (the stopping study fits one
+        # clip at several noises and SNRs): one line per key, costing all of them
+        fits = fits.groupby(["profile"] + FIT_KEY).agg(fit_id=("fit_id", "first"), fits=("fit_id", "size"),
+                                                       seconds=("seconds", "sum")).reset_index()
         frames.append(fits.assign(notebook=notebook))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -121,9 +127,10 @@ def audit_table(sample: pd.DataFrame, reference: str | Path, out: str | Path) ->
     """
     lines = []
     for notebook, block in sample.groupby("notebook", sort=True):
-        ref, new = (_ok(load_rows(folder, notebook)) for folder in (reference, out))
+        ref, new = (_ok(load_rows(folder, notebook, split_sources=False)) for folder in (reference, out))
         ref = ref[ref["profile"].isin(block["profile"])]
-        both = ref.merge(new, on=VALUE_KEY, suffixes=("_ref", "_new")) if len(new) else ref.iloc[0:0]
+        key = VALUE_KEY + [c for c in FIT_VARIANTS if c in ref and c in new]
+        both = ref.merge(new, on=key, suffixes=("_ref", "_new"))  # empty when the audit made no rows
         for _, fit in block.iterrows():
             mine = both[(both["dataset"] == fit["dataset"]) & (both["clip_id"] == fit["clip_id"])
                         & (both["design"] == fit["design"])]
@@ -149,7 +156,7 @@ def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=VALUE_KEY + ["value", "profile"])
     rows = rows[(rows["status"] == "ok") & np.isfinite(rows["value"].astype(float))]
-    return rows[VALUE_KEY + ["value", "profile"]]
+    return rows[VALUE_KEY + [c for c in FIT_VARIANTS if c in rows] + ["value", "profile"]]
 
 
 def speed_ratio(reprobe: bool = False) -> float:
