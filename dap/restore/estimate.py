@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dap.config.costs import DISCREPANCY_STOPS, ProbeSpec
+from dap.config.plan import minutes
 from dap.config.schedule import PAPER_SCHEDULE
 from dap.noise import estimate_noise
 from dap.restore.defaults import DEFAULT_DESIGN, DEFAULT_TOLERANCE, FIT_SR
@@ -101,21 +102,16 @@ class Estimate:
 
     def line(self, upper_bound: bool, device: str) -> str:
         """``restore: estimated time: N min (...)``: what the number is made of, where it was measured."""
-        text = f"restore: estimated time: {_minutes(self.seconds)} min ({self.fits} fit(s) x "
+        text = f"restore: estimated time: {minutes(self.seconds)} min ({self.fits} fit(s) x "
         if self.predicted is not None:
             low, high = min(self.snrs), max(self.snrs)
             snr = f"{low:.1f} dB" if high - low < 0.05 else f"{low:.1f} to {high:.1f} dB"
             return text + (f"~{self.predicted:.0f} iterations x {self.steady:.3g} s/iteration, measured just now on "
                            f"{device}; the stop predicted from the estimated input SNR, {snr}, docs/stopping.md; "
-                           f"at most {_minutes(self.seconds_for(self.cap))} min at the cap of {self.cap})")
+                           f"at most {minutes(self.seconds_for(self.cap))} min at the cap of {self.cap})")
         text += (f"{'up to ' if upper_bound else ''}{self.cap} iterations x {self.steady:.3g} s/iteration, "
                  f"measured just now on {device}")
         return text + ("; the discrepancy rule usually stops earlier)" if upper_bound else ")")
-
-
-def _minutes(seconds: float) -> str:
-    m = seconds / 60
-    return f"{m:.0f}" if m >= 10 else f"{m:.1f}"
 
 
 def measure_estimate(fits: int, cap: int, design: str, widths: tuple[int, ...] | None, precision: str,
