@@ -11,6 +11,7 @@ import pytest
 
 from dap import cli
 from dap.claims import compare as cmp
+from dap.claims import tolerances as tol
 from dap.claims.rule import REPRODUCED
 from tests.test_claims import clear_effect, rows_of
 
@@ -101,21 +102,39 @@ def test_one_clip_moved_flips_a_verdict_and_the_exit_status(reference, tmp_path,
 def test_a_cell_within_or_outside_its_tolerance(reference, tmp_path, capsys, factor, status):
     """One clip of four moved by 4 x factor x the tolerance moves the cell's mean by factor x it."""
     rows = loose_rows()
-    rows.loc[0, "value"] += 4 * factor * cmp.tolerance("PSNR")
+    rows.loc[0, "value"] += 4 * factor * tol.tolerance("PSNR")
     run = write_run(tmp_path / "run", {TABLE1: table1_rows(), LOOSE: rows})
     result = cmp.compare(run, reference)
     moved = result.cells[result.cells["status"] != cmp.IDENTICAL]
     assert len(moved) == 1 and moved.iloc[0]["status"] == status
-    assert moved.iloc[0]["difference"] == pytest.approx(factor * cmp.tolerance("PSNR"))
+    assert moved.iloc[0]["difference"] == pytest.approx(factor * tol.tolerance("PSNR"))
     assert result.exit_status(strict=False) == 0  # no verdict moved
     code, out, _ = run_cli(run, reference, "--strict", capsys=capsys)
     assert code == (1 if status == cmp.OUTSIDE else 0)
     assert ("1 outside (largest: 99_synthetic speech/A/oracle/PSNR" in out) == (status == cmp.OUTSIDE)
 
 
-def test_an_unknown_metric_gets_the_default_tolerance():
-    assert cmp.tolerance("no such metric") == cmp.DEFAULT_TOLERANCE
-    assert all(v > 0 for v in cmp.TOLERANCES.values())
+def test_an_unknown_metric_gets_the_default_tolerance_and_is_not_called_measured():
+    assert tol.tolerance("no such metric") == tol.DEFAULT_TOLERANCE and not tol.is_measured("no such metric")
+    assert tol.tolerance("SDR") == tol.GUESSED_TOLERANCES["SDR"] and not tol.is_measured("SDR")
+    assert all(v > 0 for v in tol.TOLERANCES.values())
+
+
+def test_the_tolerances_are_what_the_kept_seed_variation_rows_give():
+    """TOLERANCES is derived from the committed rows of benchmarks/seed_variation.py, not typed: the
+    constants must equal what the rows give (re-run the benchmark with --out to change them)."""
+    assert tol.measured_tolerances() == tol.TOLERANCES
+    assert {"PSNR", "PESQ", "Spec. SNR"} <= set(tol.TOLERANCES)
+
+
+def test_spread_pools_the_variance_across_seeds_per_setting():
+    """Two settings, values differing by 2 and by 0 across two seeds: variances 2 and 0, pooled SD 1,
+    tolerance SDS x 1; a setting fitted under one seed only is left out."""
+    rows = pd.DataFrame({"dataset": "d", "clip_id": ["a", "a", "b", "b", "c"], "design": "x", "selection": "last",
+                         "metric": "PSNR", "seed": [0, 1, 0, 1, 0], "value": [1.0, 3.0, 5.0, 5.0, 9.0]})
+    table = tol.spread(rows, ["metric"]).iloc[0]
+    assert table["settings"] == 2 and table["pooled_sd"] == pytest.approx(1.0)
+    assert table["tolerance"] == pytest.approx(tol.SDS) and table["largest_sd"] == pytest.approx(2 ** 0.5)
 
 
 def test_the_reference_layout_compares_with_a_run_layout(tmp_path):
@@ -180,14 +199,17 @@ def test_the_committed_reference_against_itself_has_no_difference(capsys):
     assert code == 0 and f"{len(result.cells)} cells, {len(result.cells)} within tolerance" in out
 
 
-def test_the_seed_variation_benchmark_runs_at_a_toy_size():
-    """Two seeds of a tiny fit: it prints a per-metric spread and the tolerance it implies (no value
-    is asserted: the spread of two 2-iteration fits means nothing)."""
+def test_the_seed_variation_benchmark_runs_at_a_toy_size(tmp_path):
+    """Two seeds of a tiny fit: it prints a per-metric spread and the tolerance it implies, and keeps
+    rows from which dap.claims.tolerances derives the same metrics (no value is asserted: the spread of
+    two 2-iteration fits means nothing)."""
     env = dict(os.environ, DAP_PROGRESS="off", PYTHONPATH=str(REPO))
     cmd = [sys.executable, str(REPO / "benchmarks" / "seed_variation.py"), "--designs", "conv", "--iterations", "2",
-           "--seeds", "2", "--clips", "1", "--dataset", "piano"]
+           "--seeds", "2", "--clips", "1", "--datasets", "piano", "--out", str(tmp_path)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     for metric in ("PSNR", "SNR"):
         assert f"| {metric} |" in out.stdout
     assert "TOLERANCES = {" in out.stdout
+    assert set(tol.measured_tolerances(tmp_path)) == {"PSNR", "SNR"}
+    assert (tmp_path / "seed_variation_02.md").read_text() in out.stdout

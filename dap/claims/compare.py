@@ -8,7 +8,7 @@ claim and per table cell.
 * **Table cells**: per (notebook, profile, source, dataset, design, selection, metric), the mean over
   clips of ``value`` of the rows with status ``ok`` and a finite value
   (:func:`dap.report.tables.aggregate`), the difference run - reference, and whether it lies within
-  the metric's tolerance (:data:`TOLERANCES`). Profile and source belong to the key so that rows of
+  the metric's tolerance (:mod:`dap.claims.tolerances`). Profile and source belong to the key so that rows of
   different runs kept in one folder are never averaged together.
 
 Rows of the same precision class and code should be identical: a difference of exactly 0 (and the
@@ -27,22 +27,11 @@ import pandas as pd
 from dap.claims.rule import NOT_RUN
 from dap.claims.table import evaluate_claims, load_rows, notebooks_with_rows
 from dap.core.errors import DapError
+from dap.claims.tolerances import is_measured, tolerance, tolerance_note
 from dap.report.tables import aggregate
 
 #: The committed reference a re-run is compared with by default.
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "results" / "reference"
-
-#: Largest |run - reference| of a cell that still counts as agreement, per metric: dB for the SNR-like
-#: metrics, MOS points for PESQ, the metric's own units otherwise. Measured from seed-to-seed
-#: variation: benchmarks/seed_variation.py fits the same clips under several seeds and prints, per
-#: metric, 2 x the pooled standard deviation of the per-clip value.
-# provisional until benchmarks/seed_variation.py is run
-TOLERANCES = {"PESQ": 0.1, "PSNR": 0.5, "SNR": 0.5, "Spec. SNR": 0.5, "SDR": 0.5, "SIR": 0.5, "SAR": 0.5}
-#: The tolerance of a metric missing from :data:`TOLERANCES`.
-# provisional until benchmarks/seed_variation.py is run
-DEFAULT_TOLERANCE = 0.05
-#: What the report says of the tolerances' origin (change it with the measured values).
-TOLERANCE_NOTE = "provisional placeholders, not yet measured by benchmarks/seed_variation.py"
 
 #: A table cell: the mean over clips of one such group of rows.
 CELL_KEY = ["notebook", "profile", "source", "dataset", "design", "selection", "metric"]
@@ -54,18 +43,6 @@ ONLY_RUN, ONLY_REFERENCE = "only in run", "only in reference"
 
 class CompareError(DapError, ValueError):
     """A folder to compare is missing or holds no result rows."""
-
-
-def tolerance(metric: str) -> float:
-    """The agreement tolerance of ``metric`` (:data:`TOLERANCES`, else :data:`DEFAULT_TOLERANCE`).
-
-    Args:
-        metric: a row's metric name, e.g. ``"PSNR"``.
-
-    Returns:
-        The largest absolute difference of a cell that counts as within tolerance.
-    """
-    return float(TOLERANCES.get(metric, DEFAULT_TOLERANCE))
 
 
 def checked_folder(path: str | Path, role: str) -> Path:
@@ -296,7 +273,8 @@ def comparison_markdown(result: Comparison) -> str:
              f"Run: `{result.run_dir}`; reference: `{result.reference_dir}`; profile: "
              f"{result.profile or 'per claim the largest with rows; every profile for cells'}.", "",
              f"Cells: mean over clips of `value` (rows with status ok and a finite value); tolerance per metric "
-             f"({TOLERANCE_NOTE}; default {DEFAULT_TOLERANCE:g}). Effects: Hodges-Lehmann estimates of CLAIMS.md.", "",
+             f"({tolerance_note()}; a guessed one is marked *guess* below). Effects: Hodges-Lehmann estimates "
+             "of CLAIMS.md.", "",
              "## Claims", "",
              "| id | metric | verdict (run) | verdict (reference) | n (run / ref) | effect (run) | effect (reference) "
              "| difference | status |", "|---|---|---|---|---|---|---|---|---|"]
@@ -311,7 +289,7 @@ def comparison_markdown(result: Comparison) -> str:
         lines.append(f"| {r['notebook']} | {r['profile']} | {r['source']} | {r['dataset']} | {r['design']} | "
                      f"{r['selection']} | {r['metric']} | {_count(r['n_run'])} / {_count(r['n_reference'])} | "
                      f"{_number(r['run'])} | {_number(r['reference'])} | {_number(r['difference'], '+')} | "
-                     f"{r['tolerance']:g} | {r['status']} |")
+                     f"{r['tolerance']:g}{'' if is_measured(r['metric']) else ' *guess*'} | {r['status']} |")
     return "\n".join(lines + ["", result.summary()]) + "\n"
 
 

@@ -241,7 +241,7 @@ NOTEBOOK_COSTS: dict[str, NotebookCost] = {
              "and a BiLSTM training slows several-fold under such load (docs/costs.md)"),
     "08_wiass_figure3_attention": NotebookCost(
         918.9, f"{_REBUILT}, 2026-12-07, commit 33f6773",
-        note="trains in fp32; run after 07, whose guided models it reuses: it trains the three unguided ones"),
+        note="trains in fp32; run after 07, whose models (the paper's attention) it reuses: it trains the guided twins"),
     "09_explore_deep_priors": NotebookCost(35.0, f"{_LOG}, 2026-11-27, commit 7e86768",
                                            note="settings unchanged since"),
     "10_why_dilation_and_density": NotebookCost(60.2, f"{_LOG}, 2026-11-27, commit 7e86768",

@@ -9,7 +9,7 @@ machine's seconds per reference-machine second). The fits run through the notebo
 (:mod:`dap.engine.audit_selection`). Each re-fitted value is then matched to the reference's on (data
 set, clip, design, selection rule, metric): fits of the same code and precision class should agree
 exactly (the seeds fix everything); across precision classes the per-metric tolerance of
-``python -m dap compare`` applies (:func:`dap.claims.compare.tolerance`).
+``python -m dap compare`` applies (:func:`dap.claims.tolerances.tolerance`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dap.claims.compare import tolerance
+from dap.claims.tolerances import tolerance
 from dap.claims.table import load_rows
 from dap.core.errors import DapError
 from dap.engine.audit_selection import AUDIT_ENV
