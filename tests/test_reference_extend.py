@@ -105,7 +105,7 @@ def test_the_summary_is_derived_from_the_run_log_and_says_what_is_missing(tmp_pa
                                                      "predicted_seconds": 4800.0})
     regenerate(ref)
     summary = (ref / "SUMMARY.md").read_text()
-    assert "1 of 12" in summary and "compute 2.00 h on EPYC (avx2)" in summary
+    assert "1 of 12" in summary and "compute 2.00 h (the runs' wall time" in summary and "on EPYC (avx2)" in summary
     spent = summary.split("Where the time went")[1].split(f"| {TABLE1}")[1].split("\n")[0]
     assert [c.strip() for c in spent.split("|")[1:4]] == ["7200", "4800", "1.5"]  # wall, the plan's, their ratio
     assert "00_quickstart" in summary.split("Not yet in this reference:")[1]

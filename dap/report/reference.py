@@ -193,7 +193,8 @@ def write_reference_summary(reference: str | Path, out: str | Path) -> Path:
              "Derived by `python -m dap report` from this folder's run log, rows and published files "
              "(docs/reference.md); `python -m dap report --check` fails if it is edited by hand.", "",
              f"**Notebooks in this reference:** {len(log)} of {len(notebooks)}; compute "
-             f"{log['seconds'].sum() / 3600:.2f} h on {', '.join(sorted(set(log.get('cpu', pd.Series(dtype=str)).dropna()))) or '—'}; "
+             f"{log['seconds'].sum() / 3600:.2f} h (the runs' wall time: work a run reused from stored fits or "
+             f"trained models is not counted again) on {', '.join(sorted(set(log.get('cpu', pd.Series(dtype=str)).dropna()))) or '—'}; "
              f"commits {', '.join(sorted(set(log.get('commit', pd.Series(dtype=str)).dropna().astype(str)))) or '—'}.", ""]
     if len(log):
         lines += [log.sort_values("notebook")[columns].to_markdown(index=False), ""]
