@@ -1,5 +1,5 @@
 """How far a per-clip value moves when only the fit's seed changes: the tolerances of
-``python -m dap compare`` (:data:`dap.claims.compare.TOLERANCES`).
+``python -m dap compare`` (:data:`dap.claims.tolerances.TOLERANCES`).
 
 Table 1's fits (Gaussian denoising, notebook 02's settings of ``--profile``, quick by default) or, with
 ``--notebook 04``, Table 3's (inpainting, notebook 04's settings): each clip gets the notebook's
