@@ -26,8 +26,8 @@ import pandas as pd
 
 from dap.claims.rule import NOT_RUN
 from dap.claims.table import evaluate_claims, load_rows, notebooks_with_rows
-from dap.core.errors import DapError
 from dap.claims.tolerances import is_measured, tolerance, tolerance_note
+from dap.core.errors import DapError
 from dap.report.tables import aggregate
 
 #: The committed reference a re-run is compared with by default.
