@@ -16,7 +16,7 @@ over clips, so a re-run's cell moves by less than one clip does; 2 x keeps a mar
 
 Denoising measures PESQ, PSNR and SNR; inpainting Spec. SNR, Env. Dist., SNR and their gap-only views.
 Separation (SDR, SIR, SAR) and paper 2's trained models are not measured here: their tolerances in
-dap/claims/compare.py say so.
+dap/claims/tolerances.py say so.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,36 +33,32 @@ import pandas as pd
 from dap.config.profiles import resolve
 from dap.core.provenance import git_commit, machine_description
 from dap.claims.tolerances import SDS, significant, spread
-from dap.core.seeds import derive_seed
 from dap.engine.fit import SELECTIONS
 from dap.priors import ALL_DESIGNS
-from dap.studies.common import fit_config, load_normalised
-from dap.studies.denoising import DENOISING_METRICS, DISCREPANCY_SETTINGS, noisy_observation
-from dap.studies.inpainting import clip_mask
-from dap.tasks import denoise, inpaint
+from dap.studies.common import fit_config, load_normalised, with_observation
+# the notebooks' own per-fit and scoring functions, so that seed 0 is each notebook's fit
+from dap.studies.denoising import _evaluator, _restore_clip, noisy_observation
+from dap.studies.inpainting import _evaluate_clip as _inpaint_score
+from dap.studies.inpainting import _inpaint_clip, clip_mask
 
 NOTEBOOKS = {"02": "02_table1_gaussian_denoising", "04": "04_table3_inpainting"}
 
 
 def fitter(notebook: str, p, config):
-    """``fit(clip, design, seed) -> (FitResult, score(estimate) -> {metric: value})`` for the notebook's task:
-    the observation of each clip is the notebook's own (drawn from ``p.seed``), whatever the fit seed."""
+    """``fit(clip, design, seed) -> (FitResult, score(estimate) -> {metric: value})`` through the notebook's own
+    per-fit and scoring functions (the grid's, so the seed derivation and the observation are the notebook's:
+    noise or gaps drawn from ``p.seed``, whatever the fit seed)."""
     if notebook == "04":
         def fit(clip, design, seed):
-            mask = clip_mask(clip, p)
-            result = inpaint.restore(inpaint.apply_gaps(clip.audio, mask), mask, design, config, seed=seed,
-                                     clean=clip.audio, frame_rule=p.frame_rule,
-                                     mismatched_istft=p.mismatched_istft, prior_opts=p.prior_opts)
-            return result, lambda est: inpaint.evaluate(clip.audio, est, mask)
+            masks = {(clip.dataset, clip.id): clip_mask(clip, p)}
+            result = _inpaint_clip(clip, design, masks, config, seed, p.frame_rule, p.mismatched_istft, p.prior_opts)
+            return result, partial(_inpaint_score, clip, masks=masks)
         return fit
 
     def fit(clip, design, seed):
-        wanted = DENOISING_METRICS.get(clip.dataset, ("PSNR", "SNR"))
-        noisy, _ = noisy_observation(clip, "gaussian", p, None)
-        result = denoise.restore(noisy, design, config, seed=seed, clean=clip.audio, prior_opts=p.prior_opts,
-                                 noise=DISCREPANCY_SETTINGS["noise_estimator"])
-        return result, lambda est: {m: v for m, v in denoise.evaluate(clip.audio, est, pesq_mode=p.pesq_mode).items()
-                                    if m in wanted}
+        observed = with_observation(clip, *noisy_observation(clip, "gaussian", p, None))
+        result = _restore_clip(observed, design, config, seed, p.mismatched_istft, p.prior_opts)
+        return result, partial(_evaluator(clip.dataset, p), clip)
     return fit
 
 
@@ -77,7 +74,7 @@ def measure(notebook: str, p, seeds: int) -> pd.DataFrame:
         for clip in load_normalised(dataset, p.n_clips, p.seed, "embedded", None, p.max_samples):
             for design in p.designs:
                 for seed in range(seeds):
-                    result, score = fit(clip, design, derive_seed(seed, dataset, clip.id))
+                    result, score = fit(clip, design, seed)  # the study derives the fit seed from it
                     done += 1
                     print(f"[{done}/{total}] {dataset}/{clip.id} {design} seed {seed} "
                           f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)

@@ -236,9 +236,9 @@ NOTEBOOK_COSTS: dict[str, NotebookCost] = {
         note="older profile: 1 digit clip of 1.024 s; only the harmonic prior is fitted anew; overhead < 1 "
              "because that run's harmonic fit took 2.55 s/iteration (figure2_convergence.md), the table 2.92"),
     "07_wiass_figure2_side_information": NotebookCost(
-        3120.7, f"{_REBUILT}, 2026-12-07, commit 8f704cd",
-        note="trains in fp32; an upper bound: its first 12 minutes shared the cores with short test runs, "
-             "and a BiLSTM training slows several-fold under such load (docs/costs.md)"),
+        1869.3 + 475 + 426, f"{_REBUILT}, 2026-12-07, commit a404d78",
+        note="trains in fp32; the run's 1869.3 s plus the two trainings it loaded from an earlier run of the "
+             "same settings (M2 475 s, A3.1 426 s: the training times wiass_figure2_medians.md lists)"),
     "08_wiass_figure3_attention": NotebookCost(
         918.9, f"{_REBUILT}, 2026-12-07, commit 33f6773",
         note="trains in fp32; run after 07, whose models (the paper's attention) it reuses: it trains the guided twins"),
