@@ -66,8 +66,8 @@ class WindowPrior:
             return int(self.iterations)
         return DEFAULT_MAX_ITERATIONS if self.rule(task) == "discrepancy" else DEFAULT_ITERATIONS
 
-    def __call__(self, x: np.ndarray, mask, seed: int) -> np.ndarray:
-        task = "denoise" if mask is None else "inpaint"
+    def fit_config(self, task: str) -> FitConfig:
+        """The engine's settings of one ``task`` window (``"denoise"`` or ``"inpaint"``)."""
         rule = self.rule(task)
         cap = self.max_iterations(task)
         # discrepancy: a constant learning rate up to the cap. With the paper's x0.1 at 500 the loss
@@ -75,10 +75,15 @@ class WindowPrior:
         # the floor at 500, still 19 x at 1200), so the rule would only ever stop at the cap.
         step = PAPER_SCHEDULE.lr_step
         lr_step = max(cap, step) if rule == "discrepancy" else step
-        cfg = FitConfig(iterations=cap, lr=self.lr, lr_step=lr_step, lr_gamma=PAPER_SCHEDULE.lr_gamma,
-                        precision=self.precision, progress=False,
-                        device=self.device, discrepancy_tolerance=self.tolerance,
-                        stop_at_discrepancy=rule == "discrepancy")
+        return FitConfig(iterations=cap, lr=self.lr, lr_step=lr_step, lr_gamma=PAPER_SCHEDULE.lr_gamma,
+                         precision=self.precision, progress=False,
+                         device=self.device, discrepancy_tolerance=self.tolerance,
+                         stop_at_discrepancy=rule == "discrepancy")
+
+    def __call__(self, x: np.ndarray, mask, seed: int) -> np.ndarray:
+        task = "denoise" if mask is None else "inpaint"
+        rule = self.rule(task)
+        cfg = self.fit_config(task)
         opts = {"widths": tuple(self.widths)} if self.widths else None
         kw = {"on_step": self.on_step} if self.on_step else {}
         estimate = None
@@ -91,10 +96,16 @@ class WindowPrior:
             raise FitDiverged(res.error)
         reached = bool(res.extra.get("discrepancy_reached", False))
         ratio = float(res.history["loss"].iloc[-1]) / estimate.loss_floor if estimate is not None else float("nan")
-        keep = rule == "discrepancy" and not reached and ratio >= KEEP_INPUT_RATIO
+        keep = rule == "discrepancy" and keeps_input(reached, ratio)
         self.fits.append(WindowFit(rule=rule, iterations=res.best_iteration[rule], cap=cfg.iterations,
                                    noise=estimate, reached=reached, loss_ratio=ratio, kept_input=keep))
         return x.copy() if keep else res.outputs[rule][0]
+
+
+def keeps_input(reached: bool, loss_ratio: float) -> bool:
+    """Whether a discrepancy window is left as its input: the cap came before the floor and the loss is
+    still >= :data:`KEEP_INPUT_RATIO` x the floor (``loss_ratio`` = final loss / estimated floor)."""
+    return not reached and loss_ratio >= KEEP_INPUT_RATIO
 
 
 @dataclass(frozen=True)
