@@ -122,9 +122,9 @@ def main(argv=None) -> int:
     if args.derive:
         folder = Path(args.derive)
         fits = pd.read_csv(folder / "fits.csv")
-        header = (folder / "machine.txt").read_text().strip() if (folder / "machine.txt").exists() else ""
-        text = curve_markdown(fits, pd.read_csv(folder / "trajectories.csv.gz"),
-                              pd.read_csv(folder / "references.csv"), header=f"Fits: {header}")
+        starts = (folder / "machine.txt").read_text().strip().splitlines() if (folder / "machine.txt").exists() else []
+        text = curve_markdown(fits, pd.read_csv(folder / "trajectories.csv.gz"), pd.read_csv(folder / "references.csv"),
+                              header="\n".join(f"- fits: {line}" for line in starts))
         text += stop_estimates(fits, args.cap)
         atomic_write_text(folder / "curve.md", text)
         print(text)
@@ -135,12 +135,16 @@ def main(argv=None) -> int:
     done = pd.read_csv(fits_path) if fits_path.exists() else pd.DataFrame()
     header = (f"commit {git_commit()}; {machine_description()}; started "
               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
-    atomic_write_text(folder / "machine.txt", header + "\n")
+    with open(folder / "machine.txt", "a") as log:  # one line per start: rows may span several
+        log.write(header + "\n")
     print(header, flush=True)
     if not (folder / "references.csv").exists():
         reference_rows().to_csv(folder / "references.csv", index=False)
-    for case, clean, noisy in cases():
-        for design, widths in SETTINGS:
+    # restore's default over every case first, then the others: stopped early, the run still decides
+    # between the default's caps, and the two-stage choice (settings_curve.choose) uses what it has
+    all_cases = list(cases())
+    for design, widths in SETTINGS:
+        for case, clean, noisy in all_cases:
             label = setting_label(design, widths)
             fit_id = f"{case['noise']}-{case['mix_snr_db']:g}dB|{label}"
             if len(done) and fit_id in set(done["fit_id"]):

@@ -45,7 +45,8 @@ Modules, in the order a file goes through them: :mod:`~dap.restore.defaults` (de
 :mod:`~dap.restore.resampling` (to 16 kHz and back), :mod:`~dap.restore.prior` (the window
 function :class:`WindowPrior`), :mod:`~dap.restore.stream` (the passes over the file),
 :mod:`~dap.restore.writing` (output format, atomic output), :mod:`~dap.restore.pipeline`
-(:func:`restore_file`).
+(:func:`restore_file`); beside them :mod:`~dap.restore.estimate` (the time estimate) and
+:mod:`~dap.restore.settings_curve` (the time/quality curve the defaults are chosen from).
 """
 
 from __future__ import annotations
