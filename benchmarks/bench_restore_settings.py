@@ -46,8 +46,8 @@ from dap.studies.stopping import corrupt_at_snr
 from dap.tasks import denoise
 
 NOTEBOOK = "11_blind_stopping"
-CASE_ORDER = (("white", 10.0), ("environmental", 10.0), ("white", 0.0), ("environmental", 0.0),
-              ("environmental", 20.0), ("white", 20.0))
+CASE_ORDER = (("white", 10.0), ("environmental", 10.0), ("white", 0.0), ("white", 20.0),
+              ("environmental", 0.0), ("environmental", 20.0))
 
 
 def cases():

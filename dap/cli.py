@@ -102,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="noise estimator of the discrepancy rule: auto (default), white, coloured")
     rp.add_argument("--tolerance", type=_positive_float, default=r.DEFAULT_TOLERANCE, metavar="T",
                     help=f"discrepancy: stop when loss <= T x the estimated noise floor (default {r.DEFAULT_TOLERANCE:g})")
-    rp.add_argument("--widths", type=_widths, metavar="W0,W1,W2",
-                    help="channels per U-Net level instead of the paper's (e.g. 4,8,16: a tiny, fast, "
-                         "poor prior for tests)")
+    rp.add_argument("--widths", type=_widths, metavar="W0,W1,W2", default=r.DEFAULT_WIDTHS,
+                    help="channels per U-Net level (default the paper's 35,70,140; narrower is faster per "
+                         "iteration but fits less: docs/stopping.md's time/quality curve)")
     rp.add_argument("--window", type=float, default=r.DEFAULT_WINDOW / 16000, metavar="SECONDS",
                     help=f"fit window (default {r.DEFAULT_WINDOW / 16000:.3f} s; rounded to 16 ms)")
     rp.add_argument("--overlap", type=float, default=r.DEFAULT_OVERLAP / 16000, metavar="SECONDS",

@@ -1,15 +1,20 @@
 """restore's time/quality curve (dap.restore.settings_curve): reading a smaller cap off a longer fit
 must give what restore itself returns under that cap, and the default is picked by the stated rule."""
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from dap import metrics
 from dap.restore import WindowPrior
-from dap.restore.defaults import KEEP_INPUT_RATIO
-from dap.restore.settings_curve import (MARGIN_DB, choose_default, curve_markdown, curve_rows, curve_table,
-                                        output_under_cap, reference_rows, setting_label)
+from dap.restore.defaults import DEFAULT_DESIGN, DEFAULT_MAX_ITERATIONS, DEFAULT_WIDTHS, KEEP_INPUT_RATIO
+from dap.restore.settings_curve import (CAPS, MARGIN_DB, choose, choose_default, curve_markdown, curve_rows,
+                                        curve_table, output_under_cap, reference_rows, setting_label)
 from dap.studies.stopping import corrupt_at_snr
 from dap.tasks import denoise
 
@@ -103,3 +108,27 @@ def test_curve_table_and_the_default_rule():
     text = curve_markdown(fits, traj, refs)
     assert "**Chosen:** conv 35/70/140, cap 250:" in text  # the published caps only; both at +2.5 dB there
     assert "**Chosen:**" in text and "classical" in text and setting_label("conv", None) in text
+
+
+KEPT = Path(__file__).resolve().parent.parent / "results" / "reference" / "restore_settings"
+
+
+def test_the_published_curve_is_what_the_kept_rows_give(tmp_path):
+    """results/reference/restore_settings/curve.md (quoted in docs/stopping.md) is derived from the kept
+    rows by the benchmark's --derive, not typed."""
+    for name in ("fits.csv", "trajectories.csv.gz", "references.csv", "machine.txt"):
+        shutil.copy(KEPT / name, tmp_path / name)
+    subprocess.run([sys.executable, str(KEPT.parents[2] / "benchmarks" / "bench_restore_settings.py"), "--derive",
+                    str(tmp_path)], check=True, capture_output=True, text=True, timeout=300)
+    assert (tmp_path / "curve.md").read_text() == (KEPT / "curve.md").read_text()
+
+
+def test_restores_defaults_are_the_setting_the_kept_curve_chooses():
+    """The default design, widths and cap of `python -m dap restore` are the fastest setting within
+    MARGIN_DB of the best on the kept rows (docs/stopping.md): changing either alone fails here."""
+    fits = pd.read_csv(KEPT / "fits.csv")
+    rows = curve_rows(fits, pd.read_csv(KEPT / "trajectories.csv.gz"), [c for c in CAPS if c <= fits["cap"].min()])
+    rows = pd.concat([rows, reference_rows(pd.read_csv(KEPT / "references.csv"))], ignore_index=True)
+    _, _, pick = choose(rows)
+    assert pick["setting"] == setting_label(DEFAULT_DESIGN, DEFAULT_WIDTHS)
+    assert int(pick["cap"]) == DEFAULT_MAX_ITERATIONS

@@ -9,11 +9,13 @@ FIT_SR = 16000
 #: Defaults of the command line (the package docstring says why).
 DEFAULT_TASK = "denoise"
 DEFAULT_DESIGN = "dilated_exp_dense"
+DEFAULT_WIDTHS: tuple[int, ...] | None = None  # None: the paper's (35, 70, 140)
 DEFAULT_ITERATIONS = 200        # the fixed budget of last / ema (and of inpainting)
 DEFAULT_SELECTION = "discrepancy"
 BLIND_SELECTIONS = ("discrepancy", "last", "ema")
 #: The discrepancy rule's cap (iterations per window) and tolerance (loss <= tolerance x floor):
-#: docs/stopping.md gives the measurements they come from.
+#: docs/stopping.md gives the measurements they come from; design, widths and cap are the fastest
+#: setting within 0.5 dB of the best on its time/quality curve (tests/test_restore_settings.py).
 DEFAULT_MAX_ITERATIONS = 1500
 DEFAULT_TOLERANCE = 1.0
 #: When the cap comes before the floor and the loss is still >= this multiple of the floor, the

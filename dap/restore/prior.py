@@ -14,7 +14,8 @@ from dap.engine.fit import FitConfig
 from dap.noise import NOISE_KINDS, NoiseEstimate, estimate_noise
 from dap.priors import ALL_DESIGNS
 from dap.restore.defaults import (BLIND_SELECTIONS, DEFAULT_DESIGN, DEFAULT_ITERATIONS, DEFAULT_MAX_ITERATIONS,
-                                  DEFAULT_SELECTION, DEFAULT_TOLERANCE, KEEP_INPUT_RATIO, RestoreError)
+                                  DEFAULT_SELECTION, DEFAULT_TOLERANCE, DEFAULT_WIDTHS, KEEP_INPUT_RATIO,
+                                  RestoreError)
 from dap.tasks import denoise, inpaint
 
 
@@ -34,7 +35,7 @@ class WindowPrior:
     design: str = DEFAULT_DESIGN
     iterations: int | None = None  # last / ema / inpainting: the budget (default 200); discrepancy: the cap (1500)
     selection: str = DEFAULT_SELECTION
-    widths: tuple[int, ...] | None = None
+    widths: tuple[int, ...] | None = DEFAULT_WIDTHS
     precision: str = "auto"
     device: str | None = None
     lr: float = PAPER_SCHEDULE.lr
