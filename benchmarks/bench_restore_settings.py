@@ -6,7 +6,8 @@ settings (:meth:`dap.restore.WindowPrior.fit_config`: the discrepancy rule, a co
 rate up to the cap, stop at the floor) run up to the largest cap, with the clean clip scoring every
 iterate. A smaller cap changes nothing before it, so the rule's output under every cap in ``--caps``
 is read off the same fit (:mod:`dap.restore.settings_curve`). Cases: notebook 11's (its speech clip,
-white and environmental noise at its quick SNRs 0 / 10 / 20 dB, the same seeds), at restore's
+white and environmental noise at its quick SNRs 0 / 10 / 20 dB, white also at 15 dB from its paper
+profile, the same seeds), at restore's
 window length instead of quick's 0.512 s.
 
     .venv/bin/python benchmarks/bench_restore_settings.py --out DIR            # fit (hours), then derive
@@ -39,14 +40,14 @@ from dap.noise import estimate_noise
 from dap.restore import WindowPrior
 from dap.restore.defaults import DEFAULT_DESIGN, DEFAULT_WINDOW
 from dap.restore.estimate import predicted_stop
-from dap.restore.settings_curve import SETTINGS, curve_markdown, setting_label
+from dap.restore.settings_curve import CAPS, SETTINGS, curve_markdown, setting_label
 from dap.studies.common import load_normalised
 from dap.studies.denoising import noise_recordings
 from dap.studies.stopping import corrupt_at_snr
 from dap.tasks import denoise
 
 NOTEBOOK = "11_blind_stopping"
-CASE_ORDER = (("white", 10.0), ("environmental", 10.0), ("white", 0.0), ("white", 20.0),
+CASE_ORDER = (("white", 10.0), ("environmental", 10.0), ("white", 0.0), ("white", 20.0), ("white", 15.0),
               ("environmental", 0.0), ("environmental", 20.0))
 
 
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="folder of the rows (created; fits already there are skipped)")
     ap.add_argument("--derive", metavar="DIR", help="only derive the tables from DIR's kept rows")
-    ap.add_argument("--cap", type=int, default=1500, help="the largest cap, run by every fit (default 1500)")
+    ap.add_argument("--cap", type=int, default=max(CAPS), help=f"the largest cap, run by every fit (default {max(CAPS)})")
     args = ap.parse_args(argv)
     if args.derive:
         folder = Path(args.derive)

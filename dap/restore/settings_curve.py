@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dap.restore.defaults import DEFAULT_MAX_ITERATIONS, DEFAULT_OVERLAP, DEFAULT_TOLERANCE, DEFAULT_WINDOW, FIT_SR
+from dap.restore.defaults import DEFAULT_OVERLAP, DEFAULT_TOLERANCE, DEFAULT_WINDOW, FIT_SR
 from dap.restore.prior import keeps_input
 from dap.restore.windows import plan_windows
 
@@ -27,7 +27,7 @@ SETTINGS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
     ("dilated_exp_dense", (9, 18, 35)),
 )
 #: The caps read off every fit (iterations per window).
-CAPS: tuple[int, ...] = (250, 500, 1000, DEFAULT_MAX_ITERATIONS)
+CAPS: tuple[int, ...] = (250, 500, 1000, 1500)
 #: A setting is "within reach of the best" when its mean output SNR is at most this far below it.
 MARGIN_DB = 0.5
 PAPER_WIDTHS = (35, 70, 140)
