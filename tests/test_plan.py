@@ -235,7 +235,8 @@ def test_the_discrepancy_rules_stop_is_predicted_from_the_estimated_input_snr(tm
     args = argparse.Namespace(task="denoise", design="dilated_exp_dense", widths=None, precision="auto",
                               device="cpu")
     text, est = cli._estimate(scan(src), 2, args, restore.WindowPrior(), 16384, 2048)
-    assert est.predicted == pytest.approx(np.mean([stop(s, 1500) for s in snrs]))
+    cap = restore.DEFAULT_MAX_ITERATIONS
+    assert est.predicted == pytest.approx(np.mean([stop(s, cap) for s in snrs]))
     assert est.seconds == pytest.approx(2 * (2.0 + est.predicted - 1)) and est.seconds < est.seconds_for(1500) / 3
     assert f"~{est.predicted:.0f} iterations" in text and "predicted from the estimated input SNR" in text
-    assert "at the cap of 1500" in text
+    assert f"at the cap of {cap}" in text

@@ -52,9 +52,9 @@ function :class:`WindowPrior`), :mod:`~dap.restore.stream` (the passes over the 
 from __future__ import annotations
 
 from dap.restore.defaults import (BLIND_SELECTIONS, DEFAULT_DESIGN, DEFAULT_ITERATIONS, DEFAULT_MAX_ITERATIONS,
-                                  DEFAULT_OVERLAP, DEFAULT_SELECTION, DEFAULT_TASK, DEFAULT_TOLERANCE, DEFAULT_WINDOW,
-                                  FIT_SR, GAP_CONTEXT_S, KEEP_INPUT_RATIO, MAX_CHANNELS, MAX_SR, MIN_SECONDS, MIN_SR,
-                                  READ_BLOCK_SAMPLES, RESAMPLE_MARGIN, SPLICE_FADE_S, RestoreError)
+                                  DEFAULT_OVERLAP, DEFAULT_SELECTION, DEFAULT_TASK, DEFAULT_TOLERANCE, DEFAULT_WIDTHS,
+                                  DEFAULT_WINDOW, FIT_SR, GAP_CONTEXT_S, KEEP_INPUT_RATIO, MAX_CHANNELS, MAX_SR,
+                                  MIN_SECONDS, MIN_SR, READ_BLOCK_SAMPLES, RESAMPLE_MARGIN, SPLICE_FADE_S, RestoreError)
 from dap.restore.gaps import gaps_to_samples, merge_spans, parse_gaps
 from dap.restore.pipeline import estimate_fits, restore_file
 from dap.restore.prior import WindowFit, WindowFn, WindowPrior
@@ -65,7 +65,7 @@ from dap.restore.writing import VORBIS_MAX_SR, atomic_output, check_encodable, o
 
 __all__ = [
     "BLIND_SELECTIONS", "DEFAULT_DESIGN", "DEFAULT_ITERATIONS", "DEFAULT_MAX_ITERATIONS", "DEFAULT_OVERLAP",
-    "DEFAULT_SELECTION", "DEFAULT_TASK", "DEFAULT_TOLERANCE", "DEFAULT_WINDOW", "FIT_SR", "GAP_CONTEXT_S",
+    "DEFAULT_SELECTION", "DEFAULT_TASK", "DEFAULT_TOLERANCE", "DEFAULT_WIDTHS", "DEFAULT_WINDOW", "FIT_SR", "GAP_CONTEXT_S",
     "KEEP_INPUT_RATIO", "MAX_CHANNELS", "MAX_SR", "MIN_SECONDS", "MIN_SR", "READ_BLOCK_SAMPLES", "RESAMPLE_MARGIN",
     "SPLICE_FADE_S", "VORBIS_MAX_SR", "AudioInfo", "RestoreError", "RestoreReport", "WindowFit", "WindowFn",
     "WindowPlan", "WindowPrior", "atomic_output", "check_encodable", "check_window", "crossfade_weights",

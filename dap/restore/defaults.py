@@ -16,7 +16,7 @@ BLIND_SELECTIONS = ("discrepancy", "last", "ema")
 #: The discrepancy rule's cap (iterations per window) and tolerance (loss <= tolerance x floor):
 #: docs/stopping.md gives the measurements they come from; design, widths and cap are the fastest
 #: setting within 0.5 dB of the best on its time/quality curve (tests/test_restore_settings.py).
-DEFAULT_MAX_ITERATIONS = 500
+DEFAULT_MAX_ITERATIONS = 1000
 DEFAULT_TOLERANCE = 1.0
 #: When the cap comes before the floor and the loss is still >= this multiple of the floor, the
 #: window is left as the input: the residual then holds at least one floor's worth of signal the

@@ -33,7 +33,7 @@ class WindowPrior:
     x0.1 every ``PAPER_SCHEDULE.lr_step`` iterations; constant up to the cap with the discrepancy rule)."""
 
     design: str = DEFAULT_DESIGN
-    iterations: int | None = None  # last / ema / inpainting: the budget (default 200); discrepancy: the cap (500)
+    iterations: int | None = None  # last / ema / inpainting: the budget (default 200); discrepancy: the cap (1000)
     selection: str = DEFAULT_SELECTION
     widths: tuple[int, ...] | None = DEFAULT_WIDTHS
     precision: str = "auto"
