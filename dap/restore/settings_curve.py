@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dap.priors import DEFAULT_WIDTHS as PAPER_WIDTHS
 from dap.restore.defaults import DEFAULT_OVERLAP, DEFAULT_TOLERANCE, DEFAULT_WINDOW, FIT_SR
 from dap.restore.prior import keeps_input
 from dap.restore.windows import plan_windows
@@ -23,14 +24,13 @@ from dap.restore.windows import plan_windows
 SETTINGS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
     ("dilated_exp_dense", None),
     ("dilated_exp_dense", (18, 35, 70)),
-    ("conv", (35, 70, 140)),
+    ("conv", PAPER_WIDTHS),
     ("dilated_exp_dense", (9, 18, 35)),
 )
 #: The caps read off every fit (iterations per window).
 CAPS: tuple[int, ...] = (250, 500, 1000, 1500)
 #: A setting is "within reach of the best" when its mean output SNR is at most this far below it.
 MARGIN_DB = 0.5
-PAPER_WIDTHS = (35, 70, 140)
 
 
 def setting_label(design: str, widths) -> str:
@@ -159,11 +159,13 @@ def curve_markdown(fits: pd.DataFrame, trajectories: pd.DataFrame, references: p
                   & rows["case"].isin(complete_cases(rows[rows["setting"].isin(set(final["setting"]))]))]
     windows, least, mean, most = cost_of(10.0, chosen)
     per_case = rows.pivot_table(index=["setting", "cap"], columns="case", values="output_snr_db", sort=False)
+
     def shown(t):
         return t.drop(columns="within_margin").round(2).to_markdown(index=False)
 
     def cases_of(t):
         return ", ".join(sorted(complete_cases(rows[rows["setting"].isin(set(t["setting"]))])))
+
     lines = [
         "# restore's time/quality curve over the settings a user can choose", "",
         *([header, ""] if header else []),
