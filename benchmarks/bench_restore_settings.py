@@ -38,7 +38,7 @@ from dap.core.provenance import git_commit, machine_description
 from dap.core.seeds import derive_seed
 from dap.noise import estimate_noise
 from dap.restore import WindowPrior
-from dap.restore.defaults import DEFAULT_DESIGN, DEFAULT_WINDOW
+from dap.restore.defaults import DEFAULT_DESIGN, DEFAULT_WIDTHS, DEFAULT_WINDOW, FIT_SR
 from dap.restore.estimate import predicted_stop
 from dap.restore.settings_curve import CAPS, SETTINGS, curve_markdown, setting_label
 from dap.studies.common import load_normalised
@@ -52,7 +52,7 @@ CASE_ORDER = (("white", 10.0), ("environmental", 10.0), ("white", 0.0), ("white"
 
 
 def cases():
-    """Notebook 11's quick cases at restore's window: yields ``(case dict, clean (L,), noisy (L,))``."""
+    """Notebook 11's cases (:data:`CASE_ORDER`) at restore's window: yields ``(case dict, clean (L,), noisy (L,))``."""
     p = resolve(NOTEBOOK, "quick")
     recordings = noise_recordings("embedded")
     clip = load_normalised(p.datasets[0], 1, p.seed, "embedded", None, DEFAULT_WINDOW)[0]
@@ -68,23 +68,22 @@ def run_fit(case: dict, clean, noisy, design: str, widths, cap: int) -> tuple[di
     """One restore window fit up to ``cap``, every iterate scored against ``clean``."""
     prior = WindowPrior(design=design, widths=widths, iterations=cap)
     estimate = estimate_noise(noisy, prior.noise)
-    opts = {"widths": tuple(widths)} if widths else None
     start = time.perf_counter()
     res = denoise.restore(noisy, design, prior.fit_config("denoise"), seed=case["fit_seed"], clean=clean,
-                          prior_opts=opts, noise=estimate)
+                          prior_opts=prior.prior_opts(), noise=estimate)
     seconds = time.perf_counter() - start
     if not res.ok:
         raise RuntimeError(f"{design} {widths}: {res.error}")
     h = res.history[["iteration", "loss", "snr"]].copy()
     row = {**case, "design": design, "widths": setting_label(design, widths).split(" ", 1)[1], "cap": cap,
-           "iterations": res.iterations, "seconds": round(seconds, 2), "window_s": len(noisy) / 16000,
+           "iterations": res.iterations, "seconds": round(seconds, 2), "window_s": len(noisy) / FIT_SR,
            "floor_est": estimate.loss_floor, "floor_true": res.extra["noise_floor_true"],
            "reached": bool(res.extra["discrepancy_reached"]), "stop_snr_db": metrics.snr(clean, res.outputs["discrepancy"][0]),
            "precision": res.precision}
     return row, h
 
 
-def reference_rows() -> pd.DataFrame:
+def score_references() -> pd.DataFrame:
     """Per case, what needs no fit: the noisy input itself and the classical blind denoiser
     (:func:`dap.baselines.spectral_gating`), with its seconds."""
     out = []
@@ -92,7 +91,7 @@ def reference_rows() -> pd.DataFrame:
         estimate, seconds = timed(spectral_gating, noisy)
         for method, output, secs in (("noisy input", noisy, 0.0), ("spectral gating (classical, blind)", estimate, seconds)):
             out.append({**case, "method": method, "output_snr_db": metrics.snr(clean, output), "seconds": round(secs, 3),
-                        "window_s": len(noisy) / 16000})
+                        "window_s": len(noisy) / FIT_SR})
     return pd.DataFrame(out)
 
 
@@ -102,7 +101,7 @@ def stop_estimates(fits: pd.DataFrame, cap: int) -> str:
     estimate's error at SNRs other than the two it was fitted to (its time is iterations x a probe)."""
     blind = {f"{c['noise']}-{c['mix_snr_db']:g}dB": estimate_noise(noisy, "auto").input_snr_db
              for c, _, noisy in cases()}
-    default = fits[(fits["design"] == DEFAULT_DESIGN) & (fits["widths"] == "35/70/140")]
+    default = fits[fits["design"] + " " + fits["widths"] == setting_label(DEFAULT_DESIGN, DEFAULT_WIDTHS)]
     lines = ["", "restore's predicted stop (default prior) against the rule's, per case:", "",
              "| case | input SNR (dB) | blind estimate (dB) | predicted iterations | iterations taken | taken / predicted |",
              "|---|---|---|---|---|---|"]
@@ -120,8 +119,13 @@ def main(argv=None) -> int:
     ap.add_argument("--derive", metavar="DIR", help="only derive the tables from DIR's kept rows")
     ap.add_argument("--cap", type=int, default=max(CAPS), help=f"the largest cap, run by every fit (default {max(CAPS)})")
     args = ap.parse_args(argv)
+    if bool(args.out) == bool(args.derive):
+        ap.error("give either --out DIR (fit, then derive) or --derive DIR (derive from kept rows)")
     if args.derive:
         folder = Path(args.derive)
+        missing = [n for n in ("fits.csv", "trajectories.csv.gz", "references.csv") if not (folder / n).exists()]
+        if missing:
+            ap.error(f"{folder} lacks {', '.join(missing)}: run with --out {folder} first")
         fits = pd.read_csv(folder / "fits.csv")
         starts = (folder / "machine.txt").read_text().strip().splitlines() if (folder / "machine.txt").exists() else []
         text = curve_markdown(fits, pd.read_csv(folder / "trajectories.csv.gz"), pd.read_csv(folder / "references.csv"),
@@ -140,7 +144,7 @@ def main(argv=None) -> int:
         log.write(header + "\n")
     print(header, flush=True)
     if not (folder / "references.csv").exists():
-        reference_rows().to_csv(folder / "references.csv", index=False)
+        score_references().to_csv(folder / "references.csv", index=False)
     # restore's default over every case first, then the others: stopped early, the run still decides
     # between the default's caps, and the two-stage choice (settings_curve.choose) uses what it has
     all_cases = list(cases())

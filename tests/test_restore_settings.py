@@ -45,7 +45,7 @@ def test_a_smaller_cap_read_off_a_longer_fit_is_what_restore_returns(one_thread)
     opts = dict(design="conv", widths=(4, 8, 16), precision="fp32", device="cpu", lr=1e-2)
     long = WindowPrior(iterations=120, **opts)
     res = denoise.restore(noisy, "conv", long.fit_config("denoise"), seed=7, clean=clean,
-                          prior_opts={"widths": (4, 8, 16)}, noise=long.noise)
+                          prior_opts=long.prior_opts(), noise=long.noise)
     floor = res.extra["noise_floor"]
     assert not res.extra["discrepancy_reached"]  # the long fit ran every iteration up to 120
     seen = set()

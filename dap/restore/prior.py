@@ -81,11 +81,15 @@ class WindowPrior:
                          device=self.device, discrepancy_tolerance=self.tolerance,
                          stop_at_discrepancy=rule == "discrepancy")
 
+    def prior_opts(self) -> dict | None:
+        """The options of :func:`dap.priors.build_prior` beside the design (``None``: the paper's widths)."""
+        return {"widths": tuple(self.widths)} if self.widths else None
+
     def __call__(self, x: np.ndarray, mask, seed: int) -> np.ndarray:
         task = "denoise" if mask is None else "inpaint"
         rule = self.rule(task)
         cfg = self.fit_config(task)
-        opts = {"widths": tuple(self.widths)} if self.widths else None
+        opts = self.prior_opts()
         kw = {"on_step": self.on_step} if self.on_step else {}
         estimate = None
         if mask is None:
